@@ -1,0 +1,71 @@
+"""The one small interface every check kind implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from grader.results import Outcome
+
+if TYPE_CHECKING:
+    from grader.execution import WorkerSession
+    from grader.rubric import Question, Rubric
+    from grader.submission import Submission
+
+
+class Options(BaseModel):
+    """Base of every kind's options: unknown keys are errors (they are typos in a rubric)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class CheckContext:
+    """What a check may use.  `session` talks to the student's worker; everything else is grader-side."""
+
+    rubric: Rubric
+    question: Question
+    submission: Submission
+    session: WorkerSession
+    reference: ModuleType
+    device: str = "cpu"
+
+    @property
+    def seed(self) -> int:
+        return self.rubric.spec.seed
+
+    @property
+    def answer(self) -> str:
+        """The student's top-level name this question reads."""
+        name = self.question.spec.answer
+        if not name:
+            raise ValueError(f"{self.question.id}: this kind needs 'answer'")
+        return name
+
+    @property
+    def timeout(self) -> float:
+        return self.question.spec.timeout or self.rubric.limits.call_timeout
+
+    def reference_attr(self, name: str) -> Any:
+        from grader.errors import GraderError
+
+        try:
+            return getattr(self.reference, name)
+        except AttributeError:
+            raise GraderError(
+                f"{self.rubric.path.name}: {self.question.id}: reference module has no '{name}'"
+            ) from None
+
+
+class Check(Protocol):
+    """A check kind: validated options and one function from context to outcome.
+
+    `run` is called in the grader process, never in the student's; it must not trust anything the worker
+    returns beyond its being plain data.
+    """
+
+    Options: ClassVar[type[Options]]
+
+    def run(self, ctx: CheckContext) -> Outcome: ...

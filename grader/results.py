@@ -1,0 +1,146 @@
+"""Records that cross boundaries: one check's outcome, one question's result, one submission's result.
+
+They are frozen and serialise to plain JSON, so per-submission work can travel between processes and machines.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    PASSED = "passed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    ERROR = "error"  # the student's code raised, timed out or is missing
+    PENDING = "pending"  # waits for a TA (manual questions)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check concludes: the fraction of the question's points and why.
+
+    `message` is plain text a TA would write; `details` is structured data for the report (a counterexample,
+    the worst element, a loss curve); both must stay meaningful without the other.
+    """
+
+    fraction: float
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    status: Status | None = None
+
+    @property
+    def resolved_status(self) -> Status:
+        if self.status is not None:
+            return self.status
+        if self.fraction >= 1.0:
+            return Status.PASSED
+        return Status.PARTIAL if self.fraction > 0 else Status.FAILED
+
+    @classmethod
+    def passed(cls, message: str, **details: Any) -> Outcome:
+        return cls(1.0, message, details)
+
+    @classmethod
+    def failed(cls, message: str, **details: Any) -> Outcome:
+        return cls(0.0, message, details)
+
+    @classmethod
+    def error(cls, message: str, **details: Any) -> Outcome:
+        return cls(0.0, message, details, Status.ERROR)
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    qid: str
+    title: str
+    kind: str
+    score: float
+    max_score: float
+    status: Status
+    message: str
+    visibility: str  # "public" or "hidden"
+    details: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.qid} {self.title}"
+
+    def serialize(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuestionResult:
+        return cls(**{**data, "status": Status(data["status"])})
+
+
+@dataclass(frozen=True)
+class CellFailure:
+    """A code cell of the submission that raised, timed out or killed its worker."""
+
+    index: int
+    reason: str  # "error", "timeout", "died", "syntax"
+    message: str
+    traceback: list[str] = field(default_factory=list)
+
+    def serialize(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    student: str
+    path: str
+    assignment: str
+    questions: tuple[QuestionResult, ...]
+    cell_failures: tuple[CellFailure, ...] = ()
+    load_error: str | None = None
+    execution_time: float = 0.0
+    submission_sha256: str = ""
+    rubric_sha256: str = ""
+    device: str = "cpu"
+    sandbox: str = "none"
+    grader_version: str = ""
+
+    @property
+    def score(self) -> float:
+        return round(sum(q.score for q in self.questions), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(q.max_score for q in self.questions), 6)
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "student": self.student,
+            "path": self.path,
+            "assignment": self.assignment,
+            "questions": [q.serialize() for q in self.questions],
+            "cell_failures": [c.serialize() for c in self.cell_failures],
+            "load_error": self.load_error,
+            "execution_time": self.execution_time,
+            "submission_sha256": self.submission_sha256,
+            "rubric_sha256": self.rubric_sha256,
+            "device": self.device,
+            "sandbox": self.sandbox,
+            "grader_version": self.grader_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
+        return cls(
+            **{
+                **data,
+                "questions": tuple(QuestionResult.from_dict(q) for q in data["questions"]),
+                "cell_failures": tuple(CellFailure(**c) for c in data["cell_failures"]),
+            }
+        )
+
+    def with_questions(self, questions: tuple[QuestionResult, ...]) -> SubmissionResult:
+        from dataclasses import replace
+
+        return replace(self, questions=questions)

@@ -1,0 +1,187 @@
+"""Loading a submission: a notebook (nbformat 4) or a Python file, into code cells and answer cells.
+
+Nothing here runs student code.  An unreadable file raises `SubmissionUnreadable` with a message meant for
+the student; the pipeline turns it into a 0-point result.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.errors import SubmissionUnreadable
+
+MAX_BYTES = 64 * 1024 * 1024
+SUFFIXES = (".ipynb", ".py")
+
+# `Answer q1.2:` possibly bold/heading/italic, at the start of a Markdown cell.
+_ANSWER_RE = re.compile(
+    r"^\s*(?:#{1,6}\s*)?[*_]{0,3}\s*answer\s+(q\d+(?:\.\d+)*)\s*[:.]?\s*[*_]{0,3}\s*[:.]?\s*",
+    re.IGNORECASE,
+)
+_MAGIC_RE = re.compile(r"^\s*[!%]")
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int  # position among the submission's code cells, 0-based
+    source: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    path: Path
+    student: str
+    cells: tuple[Cell, ...]
+    answers: dict[str, str] = field(default_factory=dict)  # "q6.1" -> the Markdown after "Answer q6.1:"
+    sha256: str = ""
+
+    @property
+    def source(self) -> str:
+        """All code cells, for static analysis; line numbers are per cell (see `cell_of_line`)."""
+        return "\n".join(c.source for c in self.cells)
+
+
+def student_name(path: Path) -> str:
+    return path.stem
+
+
+def strip_magics(source: str) -> str:
+    """Blank out shell/magic lines (`!pip`, `%matplotlib`, `%%time`) so line numbers stay true."""
+    out = []
+    for line in source.splitlines():
+        out.append("" if _MAGIC_RE.match(line) else line)
+    return "\n".join(out)
+
+
+def find_submissions(targets: list[Path]) -> list[Path]:
+    """Expand directories to the submission files they hold (sorted, one level, hidden files skipped)."""
+    found: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            found.extend(
+                p for p in sorted(target.iterdir())
+                if not p.name.startswith(".") and (p.suffix in SUFFIXES or not p.is_file())
+            )
+        else:
+            found.append(target)
+    return found
+
+
+def load_submission(path: Path) -> Submission:
+    path = Path(path)
+    if path.is_symlink():
+        raise SubmissionUnreadable(f"{path.name} is a symbolic link, not a submission file")
+    if path.is_dir():
+        raise SubmissionUnreadable(f"{path.name} is a directory, not a notebook or Python file")
+    if not path.exists():
+        raise SubmissionUnreadable(f"{path.name} does not exist")
+    if path.suffix not in SUFFIXES:
+        raise SubmissionUnreadable(f"{path.name}: a submission is a .ipynb notebook or a .py file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SubmissionUnreadable(f"{path.name} is {size // 2**20} MiB; the limit is {MAX_BYTES // 2**20} MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SubmissionUnreadable(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise SubmissionUnreadable(f"{path.name} is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionUnreadable(f"{path.name} is not UTF-8 text (byte {exc.start})") from exc
+    if "\x00" in text:
+        raise SubmissionUnreadable(f"{path.name} contains NUL bytes; it is not a text file")
+    sha = hashlib.sha256(data).hexdigest()
+    if path.suffix == ".ipynb":
+        cells, answers = _notebook_cells(path.name, text)
+    else:
+        cells, answers = _python_cells(text), {}
+    return Submission(path, student_name(path), tuple(cells), answers, sha)
+
+
+def _notebook_cells(name: str, text: str) -> tuple[list[Cell], dict[str, str]]:
+    import json
+
+    import nbformat
+
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise SubmissionUnreadable(f"{name} is not valid notebook JSON ({_short(exc)})") from exc
+    if not isinstance(raw, dict) or "cells" not in raw:
+        raise SubmissionUnreadable(f"{name} is JSON but not a Jupyter notebook (no 'cells')")
+    major = raw.get("nbformat")
+    if major != 4:
+        raise SubmissionUnreadable(f"{name} is nbformat {major!r}; only nbformat 4 notebooks are graded")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # nbformat raises many kinds on malformed input
+        raise SubmissionUnreadable(f"{name} is not a readable notebook ({_short(exc)})") from exc
+    cells: list[Cell] = []
+    answers: dict[str, str] = {}
+    if not isinstance(nb.get("cells"), list):
+        raise SubmissionUnreadable(f"{name}: 'cells' is not a list")
+    for cell in nb.cells:
+        if not isinstance(cell, dict):
+            raise SubmissionUnreadable(f"{name}: a cell is not an object")
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(s for s in source if isinstance(s, str))
+        if not isinstance(source, str):
+            raise SubmissionUnreadable(f"{name}: a cell's source is not text")
+        kind = cell.get("cell_type")
+        if kind == "code":
+            cells.append(Cell(len(cells), strip_magics(source)))
+        elif kind == "markdown":
+            match = _ANSWER_RE.match(source)
+            if match:
+                qid = match.group(1).lower()
+                answers.setdefault(qid, source[match.end():].strip())
+    return cells, answers
+
+
+def _python_cells(text: str) -> list[Cell]:
+    """Split a .py file into cells: `# %%` markers if present, else one cell per top-level statement.
+
+    Per-statement cells mean an exception at line 50 costs only that statement, as a failing notebook cell
+    costs only itself.  A file that does not parse is split into blocks so that the parts that parse still run.
+    """
+    text = strip_magics(text)
+    if re.search(r"^# ?%%", text, re.MULTILINE):
+        chunks = re.split(r"^# ?%%.*$", text, flags=re.MULTILINE)
+        return [Cell(i, c) for i, c in enumerate(c for c in chunks if c.strip())]
+    lines = text.splitlines(keepends=True)
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return [Cell(i, c) for i, c in enumerate(_blocks(lines))]
+    starts = []
+    for node in tree.body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        starts.append(first - 1)
+    if not starts:
+        return []
+    starts[0] = 0  # leading comments and blank lines go with the first statement
+    bounds = starts + [len(lines)]
+    # Padding with blank lines keeps tracebacks' line numbers those of the student's file.
+    return [Cell(i, "\n" * bounds[i] + "".join(lines[bounds[i]:bounds[i + 1]])) for i in range(len(starts))]
+
+
+def _blocks(lines: list[str]) -> list[str]:
+    """Blocks that start at an unindented line after a blank line; merged while a block alone does not parse."""
+    blocks: list[list[str]] = [[]]
+    for i, line in enumerate(lines):
+        new_block = line.strip() and not line[0].isspace() and i > 0 and not lines[i - 1].strip()
+        if new_block and blocks[-1]:
+            blocks.append([])
+        blocks[-1].append(line)
+    return ["".join(b) for b in blocks if "".join(b).strip()]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

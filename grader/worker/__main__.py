@@ -1,0 +1,3 @@
+from grader.worker.main import main
+
+main()

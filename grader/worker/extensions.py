@@ -1,0 +1,9 @@
+"""Extra worker operations used by some check kinds (training runs, models built from a spec).
+
+Each op is `fn(worker, request) -> reply` and, like everything in the worker, returns plain data only.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {}
