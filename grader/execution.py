@@ -48,6 +48,7 @@ class CallResult:
     traceback: list[str] = field(default_factory=list)
     timed_out: bool = False
     died: bool = False
+    missing: bool = False  # the name is not defined in the submission
     duration: float = 0.0
     args_after: list[Any] = field(default_factory=list)
     kwargs_after: dict[str, Any] = field(default_factory=dict)
@@ -331,6 +332,7 @@ class WorkerSession:
                 error=str(reply.get("error", "failed")),
                 traceback=[str(x) for x in reply.get("traceback", [])][:60],
                 timed_out=bool(reply.get("timed_out")),
+                missing=bool(reply.get("missing")),
             )
         try:
             value = codec.decode(reply.get("value"))

@@ -88,6 +88,8 @@ class Worker:
         return {"ok": True}
 
     def op_call(self, request: dict[str, Any]) -> dict[str, Any]:
+        if "handle" not in request and str(request.get("name")) not in self.namespace:
+            return {"ok": False, "missing": True, "error": f"`{request.get('name')}` is not defined"}
         fn = self._resolve(request)
         args = [self._decode_arg(a) for a in request.get("args", [])]
         kwargs = {str(k): self._decode_arg(v) for k, v in (request.get("kwargs") or {}).items()}

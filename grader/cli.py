@@ -1,0 +1,76 @@
+"""The `grader` command: argument parsing and the one top-level error handler."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from grader import __version__
+from grader.errors import GraderError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grader", description="Grade deep-learning homework.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade submissions and write results, reports and a gradebook")
+    g.add_argument("rubric", type=Path)
+    g.add_argument("submissions", type=Path, nargs="+", help="notebooks, .py files or folders of them")
+    g.add_argument("--out", type=Path, required=True, help="output folder")
+    g.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    g.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' for training checks")
+
+    c = sub.add_parser("check", help="self-check one submission on the public questions")
+    c.add_argument("submission", type=Path)
+    c.add_argument("--rubric", type=Path, required=True)
+    return parser
+
+
+def _log_file(args: argparse.Namespace) -> Path:
+    out = getattr(args, "out", None)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            return out / "grader.log"
+        except OSError:
+            pass
+    return Path(tempfile.gettempdir()) / "grader.log"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "grade":
+        from grader.commands.grade import grade
+
+        return grade(args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device)
+    if args.command == "check":
+        from grader.commands.check import check
+
+        return check(args.submission, args.rubric)
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log_path = _log_file(args)
+    logging.basicConfig(filename=log_path, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return run(args)
+    except GraderError as exc:
+        logging.getLogger("grader").error("%s\n%s", exc, traceback.format_exc())
+        print(f"grader: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line here, the whole story in the log
+        logging.getLogger("grader").critical("internal error\n%s", traceback.format_exc())
+        print(f"grader: internal error: {exc!r} (details in {log_path})", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Comparing a student's (plain-data) answer with the expected one, with an explanation a TA would write.
+
+Shared by the value, function, gradient and property kinds.  Runs in the grader only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from numbers import Number
+from typing import Any
+
+import numpy as np
+
+from grader.worker.codec import Opaque, SympyText
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float = 1e-4
+    atol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why an answer differs; `where` is the path into nested containers, e.g. `[1]` or `dA_list[2]`."""
+
+    message: str
+    where: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        arr = to_numpy(value)
+        return f"{'tensor' if _is_tensor(value) else 'array'} of shape {tuple(arr.shape)} ({arr.dtype})"
+    if isinstance(value, Opaque):
+        return f"a {value.type_name} object ({value.text})"
+    if isinstance(value, SympyText):
+        return f"the expression {value.text}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, str):
+        return f"the string {value[:60]!r}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    if _is_tensor(value):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or _is_tensor(value)
+
+
+def compare(expected: Any, got: Any, tol: Tolerance = Tolerance(), where: str = "") -> Mismatch | None:
+    """None when `got` matches `expected`; otherwise the first difference, explained."""
+    if is_array(expected):
+        return _compare_arrays(to_numpy(expected), got, tol, where)
+    if isinstance(expected, bool):
+        if isinstance(got, (bool, np.bool_)) and bool(got) == expected:
+            return None
+        return Mismatch(f"expected {expected}, got {describe(got)}", where)
+    if isinstance(expected, Number):
+        return _compare_numbers(expected, got, tol, where)
+    if isinstance(expected, (tuple, list)):
+        return _compare_sequences(expected, got, tol, where)
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return Mismatch(f"expected a dict, got {describe(got)}", where)
+        if set(got) != set(expected):
+            return Mismatch(f"expected keys {sorted(map(str, expected))}, got {sorted(map(str, got))}", where)
+        for key in expected:
+            bad = compare(expected[key], got[key], tol, f"{where}[{key!r}]")
+            if bad:
+                return bad
+        return None
+    if expected == got:
+        return None
+    return Mismatch(f"expected {expected!r}, got {describe(got)}", where)
+
+
+def _compare_numbers(expected: Number, got: Any, tol: Tolerance, where: str) -> Mismatch | None:
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (Number, np.number)):
+        if is_array(got) and to_numpy(got).size == 1 and to_numpy(got).ndim == 0:
+            got = to_numpy(got).item()
+        else:
+            return Mismatch(f"expected the number {expected!r}, got {describe(got)}", where)
+    if isinstance(expected, int):
+        if float(got) == expected:
+            return None
+        return Mismatch(f"expected {expected}, got {got!r}", where, {"expected": expected, "got": _plain(got)})
+    e, g = float(expected), float(got)  # type: ignore[arg-type]
+    if math.isnan(g) and not math.isnan(e):
+        return Mismatch(f"expected {e:.6g}, got nan", where)
+    if abs(e - g) <= tol.atol + tol.rtol * abs(e) or (math.isnan(e) and math.isnan(g)):
+        return None
+    return Mismatch(f"expected {e:.6g}, got {g:.6g}", where, {"expected": e, "got": g})
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") else x
+
+
+def _compare_sequences(expected: tuple[Any, ...] | list[Any], got: Any, tol: Tolerance, where: str) -> Mismatch | None:
+    if not isinstance(got, (tuple, list)):
+        return Mismatch(f"expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}", where)
+    if len(got) != len(expected):
+        return Mismatch(f"expected {len(expected)} items, got {len(got)}", where)
+    for i, (e, g) in enumerate(zip(expected, got)):
+        bad = compare(e, g, tol, f"{where}[{i}]")
+        if bad:
+            return bad
+    return None
+
+
+def _compare_arrays(expected: np.ndarray, got: Any, tol: Tolerance, where: str) -> Mismatch | None:
+    if not is_array(got):
+        return Mismatch(f"expected a tensor of shape {tuple(expected.shape)}, got {describe(got)}", where)
+    g = to_numpy(got)
+    if tuple(g.shape) != tuple(expected.shape):
+        return Mismatch(
+            f"expected shape {tuple(expected.shape)}, got shape {tuple(g.shape)}",
+            where,
+            {"expected_shape": list(expected.shape), "got_shape": list(g.shape)},
+        )
+    if expected.dtype.kind == "b" or g.dtype.kind == "b":
+        if expected.dtype.kind != g.dtype.kind:
+            return Mismatch(f"expected a {expected.dtype} tensor, got {g.dtype}", where)
+    if expected.dtype.kind in "iub" and g.dtype.kind == "f":
+        return Mismatch(f"expected integer values ({expected.dtype}), got {g.dtype}", where)
+    if expected.size == 0:
+        return None
+    e64, g64 = expected.astype(np.float64), g.astype(np.float64)
+    if not np.all(np.isfinite(g64)) and np.all(np.isfinite(e64)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(g64))[0])
+        return Mismatch(f"non-finite value {g64[index]} at index {list(index)}", where, {"index": list(index)})
+    err = np.abs(e64 - g64)
+    allowed = tol.atol + tol.rtol * np.abs(e64)
+    if np.all(err <= allowed):
+        return None
+    index = tuple(int(i) for i in np.unravel_index(np.argmax(err - allowed), err.shape))
+    scale = float(np.max(np.abs(e64))) or 1.0
+    rel = float(np.max(err)) / scale
+    details = {
+        "index": list(index),
+        "expected": float(e64[index]),
+        "got": float(g64[index]),
+        "max_abs_error": float(np.max(err)),
+        "rel_error": rel,
+        "mismatched": int(np.sum(err > allowed)),
+        "total": int(err.size),
+    }
+    message = (
+        f"{details['mismatched']} of {details['total']} values differ; worst at index {list(index)}: "
+        f"expected {details['expected']:.6g}, got {details['got']:.6g} "
+        f"(max abs error {details['max_abs_error']:.3g}, relative {rel:.3g})"
+    )
+    return Mismatch(message, where, details)
+
+
+def relative_error(expected: np.ndarray, got: np.ndarray) -> float:
+    """CS231n's relative error: max |a - b| / max(|a| + |b|), robust to scale."""
+    e, g = expected.astype(np.float64), got.astype(np.float64)
+    denom = np.maximum(np.abs(e) + np.abs(g), 1e-12)
+    return float(np.max(np.abs(e - g) / denom)) if e.size else 0.0

@@ -1,0 +1,88 @@
+"""From results to what graders and gradebooks read: Gradescope's results.json and the class CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from grader.results import QuestionResult, Status, SubmissionResult
+from grader.rubric import Rubric
+
+GRADESCOPE_VISIBILITY = {"public": "visible", "hidden": "after_published"}
+
+
+def student_output(q: QuestionResult) -> str:
+    """What a student may read of a question: hidden checks say only whether they passed."""
+    if q.visibility == "hidden":
+        return f"hidden test: {'passed' if q.status == Status.PASSED else 'failed'}"
+    return q.message
+
+
+def gradescope(result: SubmissionResult) -> dict[str, Any]:
+    tests = []
+    for q in result.questions:
+        test: dict[str, Any] = {
+            "name": q.name,
+            "number": q.qid.lstrip("q"),
+            "score": q.score,
+            "max_score": q.max_score,
+            "status": "passed" if q.status == Status.PASSED else "failed",
+            "output": student_output(q),
+            "visibility": GRADESCOPE_VISIBILITY.get(q.visibility, "visible"),
+        }
+        if q.visibility == "hidden":
+            test["extra_data"] = {"ta_output": q.message}
+        tests.append(test)
+    output = result.load_error or ""
+    if result.cell_failures:
+        lines = [f"cell {c.index + 1}: {c.message}" for c in result.cell_failures]
+        output = (output + "\n" if output else "") + "Cells that failed:\n" + "\n".join(lines)
+    return {
+        "score": result.score,
+        "execution_time": round(result.execution_time, 3),
+        "output": output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {"device": result.device, "sandbox": result.sandbox, "submission_sha256": result.submission_sha256},
+    }
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write then rename, so a kill never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results_json(result: SubmissionResult, folder: Path) -> Path:
+    path = folder / "results.json"
+    atomic_write(path, json.dumps(gradescope(result), indent=2))
+    atomic_write(folder / "grading.json", json.dumps(result.serialize(), indent=2))
+    return path
+
+
+def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    qids = [q.id for q in rubric.questions]
+    writer.writerow(["student", *qids, "total", "max", "status"])
+    for r in sorted(results, key=lambda r: r.student):
+        scores = {q.qid: q.score for q in r.questions}
+        status = "unreadable" if r.load_error else ("pending" if any(q.status == Status.PENDING for q in r.questions) else "graded")
+        writer.writerow([r.student, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score), _fmt(rubric.max_score), status])
+    return buf.getvalue()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
