@@ -20,7 +20,10 @@ A banned entry is one of:
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
+import importlib
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -72,6 +75,7 @@ _DYNAMIC_CALLABLES = frozenset(
 _GETATTR = frozenset({"getattr", "builtins.getattr"})
 _NAMESPACE_CALLS = frozenset({"globals", "vars", "locals", "builtins.globals", "builtins.vars", "builtins.locals"})
 _ATTRGETTERS = frozenset({"operator.attrgetter", "operator.methodcaller"})
+_LOOKUP_METHODS = frozenset({"get", "__getitem__", "pop", "setdefault"})
 
 
 class FunctionNotFound(LookupError):
@@ -160,7 +164,6 @@ class Module:
     units: dict[str, Unit] = field(default_factory=dict)
     aliases: dict[str, list[Alias]] = field(default_factory=dict)
     star: list[str] = field(default_factory=list)  # modules imported with `from m import *`
-    data: set[str] = field(default_factory=set)  # other top-level names (plain values)
 
 
 @functools.lru_cache(maxsize=16)
@@ -173,14 +176,15 @@ def _parse(cells: tuple[Any, ...]) -> Module:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # a cell that does not parse defines nothing when run either
         module.cells[cell.index] = cell.source.splitlines()
-        for stmt in _top_level(tree.body):
+        top = list(_top_level(tree.body))
+        for stmt in top:
             _bind(module, cell.index, stmt)
-        # Imports inside functions resolve names too (a student may import where they use).
+        # Imports inside functions resolve names too (a student may import in one helper and use the name in
+        # another); they never replace a top-level binding.
+        top_ids = {id(stmt) for stmt in top}
         for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                for inner in ast.walk(node):
-                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                        _add_imports(module.aliases, module.star, cell.index, inner, replace=False)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top_ids:
+                _add_imports(module.aliases, module.star, cell.index, node, replace=False)
     return module
 
 
@@ -225,7 +229,6 @@ def _bind_value(module: Module, cell: int, name: str, value: ast.expr) -> None:
     # Any other value may hold code (`helper = lambda ...`, `ops = {"g": torch.autograd.grad}`); it is read
     # only if an analysed function names it.
     _set_unit(module, Unit(name, cell, value))
-    module.data.add(name)
 
 
 def _set_unit(module: Module, unit: Unit) -> None:
@@ -323,14 +326,33 @@ class Scope:
         """Dotted paths a free name may denote; [] for a local variable or a value of the submission."""
         if name in self.imports:
             return self.imports[name]
-        if name in self.bound:
-            return []
+        if name in self.bound or name in self.module.units:
+            return []  # the submission's own code (a unit is read, not matched) or a local variable
         if name in self.module.aliases:
             return [a.target for a in self.module.aliases[name]]
-        if name in self.module.units:
-            return []
         # Unbound: a builtin (`eval`), a name from a star import, or a module the grader's namespace provides.
-        return [name] + [f"{m}.{name}" for m in self.module.star]
+        return [name] + [f"{m}.{name}" for m in self.module.star if _may_export(m, name)]
+
+
+def _may_export(module: str, name: str) -> bool:
+    """Whether `from module import *` may bind `name`; without this every unbound name would look banned.
+
+    Builtins are never taken from a star import; torch's own modules (the grader depends on torch) are asked,
+    so that the answer does not depend on what this process happened to import; any other module is assumed
+    to export the name.  No module of the student's choosing outside torch is imported.
+    """
+    if hasattr(builtins, name):
+        return False
+    loaded = sys.modules.get(module)
+    if loaded is None and module.split(".")[0] == "torch":
+        try:
+            loaded = importlib.import_module(module)
+        except Exception:  # a misspelt or private module: fall back to assuming it exports the name
+            loaded = None
+    if loaded is None:
+        return True
+    exported = getattr(loaded, "__all__", None)
+    return name in exported if isinstance(exported, (list, tuple)) else hasattr(loaded, name)
 
 
 # ------------------------------------------------------------------------------------------------- the walk
@@ -349,27 +371,29 @@ class Walker:
     reached: list[str] = field(default_factory=list)
     _calls: set[int] = field(default_factory=set)
 
-    def report(self, node: ast.AST, api: str, note: str = "") -> None:
+    def report(self, node: ast.AST, api: str, note: str = "", col: int | None = None) -> None:
         line = getattr(node, "lineno", 0)
         text = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
+        col = getattr(node, "col_offset", 0) if col is None else col
         called = id(node) in self._calls
-        self.found.append(Violation(self.cell, line, getattr(node, "col_offset", 0), api, text, self.via, called, note))
+        self.found.append(Violation(self.cell, line, col, api, text, self.via, called, note))
 
     def visit(self, node: ast.AST) -> None:
         if isinstance(node, ast.Call):
             self._calls.add(id(node.func))
-            if self._dynamic_call(node):
-                return
-        if isinstance(node, ast.Subscript) and self._namespace_lookup(node.value):
+            self._dynamic_call(node)
+            if isinstance(node.func, ast.Attribute) and node.func.attr in _LOOKUP_METHODS:
+                if self._namespace_lookup(node.func.value):  # globals().get("eval")
+                    self.report(node, DYNAMIC, f"lookup in {ast.unparse(node.func.value)}")
+        elif isinstance(node, ast.Subscript) and self._namespace_lookup(node.value):
             self.report(node, DYNAMIC, f"lookup in {ast.unparse(node.value)}")
-            return
-        if isinstance(node, (ast.Name, ast.Attribute)) and self._chain(node):
-            return
+        elif isinstance(node, (ast.Name, ast.Attribute)) and self._chain(node):
+            return  # a pure dotted chain, reported whole: its inner parts would only repeat it
         for child in ast.iter_child_nodes(node):
             self.visit(child)
 
     def _chain(self, node: ast.Name | ast.Attribute) -> bool:
-        """Check a Name/Attribute; True when reported (the chain's inner parts are then not re-reported)."""
+        """Check a Name/Attribute; True when it was a pure dotted chain reported as such."""
         path = _dotted(node)
         if path is not None and not (isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)):
             root, rest = path[0], path[1:]
@@ -385,8 +409,10 @@ class Walker:
                     self.report(node, dotted)
                     return True
         if isinstance(node, ast.Attribute) and node.attr in self.banned.attrs:
-            self.report(node, "." + node.attr)
-            return True
+            # Point at the attribute itself: in `a.b.grad.zero_()` the expression starts at `a`.
+            same_line = getattr(node, "end_lineno", None) == node.lineno and node.end_col_offset is not None
+            col = node.end_col_offset - len(node.attr) if same_line else None  # type: ignore[operator]
+            self.report(node, "." + node.attr, col=col)
         return False
 
     def _dynamic_call(self, call: ast.Call) -> bool:
@@ -483,7 +509,7 @@ def find_violations(submission: Submission, function_name: str, banned: list[str
             found.extend(walker.found)
             for name in walker.reached:
                 if name not in paths:  # visited once: recursion and mutual recursion end here
-                    paths[name] = paths[unit.name] + (name,)
+                    paths[name] = via + (name,)
                     queue.append(name)
     return _unique(found)
 
