@@ -26,10 +26,17 @@ def call_failure(name: str, result: CallResult, case: dict[str, Any]) -> str:
 
 
 def side_effect(case: dict[str, Any], sent: dict[str, Any], result: CallResult) -> str | None:
-    """Name the first input the call changed in place, comparing what was sent with what the worker holds after."""
+    """Name the first input the call changed in place, comparing what was sent with what the worker holds after.
+
+    The path into a container is kept (`grads[2]`), so a student learns which tensor of a list was touched.
+    """
+    if len(result.args_after) != len(sent):
+        # An honest worker always echoes every argument; only code run in the worker can break that.
+        return "the inputs could not be read back after the call"
     for (name, before), after in zip(sent.items(), result.args_after):
-        if compare(before, after, Tolerance(0.0, 0.0)) is not None:
-            return f"`{name}` was changed in place"
+        bad = compare(before, after, Tolerance(0.0, 0.0))
+        if bad is not None:
+            return f"`{name}{bad.where}` was changed in place"
     return None
 
 

@@ -6,4 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {}
+from grader.worker import ops_training
+
+OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
+    "train_run": ops_training.op_train_run,
+}
