@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -168,7 +169,10 @@ class WorkerSession:
     def _request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one request and wait for its reply; kill the worker on a hard timeout or a broken channel."""
         self._next_id += 1
-        message = {**message, "id": self._next_id}
+        # The nonce is unknowable before the request is sent, so replies forged in advance by student code
+        # (which shares the worker process and could find the channel) are recognised and skipped.
+        nonce = secrets.token_hex(12)
+        message = {**message, "id": self._next_id, "nonce": nonce}
         from grader.worker.protocol import write_message
 
         try:
@@ -180,7 +184,7 @@ class WorkerSession:
         try:
             while True:
                 reply = self._read(deadline)
-                if reply.get("id") == self._next_id:
+                if reply.get("id") == self._next_id and reply.get("nonce") == nonce:
                     return reply
                 # A reply to nothing we asked (forged by student code on the channel): ignore it.
         except WorkerTimeout:

@@ -56,10 +56,11 @@ class Worker:
             except BaseException as exc:  # noqa: BLE001 - report everything, die of nothing
                 reply = {"ok": False, "error": _describe(exc)}
             reply["id"] = request.get("id")
+            reply["nonce"] = request.get("nonce")
             try:
                 write_message(self.wfd, reply)
             except (codec.CodecError, TypeError, ValueError) as exc:
-                write_message(self.wfd, {"id": request.get("id"), "ok": False, "error": f"reply not encodable: {exc}"})
+                write_message(self.wfd, {"id": request.get("id"), "nonce": request.get("nonce"), "ok": False, "error": f"reply not encodable: {exc}"})
 
     # -- ops --------------------------------------------------------------------------------------------
     def op_hello(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""The gradient kind: hand-written gradients against autograd through the reference forward."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import by_id
+
+BASE = "import torch\n"
+
+
+@pytest.mark.parametrize(
+    "body, points, message",
+    [
+        ("def cube_vjp(x, g):\n    return 3 * x**2 * g", 2, "matches autograd on all 2 test inputs"),
+        ("def cube_vjp(x, g):\n    return (3 * x**2 * g).float()", 2, "matches autograd"),
+        ("def cube_vjp(x, g):\n    return 3 * x**2", 0, "relative error"),
+        ("def cube_vjp(x, g):\n    return (3 * x**2 * g)[None]", 0, "expected shape (1,), got shape (1, 1)"),
+        ("def cube_vjp(x, g):\n    return float('nan') * x", 0, "non-finite"),
+    ],
+)
+def test_vector_jacobian_products(write_py, grade_mini, body, points, message):
+    q = by_id(grade_mini(write_py(BASE + body)), "q3.1")
+    assert q.score == points
+    assert message in q.message
+
+
+@pytest.mark.parametrize(
+    "body, points",
+    [
+        ("def cube_jac(x):\n    return torch.diag(3 * x**2)", 1),
+        ("def cube_jac(x):\n    return 3 * x**2", 0),
+        ("def cube_jac(x):\n    return torch.diag(3 * x**2).T + 1e-3", 0),
+    ],
+)
+def test_full_jacobians(write_py, grade_mini, body, points):
+    assert by_id(grade_mini(write_py(BASE + body)), "q3.2").score == points
+
+
+def test_a_wrong_reference_is_caught_by_finite_differences(tmp_path, write_py):
+    from grader.errors import GraderError
+    from grader.grading import grade_submission
+    from grader.rubric import load_rubric
+
+    (tmp_path / "ref.py").write_text(
+        "import torch\n"
+        "class Cube(torch.autograd.Function):\n"
+        "    @staticmethod\n    def forward(ctx, x):\n        ctx.save_for_backward(x)\n        return x**3\n"
+        "    @staticmethod\n    def backward(ctx, g):\n        (x,) = ctx.saved_tensors\n        return 2 * x**2 * g\n"
+        "def cube(x):\n    return Cube.apply(x)\n"
+        "def cases(gen):\n    return [{'x': torch.randn(3, generator=gen, dtype=torch.float64), 'g': torch.ones(3, dtype=torch.float64)}]\n"
+    )
+    (tmp_path / "r.yaml").write_text(
+        "assignment: wrongref\nreference: ref.py\nquestions:\n"
+        "  - {id: q1.1, title: t, points: 1, kind: gradient, answer: f, cases: cases, forward: cube, wrt: x, upstream: g}\n"
+    )
+    with pytest.raises(GraderError, match="finite differences"):
+        grade_submission(load_rubric(tmp_path / "r.yaml"), write_py("def f(x, g):\n    return x"))

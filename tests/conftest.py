@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import pytest
+
+from grader.grading import grade_submission
+from grader.results import SubmissionResult
+from grader.rubric import Rubric, load_rubric
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def mini_rubric() -> Rubric:
+    return load_rubric(DATA / "mini" / "rubric.yaml")
+
+
+@pytest.fixture(scope="session")
+def cnn_rubric() -> Rubric:
+    return load_rubric(ROOT / "rubrics" / "cnn-rnn.yaml")
+
+
+@pytest.fixture
+def write_py(tmp_path: Path) -> Callable[[str, str], Path]:
+    def write(source: str, name: str = "student.py") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_nb(tmp_path: Path) -> Callable[..., Path]:
+    def write(*cells: str, name: str = "student.ipynb") -> Path:
+        nb = nbformat.v4.new_notebook()
+        for cell in cells:
+            cell = textwrap.dedent(cell)
+            if cell.startswith("md:"):
+                nb.cells.append(nbformat.v4.new_markdown_cell(cell[3:].lstrip()))
+            else:
+                nb.cells.append(nbformat.v4.new_code_cell(cell))
+        path = tmp_path / name
+        nbformat.write(nb, path)
+        return path
+
+    return write
+
+
+def scores(result: SubmissionResult) -> dict[str, float]:
+    return {q.qid: q.score for q in result.questions}
+
+
+def by_id(result: SubmissionResult, qid: str):  # type: ignore[no-untyped-def]
+    return next(q for q in result.questions if q.qid == qid)
+
+
+@pytest.fixture
+def grade_mini(mini_rubric: Rubric) -> Callable[[Path], SubmissionResult]:
+    return lambda path: grade_submission(mini_rubric, path)
