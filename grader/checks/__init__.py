@@ -10,6 +10,9 @@ KINDS: dict[str, str] = {
     "function": "grader.checks.function:FunctionCheck",
     "gradient": "grader.checks.gradient:GradientCheck",
     "forbid": "grader.checks.forbid:ForbidCheck",
+    "training": "grader.checks.training:TrainingCheck",
+    "property": "grader.checks.property:PropertyCheck",
+    "manual": "grader.checks.manual:ManualCheck",
 }
 
 

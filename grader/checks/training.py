@@ -1,0 +1,178 @@
+"""`training`: a seeded training run of the student's model, scored by a metric the grader computes.
+
+The grader draws the data from a fixed seed, sends it to the worker as plain tensors, and asks the worker
+(`grader.worker.ops_training`) to build the model with the student's factory, train it with the student's
+`train`, and return the per-epoch losses and the model's logits on the training images.  The accuracy comes
+from those logits and the labels the grader generated: nothing the worker says about its own accuracy counts.
+A run past its time budget is stopped (softly by an alarm in the worker, hard by the session from outside).
+"""
+from __future__ import annotations
+
+import math
+import time
+from numbers import Real
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator
+
+from grader.checks.base import CheckContext, Options
+from grader.compare import describe, is_array, to_numpy
+from grader.errors import GraderError
+from grader.results import Outcome
+from grader.worker import codec
+
+
+class Tier(Options):
+    min: float = Field(ge=0, le=1, description="the metric at or above which the credit is given")
+    credit: float = Field(ge=0, le=1, description="fraction of the question's points")
+
+
+class DataRecipe(Options):
+    n: int = Field(512, gt=0, description="number of images")
+    shape: tuple[int, ...] = Field((1, 28, 28), min_length=1, description="shape of one image")
+    classes: int = Field(10, ge=2)
+    seed: int | None = Field(None, description="seed of the data; defaults to the rubric's seed")
+
+
+class TrainingOptions(Options):
+    factory: str = "make_model"  # the student's function that builds a fresh model
+    train: str = "train"  # the student's train(model, images, labels, epochs, seed) -> list of losses
+    data: DataRecipe = DataRecipe()
+    epochs: int = Field(30, gt=0)
+    train_seed: int = 0
+    metric: Literal["accuracy"] = "accuracy"
+    tiers: list[Tier] = Field(min_length=1)
+    budget: float = Field(120.0, gt=0, description="seconds for building, training and evaluating the model")
+    losses_penalty: float = Field(0.0, ge=0, le=1, description="credit lost when the returned losses are malformed")
+
+    @field_validator("tiers")
+    @classmethod
+    def _best_first(cls, tiers: list[Tier]) -> list[Tier]:
+        return sorted(tiers, key=lambda t: t.min, reverse=True)
+
+
+def make_data(recipe: DataRecipe, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images uniform in [0, 1] (float32) and uniformly random labels (int64), drawn in the grader."""
+    gen = torch.Generator().manual_seed(recipe.seed if recipe.seed is not None else seed)
+    images = torch.rand(recipe.n, *recipe.shape, generator=gen, dtype=torch.float32)
+    labels = torch.randint(0, recipe.classes, (recipe.n,), generator=gen, dtype=torch.int64)
+    return images, labels
+
+
+def resolve_device(requested: str, worker_device: str) -> str:
+    """The CLI's --device ('auto', 'cpu', 'cuda') against what the worker reported it can use."""
+    if requested == "auto":
+        return worker_device
+    if requested == "cuda" and worker_device != "cuda":
+        raise GraderError("--device cuda was asked for, but the student's worker sees no CUDA device")
+    if requested not in ("cpu", "cuda"):
+        raise GraderError(f"unknown device '{requested}' (use auto, cpu or cuda)")
+    return requested
+
+
+def accuracy(logits: Any, labels: torch.Tensor, classes: int) -> tuple[float | None, str]:
+    """Training accuracy from the returned logits, or why they cannot be scored."""
+    want = (len(labels), classes)
+    if not is_array(logits):
+        return None, f"the model's output should be a tensor of shape {want}, got {describe(logits)}"
+    scores = to_numpy(logits)
+    if tuple(scores.shape) != want:
+        return None, f"the model's output should have shape {want}, got {tuple(scores.shape)}"
+    if scores.dtype.kind != "f" or not np.all(np.isfinite(scores)):
+        return None, "the model's output has non-finite or non-float values"
+    return float(np.mean(scores.argmax(axis=1) == labels.numpy())), ""
+
+
+def losses_problem(losses: Any, epochs: int) -> str | None:
+    """What is wrong with the loss list `train` returned, if anything."""
+    if not isinstance(losses, (list, tuple)):
+        return f"`train` should return a list of {epochs} floats, got {describe(losses)}"
+    if len(losses) != epochs:
+        return f"`train` returned {len(losses)} losses for {epochs} epochs"
+    for i, loss in enumerate(losses):
+        if isinstance(loss, bool) or not isinstance(loss, Real):
+            return f"loss {i} is {describe(loss)}, not a float (use `.item()`)"
+        if not math.isfinite(loss):
+            return f"loss {i} is {loss}"
+    return None
+
+
+def _curve(losses: Any) -> list[float | None] | None:
+    """The loss curve for the report: numbers (and one-element tensors) kept, anything else as a gap."""
+    if not isinstance(losses, (list, tuple)):
+        return None
+    return [_point(x) for x in losses]
+
+
+def _point(x: Any) -> float | None:
+    if is_array(x) and to_numpy(x).size == 1 and to_numpy(x).dtype.kind == "f":
+        x = float(to_numpy(x).reshape(-1)[0])
+    if isinstance(x, bool) or not isinstance(x, Real) or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def credit_for(value: float, tiers: list[Tier]) -> Tier | None:
+    return next((t for t in tiers if value >= t.min), None)
+
+
+class TrainingCheck:
+    Options = TrainingOptions
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        opts: TrainingOptions = ctx.question.options  # type: ignore[assignment]
+        images, labels = make_data(opts.data, ctx.seed)
+        device = resolve_device(ctx.device, ctx.session.device)
+        request = {
+            "op": "train_run",
+            "factory": opts.factory,
+            "train": opts.train,
+            "images": codec.encode(images),
+            "labels": codec.encode(labels),
+            "epochs": opts.epochs,
+            "seed": opts.train_seed,
+            "device": device,
+            "timeout": opts.budget,
+        }
+        start = time.perf_counter()
+        result = ctx.session.request_call(request, opts.budget)
+        seconds = round(time.perf_counter() - start, 3)
+        tiers = [t.model_dump() for t in opts.tiers]
+        if not result.ok:
+            if result.missing:
+                return Outcome.error(result.error)
+            if result.timed_out:
+                return Outcome.failed(
+                    f"the training run was stopped at its time budget of {opts.budget:g} s; no credit",
+                    timed_out=True, tiers=tiers, device=device, train_seconds=seconds,
+                )
+            return Outcome.failed(
+                f"the training run failed: {result.explain()}", traceback=result.traceback, tiers=tiers, device=device
+            )
+        return self._score(opts, result.value, labels, tiers, seconds, device)
+
+    def _score(
+        self, opts: TrainingOptions, value: Any, labels: torch.Tensor, tiers: list[dict[str, float]], seconds: float, device: str
+    ) -> Outcome:
+        reply = value if isinstance(value, dict) else {}
+        losses = reply.get("losses")
+        details: dict[str, Any] = {"losses": _curve(losses), "tiers": tiers, "device": device, "train_seconds": seconds}
+        acc, why = accuracy(reply.get("logits"), labels, opts.data.classes)
+        if acc is None:
+            return Outcome.failed(why, **details)
+        details["accuracy"] = acc
+        tier = credit_for(acc, opts.tiers)
+        credit = tier.credit if tier else 0.0
+        message = f"training {opts.metric} {acc:.4f}: " + (
+            f"at least {tier.min:g}, {tier.credit:.0%} of the credit" if tier else f"below {opts.tiers[-1].min:g}, no credit"
+        )
+        problem = losses_problem(losses, opts.epochs)
+        if problem:
+            details["losses_problem"] = problem
+            cost = min(opts.losses_penalty, credit)
+            note = f"costs {cost:.0%} of the credit" if cost else "this costs no points"
+            message += f". The loss list is malformed: {problem} ({note})"
+            credit -= cost
+        return Outcome(credit, message, details)
