@@ -1,0 +1,561 @@
+"""`formula`: a symbolic answer (text, a SymPy expression or a LaTeX Answer cell) against the expected formula.
+
+The student's formula is parsed by the whitelist parser (`grader.mathparse`, `grader.latex`), never evaluated
+as code.  Equivalence is decided on the question's integer domain: every point of a small box at the domain's
+corner and seeded random points further out, evaluated exactly (fractions; floor and ceiling exact) by an
+evaluator of our own.  A counterexample fails the answer; otherwise a time-limited SymPy proof upgrades
+"equal on N points" to "proved equal".
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from fractions import Fraction
+from typing import Any, Union
+
+import sympy
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from grader.checks.base import CheckContext, Options
+from grader.errors import GraderError
+from grader.latex import parse_answer_cell, parse_latex
+from grader.mathparse import FUNCTIONS, ParseError, make_symbols, parse_expression, parse_relation
+from grader.results import Outcome
+from grader.worker.codec import Opaque, SympyText
+
+Value = Union[int, Fraction, float]  # ints as long as possible: Fraction arithmetic is slow
+EXACT = (int, Fraction)
+Point = tuple[int, ...]
+
+MAX_BOX_POINTS = 20_000  # the exhaustive box shrinks its side when many symbols would make it larger
+MAX_BITS = 20_000  # an exact intermediate value larger than this is "too large to evaluate"
+MAX_EXPONENT = 10_000
+ATTEMPTS_PER_POINT = 50  # random draws per wanted point when constraints reject most of them
+
+
+class SymbolDomain(BaseModel):
+    """One symbol's integer range; `max: null` means unbounded (sampling stops at `sample_max`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: int = 0
+    max: int | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SymbolDomain:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max {self.max} is below min {self.min}")
+        return self
+
+
+class FormulaOptions(Options):
+    expected: str = Field(description="the reference formula, in the same grammar students use")
+    symbols: dict[str, SymbolDomain] = Field(
+        default_factory=dict, description="integer symbols in the order the question lists them"
+    )
+    constraints: list[str] = Field(default_factory=list, description="relations every point must satisfy")
+    box: int = Field(6, ge=1, le=100, description="side of the exhaustive box at the domain's corner")
+    random_points: int = Field(2000, ge=0, le=100_000, description="seeded random points beyond the box")
+    sample_max: int = Field(60, ge=1, description="upper end of random values for a symbol without max")
+    time_limit: float = Field(5.0, ge=0, description="seconds for the symbolic proof; 0 skips it")
+    rtol: float = Field(1e-9, ge=0, description="relative tolerance where a value is not exact (log, sqrt)")
+
+    @field_validator("symbols")
+    @classmethod
+    def _names(cls, symbols: dict[str, SymbolDomain]) -> dict[str, SymbolDomain]:
+        for name in symbols:
+            if not name.isidentifier() or name in FUNCTIONS or name in ("pi", "E"):
+                raise ValueError(f"'{name}' cannot be a symbol name")
+        return symbols
+
+    @model_validator(mode="after")
+    def _formulas(self) -> FormulaOptions:
+        try:
+            problem = FormulaProblem(self)
+        except ParseError as exc:
+            raise ValueError(str(exc)) from None
+        if not any(True for _ in problem.points(random.Random(0), random_points=0)):
+            raise ValueError("no point of the box satisfies the constraints with the expected formula defined")
+        return self
+
+
+class Undefined(ArithmeticError):
+    """The formula has no value at this point (division by zero, log of a non-positive number)."""
+
+
+class TooLarge(Undefined):
+    """The value is too large to evaluate exactly (2**2**K at K=60)."""
+
+
+class Unsupported(ValueError):
+    """A SymPy node the evaluator does not know (only reachable through SymPy's own rewriting)."""
+
+
+# -- the problem: symbols, expected formula, constraints, domain points ---------------------------------------
+
+
+class FormulaProblem:
+    """A question's formula setting, parsed once: what answers are parsed against and evaluated on."""
+
+    def __init__(self, options: FormulaOptions) -> None:
+        self.options = options
+        self.names = list(options.symbols)
+        self.symbols = make_symbols(self.names, {n: _assumptions(d) for n, d in options.symbols.items()})
+        self.order = [self.symbols[n] for n in self.names]
+        self.expected = parse_expression(options.expected, self.symbols)
+        self.evaluate_expected = compile_formula(self.expected, self.order)
+        self.constraints = [compile_formula(parse_relation(c, self.symbols), self.order) for c in options.constraints]
+
+    def admits(self, point: Point) -> bool:
+        try:
+            return all(bool(c(point)) for c in self.constraints)
+        except (Undefined, ArithmeticError, ValueError):
+            return False
+
+    def points(self, rng: random.Random, random_points: int | None = None) -> Iterator[Point]:
+        """Distinct admissible points: the whole box first, then random ones (deterministic given `rng`)."""
+        seen: set[Point] = set()
+        for point in itertools.chain(self._box(), self._random(rng, random_points)):
+            if point not in seen and self.admits(point):
+                seen.add(point)
+                yield point
+
+    def _box(self) -> Iterator[Point]:
+        n = len(self.names)
+        side = self.options.box
+        while side > 2 and side**n > MAX_BOX_POINTS:
+            side -= 1
+        ranges = []
+        for domain in self.options.symbols.values():
+            stop = domain.min + side if domain.max is None else min(domain.max + 1, domain.min + side)
+            ranges.append(range(domain.min, stop))
+        return itertools.product(*ranges)
+
+    def _random(self, rng: random.Random, wanted: int | None) -> Iterator[Point]:
+        wanted = self.options.random_points if wanted is None else wanted
+        domains = list(self.options.symbols.values())
+        accepted = 0
+        for attempt in range(wanted * ATTEMPTS_PER_POINT):
+            if accepted >= wanted or not domains:
+                return
+            point = tuple(_draw(rng, d, self.options.sample_max, log_scale=attempt % 2 == 1) for d in domains)
+            if self.admits(point):
+                accepted += 1
+                yield point
+
+    def show_point(self, point: Point) -> str:
+        return ", ".join(f"{n}={v}" for n, v in zip(self.names, point))
+
+
+def _assumptions(domain: SymbolDomain) -> dict[str, bool]:
+    """Integer symbols, positive or non-negative where the domain is, so SymPy may use that in proofs."""
+    if domain.min >= 1:
+        return {"integer": True, "positive": True}
+    if domain.min >= 0:
+        return {"integer": True, "nonnegative": True}
+    return {"integer": True}
+
+
+def _draw(rng: random.Random, domain: SymbolDomain, sample_max: int, log_scale: bool) -> int:
+    """Uniform or log-uniform (many small values, where off-by-one formulas differ) in the sampling range."""
+    low = domain.min
+    high = domain.max if domain.max is not None else (sample_max if sample_max > low else low + sample_max)
+    if not log_scale:
+        return rng.randint(low, high)
+    return min(high, low + int(math.exp(rng.uniform(0.0, math.log(high - low + 1)))) - 1)
+
+
+# -- exact evaluation -------------------------------------------------------------------------------------------
+
+Evaluator = Callable[[Sequence[int]], Any]
+
+
+def compile_formula(expr: sympy.Basic, order: Sequence[sympy.Symbol]) -> Evaluator:
+    """A function from symbol values (ints, in `order`) to the formula's value: an int or Fraction where exact,
+    a float after log/exp/irrational powers, a bool for a relation.  Raises Undefined; never calls lambdify."""
+    compiled = _compile(expr, {s: i for i, s in enumerate(order)})
+
+    def evaluate(env: Sequence[int]) -> Any:
+        try:
+            value = compiled(env)
+        except ZeroDivisionError as exc:
+            raise Undefined("division by zero") from exc
+        except OverflowError as exc:
+            raise TooLarge(str(exc)) from exc
+        except (ValueError, TypeError) as exc:  # math domain errors, complex results
+            raise Undefined(str(exc)) from exc
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TooLarge("not finite")
+        return value
+
+    return evaluate
+
+
+def _compile(node: sympy.Basic, index: Mapping[sympy.Symbol, int]) -> Evaluator:
+    if node.is_Symbol:
+        if node not in index:
+            raise Unsupported(f"the symbol {node}")
+        i = index[node]  # type: ignore[index]
+        return lambda env: env[i]
+    if node.is_Rational:
+        exact: Value = int(node.p) if node.q == 1 else Fraction(int(node.p), int(node.q))  # type: ignore[attr-defined]
+        return lambda env: exact
+    if node.is_Float or isinstance(node, sympy.NumberSymbol):
+        approx = float(node)  # type: ignore[arg-type]
+        return lambda env: approx
+    if node in (sympy.true, sympy.false):
+        truth = bool(node)
+        return lambda env: truth
+    if node.is_Number or node is sympy.I:  # zoo, oo, nan, the imaginary unit
+        return _undefined
+    build = _NODES.get(type(node)) or next((b for t, b in _NODES.items() if isinstance(node, t)), None)
+    if build is None:
+        raise Unsupported(type(node).__name__)
+    return build([_compile(arg, index) for arg in node.args])
+
+
+def _undefined(env: Sequence[int]) -> Value:
+    raise Undefined("not a real number")
+
+
+def _add(fs: list[Evaluator]) -> Evaluator:
+    return lambda env: sum(f(env) for f in fs)
+
+
+def _mul(fs: list[Evaluator]) -> Evaluator:
+    def product(env: Sequence[int]) -> Value:
+        result: Value = 1
+        for f in fs:
+            result = _bounded(result * f(env))
+        return result
+
+    return product
+
+
+def _pow(fs: list[Evaluator]) -> Evaluator:
+    base, exponent = fs
+    return lambda env: _power(base(env), exponent(env))
+
+
+def _power(base: Value, exponent: Value) -> Value:
+    if isinstance(exponent, EXACT) and exponent.denominator == 1:
+        n = int(exponent.numerator)
+        if abs(n) > MAX_EXPONENT or (isinstance(base, EXACT) and _bits(base) * abs(n) > MAX_BITS):
+            raise TooLarge("power too large")
+        if base == 0 and n < 0:
+            raise Undefined("division by zero")
+        if isinstance(base, int) and n < 0:
+            return Fraction(1, base**-n)  # int ** -n would be a float
+        return _bounded(base**n)
+    if base < 0:
+        raise Undefined("fractional power of a negative number")
+    if base == 0:
+        if exponent > 0:
+            return 0
+        raise Undefined("division by zero")
+    if isinstance(base, EXACT) and isinstance(exponent, Fraction):
+        exact = _exact_root(base, exponent)
+        if exact is not None:
+            return exact
+    return float(base) ** float(exponent)
+
+
+def _exact_root(base: int | Fraction, exponent: Fraction) -> Value | None:
+    """sqrt(9/4) stays exactly 3/2, so formulas with roots compare exactly where they can."""
+    q = exponent.denominator
+    if q > 64 or abs(exponent.numerator) > MAX_EXPONENT:
+        return None
+    num, num_exact = sympy.integer_nthroot(base.numerator, q)
+    den, den_exact = sympy.integer_nthroot(base.denominator, q)
+    if not (num_exact and den_exact):
+        return None
+    root = int(num) if den == 1 else Fraction(int(num), int(den))
+    return _power(root, Fraction(exponent.numerator))
+
+
+def _bits(value: int | Fraction) -> int:
+    return value.numerator.bit_length() + value.denominator.bit_length()
+
+
+def _bounded(value: Value) -> Value:
+    if isinstance(value, EXACT) and _bits(value) > MAX_BITS:
+        raise TooLarge("value too large")
+    return value
+
+
+def _snap(value: float) -> float:
+    """floor(log(8)/log(2)) is 3: a float within rounding error of an integer is that integer."""
+    nearest = round(value)
+    return float(nearest) if abs(value - nearest) <= 1e-9 * max(1.0, abs(value)) else value
+
+
+def _floor(fs: list[Evaluator]) -> Evaluator:
+    (f,) = fs
+    return lambda env: math.floor(_exactish(f(env)))
+
+
+def _ceiling(fs: list[Evaluator]) -> Evaluator:
+    (f,) = fs
+    return lambda env: math.ceil(_exactish(f(env)))
+
+
+def _exactish(value: Value) -> Value:
+    return value if isinstance(value, EXACT) else _snap(value)
+
+
+def _log(fs: list[Evaluator]) -> Evaluator:
+    def log(env: Sequence[int]) -> Value:
+        values = [f(env) for f in fs]
+        result = _ln(values[0])
+        return result if len(values) == 1 else result / _ln(values[1])
+
+    return log
+
+
+def _ln(value: Value) -> Value:
+    if value <= 0:
+        raise Undefined("log of a non-positive number")
+    if value == 1:
+        return 0
+    if isinstance(value, EXACT):  # math.log takes huge ints that float() would overflow on
+        return math.log(value.numerator) - math.log(value.denominator)
+    return math.log(value)
+
+
+def _exp(fs: list[Evaluator]) -> Evaluator:
+    (f,) = fs
+
+    def exp(env: Sequence[int]) -> Value:
+        value = f(env)
+        return 1 if value == 0 else math.exp(value)
+
+    return exp
+
+
+def _unary(function: Callable[[Value], Value]) -> Callable[[list[Evaluator]], Evaluator]:
+    return lambda fs: (lambda env: function(fs[0](env)))
+
+
+def _many(function: Callable[..., Value]) -> Callable[[list[Evaluator]], Evaluator]:
+    return lambda fs: (lambda env: function(*[f(env) for f in fs]))
+
+
+def _mod(a: Value, b: Value) -> Value:
+    if b == 0:
+        raise Undefined("modulo zero")
+    return a % b  # the sign of the divisor, as SymPy's Mod
+
+
+def _relation(compare: Callable[[Value, Value], bool]) -> Callable[[list[Evaluator]], Evaluator]:
+    return lambda fs: (lambda env: compare(fs[0](env), fs[1](env)))
+
+
+_NODES: dict[type, Callable[[list[Evaluator]], Evaluator]] = {
+    sympy.Add: _add,
+    sympy.Mul: _mul,
+    sympy.Pow: _pow,
+    sympy.floor: _floor,
+    sympy.ceiling: _ceiling,
+    sympy.log: _log,
+    sympy.exp: _exp,
+    sympy.Abs: _unary(abs),
+    sympy.Max: _many(max),
+    sympy.Min: _many(min),
+    sympy.Mod: _many(_mod),
+    sympy.GreaterThan: _relation(lambda a, b: a >= b),
+    sympy.StrictGreaterThan: _relation(lambda a, b: a > b),
+    sympy.LessThan: _relation(lambda a, b: a <= b),
+    sympy.StrictLessThan: _relation(lambda a, b: a < b),
+    sympy.Equality: _relation(lambda a, b: a == b),
+    sympy.Unequality: _relation(lambda a, b: a != b),
+}
+
+
+def same_value(a: Value, b: Value, rtol: float = 1e-9) -> bool:
+    if isinstance(a, EXACT) and isinstance(b, EXACT):
+        return a == b
+    try:
+        return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-12)
+    except OverflowError:
+        return False
+
+
+def show_value(value: Value) -> str:
+    if isinstance(value, EXACT):
+        text = str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+        return text if len(text) <= 60 else f"{text[:25]}...({len(text)} characters)"
+    return f"{value:.12g}"
+
+
+# -- the symbolic proof -----------------------------------------------------------------------------------------
+
+
+class _Timeout(Exception):
+    pass
+
+
+def prove_equal(yours: sympy.Expr, expected: sympy.Expr, seconds: float) -> bool:
+    """True only if SymPy shows the difference is 0 within `seconds`; False when it cannot or may not try.
+
+    The time limit needs SIGALRM, so the attempt is made only in the main thread and only when no other
+    timer is running (the grader's own limits must not be disturbed).
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return False
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        return False
+    try:
+        with _deadline(seconds):
+            return _difference_vanishes(yours - expected)
+    except _Timeout:
+        return False
+    except Exception:  # noqa: BLE001 - SymPy can raise anything on odd input; "not proved" is the safe answer
+        return False
+
+
+def _difference_vanishes(diff: sympy.Expr) -> bool:
+    if diff == 0:
+        return True
+    diff = sympy.expand(diff)
+    if diff == 0:
+        return True
+    # floor((a + S)/S) is floor(a/S) + 1 only once the argument is expanded into a sum with an integer term.
+    diff = sympy.expand(diff.replace(
+        lambda e: isinstance(e, (sympy.floor, sympy.ceiling)), lambda e: e.func(sympy.expand(e.args[0]))
+    ))
+    return diff == 0 or sympy.simplify(diff) == 0
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    def expire(signum: int, frame: object) -> None:
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- the check --------------------------------------------------------------------------------------------------
+
+
+class FormulaCheck:
+    Options = FormulaOptions
+
+    def run(self, ctx: CheckContext) -> Outcome:
+        opts: FormulaOptions = ctx.question.options  # type: ignore[assignment]
+        problem = FormulaProblem(opts)
+        answer = read_answer(ctx, problem.symbols)
+        if isinstance(answer, Outcome):
+            return answer
+        expr, raw = answer
+        details: dict[str, Any] = {"yours": raw, "expected": opts.expected, "parsed": str(expr)}
+        return judge(problem, expr, _rng(ctx), details)
+
+
+def _rng(ctx: CheckContext) -> random.Random:
+    # The same points for every student of a question: a seed of the rubric's seed and the question id.
+    return random.Random(f"{ctx.seed}:{ctx.question.id}")
+
+
+def judge(problem: FormulaProblem, expr: sympy.Expr, rng: random.Random, details: dict[str, Any]) -> Outcome:
+    try:
+        evaluate = compile_formula(expr, problem.order)
+    except Unsupported as exc:
+        return Outcome.failed(f"your formula uses {exc}, which is not part of a formula here", **details)
+    count = 0
+    for point in problem.points(rng):
+        try:
+            expected = problem.evaluate_expected(point)
+        except Undefined:
+            continue  # outside the formula's own domain: nothing to compare
+        count += 1
+        message = _disagreement(evaluate, point, expected, problem.options.rtol)
+        if message:
+            where = problem.show_point(point)
+            counterexample = {"point": dict(zip(problem.names, point)), "yours": message[1],
+                              "expected": show_value(expected)}
+            return Outcome.failed(f"{where}: {message[0]}", proof="sampled", points=count,
+                                  counterexample=counterexample, **details)
+    if count == 0:
+        raise GraderError("the formula question's domain has no point where the expected formula is defined")
+    if prove_equal(expr, problem.expected, problem.options.time_limit):
+        return Outcome.passed("proved equal", proof="symbolic", points=count, counterexample=None, **details)
+    return Outcome.passed(f"equal on {count} points of the domain", proof="sampled", points=count,
+                          counterexample=None, **details)
+
+
+def _disagreement(evaluate: Evaluator, point: Point, expected: Value, rtol: float) -> tuple[str, str] | None:
+    """None where the answer agrees; else (message, your value as text)."""
+    shown = show_value(expected)
+    try:
+        yours = evaluate(point)
+    except TooLarge:
+        return f"yours is too large to evaluate, expected {shown}", "too large"
+    except Undefined:
+        return f"yours is undefined, expected {shown}", "undefined"
+    if same_value(yours, expected, rtol):
+        return None
+    return f"yours {show_value(yours)}, expected {shown}", show_value(yours)
+
+
+# -- reading the answer -----------------------------------------------------------------------------------------
+
+_EXAMPLE = '"floor((H - K)/S) + 1"'
+
+
+def read_answer(ctx: CheckContext, symbols: Mapping[str, sympy.Symbol]) -> tuple[sympy.Expr, str] | Outcome:
+    """The student's formula and its text; the code answer wins over an `Answer qX.Y:` cell."""
+    name = ctx.question.spec.answer
+    qid = ctx.question.id
+    got = ctx.session.get(name) if name else None
+    if got is not None and got.exists:
+        return _from_value(name or "", got.value, symbols)
+    cell = ctx.submission.answers.get(qid)
+    if cell is not None:
+        try:
+            return parse_answer_cell(cell, symbols), cell
+        except ParseError as exc:
+            return Outcome.failed(f"your `Answer {qid}:` cell could not be read as a formula: {exc}", yours=cell)
+    missing = f"`{name}` is not defined and there is no `Answer {qid}:` cell" if name else f"there is no `Answer {qid}:` cell"
+    if got is not None and got.error:
+        missing += f" ({got.error})"
+    return Outcome.error(missing)
+
+
+def _from_value(name: str, value: Any, symbols: Mapping[str, sympy.Symbol]) -> tuple[sympy.Expr, str] | Outcome:
+    if isinstance(value, (str, SympyText)):
+        text = value if isinstance(value, str) else value.text
+        try:
+            return _parse_text(text, symbols), text
+        except ParseError as exc:
+            return Outcome.failed(f"`{name}` could not be read as a formula: {exc}", yours=text)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return sympy.Integer(value), str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return sympy.Float(value), repr(value)
+    kind = value.type_name if isinstance(value, Opaque) else type(value).__name__
+    return Outcome.failed(f"`{name}` is a {kind}, not a formula (write a string such as {_EXAMPLE} "
+                          "or a SymPy expression)", yours=str(value)[:200])
+
+
+def _parse_text(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
+    """Python/SymPy syntax; a string holding LaTeX (r"\\frac{1}{K}") is read as LaTeX."""
+    try:
+        return parse_expression(text, symbols)
+    except ParseError as text_error:
+        if "\\" not in text:
+            raise
+        try:
+            return parse_latex(text.strip().strip("$"), symbols)
+        except ParseError:
+            raise text_error from None
