@@ -87,7 +87,10 @@ def check_param_groups(inputs: dict[str, Any], answer: Answer) -> Verdict:
             return False, f"`{name}` gets weight_decay {seen[name]!r}; it should get {want!r}"
     if report.get("sgd_error"):
         return False, f"torch.optim.SGD rejects the groups: {report['sgd_error']}"
-    _rebuild_sgd(model, report)
+    try:
+        _rebuild_sgd(model, report)
+    except (TypeError, ValueError) as exc:
+        return False, f"torch.optim.SGD rejects the same groups of the grader's copy of the model: {exc}"
     return True, "every trainable parameter once, with the right weight decay"
 
 

@@ -127,7 +127,7 @@ class PropertyCheck:
     def _one(
         self, ctx: CheckContext, opts: PropertyOptions, case: dict[str, Any], predicate: Predicate, where: str
     ) -> tuple[str | None, dict[str, Any]]:
-        on = f"on inputs {label(case)}"
+        on = f"on inputs {label(case)}" if case else "on the call without arguments"
         models, problem = _build_models(ctx, case, where)
         if problem:
             return f"{on}: {problem}", {}

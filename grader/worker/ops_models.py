@@ -138,15 +138,16 @@ def digest_difference(expected: dict[str, Any], got: Any) -> str | None:
     """The first way `got` (a worker's digest) differs from `expected`, in words; None when equal."""
     if not isinstance(got, dict):
         return "its state could not be read"
+    # The mode first: a switch to train() also moves BatchNorm's running stats, and the switch is the cause.
+    if got.get("training") != expected["training"]:
+        return f"it was switched to {'train' if got.get('training') else 'eval'}() mode"
+    if got.get("trainable") != expected["trainable"]:
+        return "which parameters require gradients changed"
     for name, h in expected["tensors"].items():
         if (got.get("tensors") or {}).get(name) != h:
             return f"`{name}` changed"
     if set(got.get("tensors") or {}) != set(expected["tensors"]):
         return "its set of parameters and buffers changed"
-    if got.get("trainable") != expected["trainable"]:
-        return "which parameters require gradients changed"
-    if got.get("training") != expected["training"]:
-        return f"it was switched to {'train' if got.get('training') else 'eval'}() mode"
     return None
 
 
