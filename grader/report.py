@@ -1,47 +1,489 @@
-"""Rendering results for people: a report per student and a class summary, with Jinja2."""
+"""Rendering results for people: a report per student (HTML and Markdown) and a class summary.
+
+Two audiences, decided here and nowhere else:
+
+* `STUDENT` (report.html, report.md, `grader check`): a hidden question shows only "hidden test: passed/failed"
+  and its points; no message, no inputs, no expected values, no traceback (a traceback can quote the inputs).
+* `TA` (report-ta.html, index.html): everything the checks recorded, hidden questions included.
+
+Everything the templates show of a question comes from `explain`, which turns a QuestionResult's `details` into
+labelled facts, code lines, a traceback and charts; the HTML, Markdown and terminal views only lay them out.
+Student text (answers, tracebacks, printed values, names) stays plain `str` and is escaped by the template
+(HTML autoescape, `md`/`md_code` filters); only SVG drawn by grader/svg.py is marked safe.
+"""
 from __future__ import annotations
 
 import datetime as _dt
+import enum
+import math
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
-from grader.results import SubmissionResult
+from grader import svg
+from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
 from grader.scoring import atomic_write, student_output
+
+__all__ = [
+    "Audience",
+    "Fact",
+    "Explanation",
+    "QuestionStats",
+    "ClassSummary",
+    "explain",
+    "summarize",
+    "normalize_message",
+    "render_report",
+    "render_markdown",
+    "render_index",
+    "write_report",
+    "write_index",
+]
+
+
+class Audience(str, enum.Enum):
+    STUDENT = "student"
+    TA = "ta"
+
+
+@dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a person reads under a question's header, beyond points and status."""
+
+    summary: str
+    facts: tuple[Fact, ...] = ()
+    code: tuple[str, ...] = ()  # offending source lines, `where: text`
+    traceback: tuple[str, ...] = ()  # the student's own frames only (the worker filters them)
+    charts: tuple[Markup, ...] = ()
+    answer: str | None = None  # a free-text answer, shown verbatim (escaped)
+    comment: str | None = None  # the TA's comment on a manual question
+    redacted: bool = False  # a hidden question seen by a student
+
+    @property
+    def first_detail(self) -> str:
+        """One line beyond the summary for a terminal: the most telling fact or the exception line."""
+        if self.traceback:
+            return self.traceback[-1]
+        if self.code:
+            return self.code[0]
+        return "; ".join(f"{f.label}: {f.value}" for f in self.facts[:3])
+
+
+# --------------------------------------------------------------------------------- details -> explanation
+
+
+def _g(x: Any, digits: int = 6) -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return f"{x:.{digits}g}"
+
+
+def _e(x: Any) -> str:
+    return f"{x:.2e}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
+def _assignment_text(values: Any) -> str:
+    """`{"H": 3, "K": 2}` -> `H = 3, K = 2`; anything else as text."""
+    if isinstance(values, dict):
+        return ", ".join(f"{k} = {_g(v)}" for k, v in values.items())
+    return str(values)
+
+
+@dataclass
+class _Draft:
+    ta: bool = False  # TA-only facts (the expected formula, the grading guide) are added only when set
+    facts: list[Fact] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    charts: list[Markup] = field(default_factory=list)
+    answer: str | None = None
+    comment: str | None = None
+
+    def fact(self, label: str, value: Any, fmt: Callable[[Any], str] = _g) -> None:
+        if value is not None and value != "":
+            self.facts.append(Fact(label, fmt(value)))
+
+
+def _numeric(d: dict[str, Any], out: _Draft) -> None:
+    """compare.py's mismatch: the worst element, expected vs got, the errors (function, value, property)."""
+    out.fact("inputs", d.get("case"))
+    if "expected_shape" in d:
+        out.fact("expected shape", tuple(d["expected_shape"]))
+        out.fact("your shape", tuple(d.get("got_shape", ())))
+    if "index" in d:
+        out.fact("worst element" if "expected" in d else "first bad element", f"index {list(d['index'])}")
+    if "expected" in d and "got" in d:
+        out.fact("expected", d["expected"])
+        out.fact("yours", d["got"])
+    out.fact("max abs error", d.get("max_abs_error"), _e)
+    if "rel_error" in d and "rel_errors" not in d:
+        out.fact("relative error", d["rel_error"], _e)
+    if "mismatched" in d and "total" in d:
+        out.fact("values that differ", f"{d['mismatched']} of {d['total']}")
+
+
+def _gradient(d: dict[str, Any], out: _Draft) -> None:
+    """gradient.py: the relative error against autograd per test input, the failing one last."""
+    errors = d.get("rel_errors")
+    if not isinstance(errors, list):
+        return
+    for i, err in enumerate(errors, 1):
+        out.fact(f"relative error, test input {i}", err, _e)
+
+
+def _formula(d: dict[str, Any], out: _Draft) -> None:
+    """formula.py: the counterexample with both values when wrong, the proof status when right.
+
+    `expected` there is the expected *formula*, which is the answer itself: TAs only.
+    """
+    if "parsed" not in d and "proof" not in d:
+        return
+    out.fact("your answer", d.get("yours"))
+    out.fact("read as", d.get("parsed"))
+    ce = d.get("counterexample")
+    if isinstance(ce, dict):
+        point = ce.get("point")
+        out.fact("counterexample", _assignment_text(point) if point is not None else None)
+        out.fact("your formula gives", ce.get("yours"))
+        out.fact("the correct formula gives", ce.get("expected"))
+    proof = d.get("proof")
+    if proof == "symbolic":
+        out.fact("proof", "proved equal symbolically")
+    elif proof == "sampled" and ce is None:
+        out.fact("proof", f"equal on {d.get('points', '?')} sampled points (not proved symbolically)")
+    elif proof:
+        out.fact("points checked", d.get("points"))
+    if out.ta:
+        out.fact("expected formula (TA only)", d.get("expected"))
+
+
+def _forbid(d: dict[str, Any], out: _Draft) -> None:
+    """forbid.py: every offending line, where it is and which API it uses."""
+    for v in d.get("violations") or []:
+        if not isinstance(v, dict):
+            continue
+        where = f"cell {v.get('cell')}, line {v.get('line')}" if v.get("cell") not in (None, 0) else f"line {v.get('line')}"
+        api = v.get("note") or v.get("api", "")
+        via = v.get("via") or []
+        chain = f" (via {' → '.join(via[1:])})" if len(via) > 1 else ""
+        out.code.append(f"{where}: {v.get('text', '')}    # {api}{chain}")
+
+
+def _tier_marks(tiers: Any) -> list[svg.Mark]:
+    """training.py's tiers, `{"min": 0.9, "credit": 1.0}`, as threshold lines labelled `0.9 → 100%`."""
+    marks = []
+    for tier in tiers if isinstance(tiers, list) else []:
+        if isinstance(tier, dict) and isinstance(tier.get("min"), (int, float)):
+            credit = tier.get("credit")
+            label = _g(tier["min"], 3) + (f" → {100 * credit:.0f}%" if isinstance(credit, (int, float)) else "")
+            marks.append(svg.Mark(label, float(tier["min"])))
+    return marks
+
+
+def _training(d: dict[str, Any], out: _Draft) -> None:
+    """training.py: the loss curve the student's trainer returned, the accuracy the grader measured."""
+    if "tiers" not in d:
+        return
+    losses = d.get("losses")
+    if isinstance(losses, list) and losses:
+        # Gaps (None: a non-float or non-finite loss) are drawn as nan, which svg marks on the axis.
+        curve = [float(v) if isinstance(v, (int, float)) else math.nan for v in losses]
+        out.charts.append(Markup(svg.loss_curve(curve, title="your training loss per epoch")))
+        out.fact("loss, first → last epoch", f"{_g(curve[0], 4)} → {_g(curve[-1], 4)}")
+    out.fact("loss list problem", d.get("losses_problem"))
+    accuracy = d.get("accuracy")
+    if isinstance(accuracy, (int, float)):
+        out.fact("accuracy measured by the grader", accuracy, lambda a: f"{a:.4f}")
+        out.charts.append(Markup(svg.meter(float(accuracy), _tier_marks(d["tiers"]), title="accuracy")))
+    out.fact("credit tiers", ", ".join(m.label for m in _tier_marks(d["tiers"])) or None)
+    out.fact("device", d.get("device"))
+    out.fact("training time", d.get("train_seconds"), lambda s: f"{s:.1f} s")
+
+
+def _manual(d: dict[str, Any], out: _Draft) -> None:
+    """manual.py: the student's answer text and the TA's score and comment; the grading guide for TAs."""
+    if "missing_answer" not in d and "ta_score" not in d:
+        return
+    if isinstance(d.get("answer"), str):
+        out.answer = d["answer"]
+    if isinstance(d.get("ta_comment"), str) and d["ta_comment"].strip():
+        out.comment = d["ta_comment"]
+    out.fact("graded by", d.get("ta"))
+    if out.ta:
+        out.fact("grading guide (TA only)", d.get("guide"))
+
+
+# Readers pick what they recognise from `details`; a question may carry several (a `function` question
+# failed by its `forbid:` gate has violations), so all run, in this order.
+_READERS: tuple[Callable[[dict[str, Any], _Draft], None], ...] = (
+    _formula,
+    _numeric,
+    _gradient,
+    _forbid,
+    _training,
+    _manual,
+)
+
+
+def explain(q: QuestionResult, audience: Audience = Audience.STUDENT) -> Explanation:
+    """Everything `audience` may read about one question, from its message and details."""
+    if q.visibility == "hidden" and audience is Audience.STUDENT:
+        return Explanation(student_output(q), redacted=True)
+    draft = _Draft(ta=audience is Audience.TA)
+    details = q.details if isinstance(q.details, dict) else {}
+    for read in _READERS:
+        read(details, draft)
+    traceback = details.get("traceback") or ()
+    return Explanation(
+        summary=q.message,
+        facts=tuple(draft.facts),
+        code=tuple(draft.code),
+        traceback=tuple(str(line) for line in traceback),
+        charts=tuple(draft.charts),
+        answer=draft.answer,
+        comment=draft.comment,
+    )
+
+
+# ------------------------------------------------------------------------------------------- class summary
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w])")
+
+
+def normalize_message(message: str) -> str:
+    """Numbers become `#`, so "relative error 3.1e-01" and "relative error 2.0e+00" group together."""
+    return _NUMBER.sub("#", message.strip())
+
+
+@dataclass(frozen=True)
+class QuestionStats:
+    qid: str
+    title: str
+    max_score: float
+    mean: float
+    pass_rate: float | None  # over graded (not pending) answers; None when nothing was graded
+    passed: int
+    graded: int
+    pending: int
+    errors: int
+    failures: tuple[tuple[str, int], ...]  # (an example message, how many share its pattern), commonest first
+
+
+@dataclass(frozen=True)
+class NeedsTA:
+    student: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    title: str
+    results: tuple[SubmissionResult, ...]
+    questions: tuple[QuestionStats, ...]
+    needs_ta: tuple[NeedsTA, ...]
+    max_score: float
+    mean: float
+    median: float
+    runtime_total: float
+    runtime_median: float
+    runtime_max: float
+
+
+def _question_stats(qid: str, title: str, points: float, answers: list[QuestionResult], top: int) -> QuestionStats:
+    graded = [a for a in answers if a.status is not Status.PENDING]
+    groups: dict[str, list[str]] = {}
+    for a in answers:
+        # A TA's partial score on a free-text answer is a judgement, not a failure message to group.
+        if a.status in (Status.FAILED, Status.PARTIAL, Status.ERROR) and a.kind != "manual":
+            groups.setdefault(normalize_message(a.message), []).append(a.message)
+    common = sorted(groups.values(), key=len, reverse=True)[:top]
+    return QuestionStats(
+        qid=qid,
+        title=title,
+        max_score=points,
+        mean=statistics.fmean(a.score for a in answers) if answers else 0.0,
+        pass_rate=sum(a.status is Status.PASSED for a in graded) / len(graded) if graded else None,
+        passed=sum(a.status is Status.PASSED for a in graded),
+        graded=len(graded),
+        pending=len(answers) - len(graded),
+        errors=sum(a.status is Status.ERROR for a in answers),
+        failures=tuple((Counter(msgs).most_common(1)[0][0], len(msgs)) for msgs in common),
+    )
+
+
+def _needs_ta(r: SubmissionResult) -> list[NeedsTA]:
+    found = []
+    if r.load_error:
+        found.append(NeedsTA(r.student, f"could not be read: {r.load_error}"))
+    pending = [q.qid for q in r.questions if q.status is Status.PENDING]
+    if pending:
+        found.append(NeedsTA(r.student, f"to grade by hand: {', '.join(pending)}"))
+    # A worker that died or a cell that timed out may be the machine's fault rather than the student's.
+    odd = [c for c in r.cell_failures if c.reason in ("died", "timeout")]
+    if odd:
+        found.append(NeedsTA(r.student, "; ".join(f"cell {c.index + 1} {c.reason}: {c.message}" for c in odd)))
+    return found
+
+
+def _question_list(rubric: Rubric | None, results: Sequence[SubmissionResult]) -> list[tuple[str, str, float]]:
+    if rubric is not None:
+        return [(q.id, q.spec.title, q.spec.points) for q in rubric.questions]
+    seen: dict[str, tuple[str, str, float]] = {}
+    for r in results:
+        for q in r.questions:
+            seen.setdefault(q.qid, (q.qid, q.title, q.max_score))
+    return list(seen.values())
+
+
+def _title(rubric: Rubric | None, assignment: str) -> str:
+    return (rubric.spec.title or rubric.assignment) if rubric is not None else assignment
+
+
+def summarize(results: Iterable[SubmissionResult], rubric: Rubric | None = None, *, top: int = 3) -> ClassSummary:
+    ordered = tuple(sorted(results, key=lambda r: r.student))
+    questions = _question_list(rubric, ordered)
+    by_qid: dict[str, list[QuestionResult]] = {qid: [] for qid, _, _ in questions}
+    for r in ordered:
+        for q in r.questions:
+            by_qid.setdefault(q.qid, []).append(q)
+    scores = [r.score for r in ordered] or [0.0]
+    times = [r.execution_time for r in ordered] or [0.0]
+    return ClassSummary(
+        title=_title(rubric, ordered[0].assignment if ordered else ""),
+        results=ordered,
+        questions=tuple(_question_stats(qid, title, pts, by_qid[qid], top) for qid, title, pts in questions),
+        needs_ta=tuple(n for r in ordered for n in _needs_ta(r)),
+        max_score=sum(pts for _, _, pts in questions),
+        mean=statistics.fmean(scores),
+        median=statistics.median(scores),
+        runtime_total=sum(times),
+        runtime_median=statistics.median(times),
+        runtime_max=max(times),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+_MD_SPECIAL = re.compile(r"([\\*_\[\]!#|])")
+
+
+def md_inline(text: Any) -> str:
+    """Markdown text that renders as exactly `text`: `code spans` kept, HTML and Markdown syntax neutralised.
+
+    LMS comment boxes render raw HTML inside Markdown, so `<`, `>` and `&` become entities outside code spans
+    (inside them Markdown shows characters literally).
+    """
+    parts = str(text).replace("\r", "").split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: treat the whole text as prose
+        parts = ["\\`".join(parts)]
+    for i in range(0, len(parts), 2):
+        s = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts[i] = _MD_SPECIAL.sub(r"\\\1", s).replace("\n", " ")
+    return "`".join(parts)
+
+
+def md_code(text: Any, lang: str = "text") -> str:
+    """A fenced block longer than any backtick run inside, so student text cannot close it early."""
+    body = str(text).replace("\r", "")
+    runs = [len(m) for m in re.findall(r"`+", body)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}{lang}\n{body}\n{fence}"
+
+
+def html_message(text: Any) -> Markup:
+    """A check's message as HTML: escaped first, then its `code spans` set in <code>."""
+    escaped = str(Markup.escape(str(text)))
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))
 
 
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("grader", "templates"),
-        autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+        autoescape=select_autoescape(["html", "html.j2"], default_for_string=True, default=False),
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
     env.filters["num"] = lambda x: f"{x:g}"
-    env.globals["student_output"] = student_output
+    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}%"
+    env.filters["secs"] = lambda s: f"{s:.1f} s"
+    env.filters["md"] = md_inline
+    env.filters["md_code"] = md_code
+    env.filters["message"] = html_message
+    env.globals["explain"] = explain
     return env
 
 
-def render_report(result: SubmissionResult, rubric: Rubric, *, for_student: bool = True) -> str:
-    return _env().get_template("report.html.j2").render(
-        r=result, rubric=rubric, for_student=for_student, now=_dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    )
+def _now(now: _dt.datetime | None) -> str:
+    return (now or _dt.datetime.now()).strftime("%Y-%m-%d %H:%M")
 
 
-def render_index(results: Iterable[SubmissionResult], rubric: Rubric) -> str:
-    results = sorted(results, key=lambda r: r.student)
-    return _env().get_template("index.html.j2").render(results=results, rubric=rubric)
+def _report_context(
+    result: SubmissionResult, rubric: Rubric | None, audience: Audience, now: _dt.datetime | None
+) -> dict[str, Any]:
+    return {
+        "r": result,
+        "title": _title(rubric, result.assignment),
+        "audience": audience,
+        "ta": audience is Audience.TA,
+        "views": [(q, explain(q, audience)) for q in result.questions],
+        "now": _now(now),
+    }
 
 
-def write_report(result: SubmissionResult, rubric: Rubric, folder: Path) -> Path:
-    path = folder / "report.html"
+def render_report(
+    result: SubmissionResult,
+    rubric: Rubric | None = None,
+    *,
+    audience: Audience = Audience.STUDENT,
+    now: _dt.datetime | None = None,
+) -> str:
+    return _env().get_template("report.html.j2").render(_report_context(result, rubric, audience, now))
+
+
+def render_markdown(result: SubmissionResult, rubric: Rubric | None = None, *, now: _dt.datetime | None = None) -> str:
+    """The student's report as Markdown, for pasting into an LMS comment; always the student audience."""
+    return _env().get_template("report.md.j2").render(_report_context(result, rubric, Audience.STUDENT, now))
+
+
+def render_index(
+    results: Iterable[SubmissionResult], rubric: Rubric | None = None, *, now: _dt.datetime | None = None
+) -> str:
+    summary = summarize(results, rubric)
+    scores = [r.score for r in summary.results]
+    chart = Markup(svg.histogram(scores, lo=0.0, hi=summary.max_score or 1.0, bins=10, title="total scores"))
+    qids = [q.qid for q in summary.questions]
+    rows = [(r, [{q.qid: q for q in r.questions}.get(qid) for qid in qids]) for r in summary.results]
+    return _env().get_template("index.html.j2").render(s=summary, rows=rows, histogram=chart, now=_now(now))
+
+
+REPORT_FILES = {"html": "report.html", "markdown": "report.md", "ta": "report-ta.html"}
+
+
+def write_report(result: SubmissionResult, rubric: Rubric | None, folder: Path) -> Path:
+    """report.html and report.md for the student, report-ta.html for TAs; returns report.html's path."""
+    path = folder / REPORT_FILES["html"]
     atomic_write(path, render_report(result, rubric))
+    atomic_write(folder / REPORT_FILES["markdown"], render_markdown(result, rubric))
+    atomic_write(folder / REPORT_FILES["ta"], render_report(result, rubric, audience=Audience.TA))
     return path
 
 
-def write_index(results: Iterable[SubmissionResult], rubric: Rubric, out: Path) -> Path:
+def write_index(results: Iterable[SubmissionResult], rubric: Rubric | None, out: Path) -> Path:
     path = out / "index.html"
     atomic_write(path, render_index(results, rubric))
     return path
