@@ -106,3 +106,23 @@ def test_results_json_is_written_only_by_the_grader(tmp_path, write_py):
     results = json.loads((out / "mallory" / "results.json").read_text())
     assert results["score"] == 0
     assert {t["score"] for t in results["tests"]} == {0}
+
+
+def test_reference_and_rubrics_are_not_importable_from_the_worker(write_py, grade_mini):
+    source = """
+import importlib, sys
+leaks = []
+for name in ("reference", "reference.cnn_rnn", "cnn_rnn", "backprop_optim", "resnet_adversarial", "rubrics"):
+    if name in sys.modules:
+        leaks.append(name)
+        continue
+    try:
+        importlib.import_module(name)
+        leaks.append(name)
+    except ImportError:
+        pass
+leaks += [m for m in sys.modules if m.startswith(("reference", "_grader_reference"))]
+answer = 42 if not leaks else str(leaks)
+"""
+    result = grade_mini(write_py(source))
+    assert scores(result)["q1.1"] == 1, result.questions[0].message
