@@ -1,5 +1,31 @@
-"""dl-grader: grade deep-learning homework with checks that run outside the student's process."""
+"""dl-grader: grade deep-learning homework with checks that run outside the student's process.
+
+The public API is `__all__`; names are imported lazily so that the student-side worker, which imports
+`grader.worker`, does not pay for (or see) the grader's side.
+"""
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+_PUBLIC = {
+    "load_rubric": "grader.rubric",
+    "Rubric": "grader.rubric",
+    "load_submission": "grader.submission",
+    "grade_submission": "grader.grading",
+    "SubmissionResult": "grader.results",
+    "QuestionResult": "grader.results",
+    "Outcome": "grader.results",
+    "Status": "grader.results",
+    "GraderError": "grader.errors",
+    "RubricError": "grader.errors",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'grader' has no attribute {name!r}")
