@@ -23,11 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, required=True, help="output folder")
     g.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     g.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' for training checks")
+    g.add_argument("--force", action="store_true", help="grade again submissions the gradebook already holds")
+    _sandbox_option(g, "grade")
 
     c = sub.add_parser("check", help="self-check one submission on the public questions")
     c.add_argument("submission", type=Path)
     c.add_argument("--rubric", type=Path, required=True)
+    _sandbox_option(c, "check")
     return parser
+
+
+def _sandbox_option(parser: argparse.ArgumentParser, command: str) -> None:
+    from grader.sandbox import SANDBOX_MODES, default_sandbox_mode
+
+    parser.add_argument(
+        "--sandbox", choices=SANDBOX_MODES, default=default_sandbox_mode(command),
+        help="run student code in bubblewrap: 'required' refuses to run without it, 'auto' falls back to "
+        "resource limits only (with a warning), 'off' never uses it (default: %(default)s)",
+    )
 
 
 def _log_file(args: argparse.Namespace) -> Path:
@@ -42,14 +55,19 @@ def _log_file(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grader.sandbox import choose_launcher
+
     if args.command == "grade":
         from grader.commands.grade import grade
 
-        return grade(args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device)
+        return grade(
+            args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
+            launcher=choose_launcher(args.sandbox), force=args.force,
+        )
     if args.command == "check":
         from grader.commands.check import check
 
-        return check(args.submission, args.rubric)
+        return check(args.submission, args.rubric, launcher=choose_launcher(args.sandbox))
     raise AssertionError(args.command)
 
 

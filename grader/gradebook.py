@@ -1,0 +1,126 @@
+"""The gradebook that loses nothing: one SQLite row per graded submission, written as each one finishes.
+
+SQLite in WAL mode, one transaction per submission: a batch killed at any moment leaves every finished
+submission recorded whole and every unfinished one absent, so running the same command again grades only
+what is missing.  A row is reused while the submission's bytes, the rubric's bytes and the grader version are
+unchanged (a cache hit); anything else, or `--force`, grades again.  `history` keeps one line per grading
+so that "graded exactly once" can be checked after the fact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import GraderError
+from grader.results import SubmissionResult
+
+FILENAME = "gradebook.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    name TEXT PRIMARY KEY,           -- the job name: the output folder and the gradebook's student column
+    path TEXT NOT NULL,
+    submission_sha256 TEXT NOT NULL, -- of the file's bytes when it was handed out for grading
+    rubric_sha256 TEXT NOT NULL,
+    grader_version TEXT NOT NULL,
+    sandbox TEXT NOT NULL,
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    execution_time REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    result TEXT NOT NULL             -- SubmissionResult.serialize() as JSON
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    submission_sha256 TEXT NOT NULL,
+    rubric_sha256 TEXT NOT NULL,
+    finished_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a stored result depends on; equal keys mean grading again would give the same result."""
+
+    submission_sha256: str
+    rubric_sha256: str
+    grader_version: str
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a regular file's bytes, or "" for anything else (never a cache hit: it is cheap to redo)."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return ""
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError:
+        return ""
+
+
+class Gradebook:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            # isolation_level=None: transactions are explicit (`with self._tx()`), one per submission.
+            self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable against a killed process
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
+
+    def __enter__(self) -> Gradebook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def cached(self, name: str, key: CacheKey) -> SubmissionResult | None:
+        if not key.submission_sha256:
+            return None
+        row = self.db.execute(
+            "SELECT result FROM results WHERE name = ? AND submission_sha256 = ? AND rubric_sha256 = ? "
+            "AND grader_version = ?",
+            (name, key.submission_sha256, key.rubric_sha256, key.grader_version),
+        ).fetchone()
+        return SubmissionResult.from_dict(json.loads(row[0])) if row else None
+
+    def record(self, result: SubmissionResult, key: CacheKey) -> None:
+        """Store one finished submission: its row and its history line commit together or not at all."""
+        now = time.time()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.student, result.path, key.submission_sha256, key.rubric_sha256, key.grader_version,
+                    result.sandbox, result.score, result.max_score, result.execution_time, now,
+                    json.dumps(result.serialize(), sort_keys=True),
+                ),
+            )
+            self.db.execute(
+                "INSERT INTO history (name, submission_sha256, rubric_sha256, finished_at) VALUES (?, ?, ?, ?)",
+                (result.student, key.submission_sha256, key.rubric_sha256, now),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def gradings(self) -> dict[str, int]:
+        """How many times each name was graded (not served from the cache) in this output folder."""
+        return dict(self.db.execute("SELECT name, COUNT(*) FROM history GROUP BY name").fetchall())
