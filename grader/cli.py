@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("submission", type=Path)
     c.add_argument("--rubric", type=Path, required=True)
     _sandbox_option(c, "check")
+
+    m = sub.add_parser("manual", help="enter TA scores for free-text questions (prompts, or import/export a file)")
+    m.add_argument("action", nargs="?", choices=["import", "export"], help="omit to be prompted in the terminal")
+    m.add_argument("file", type=Path, nargs="?", help="the CSV/YAML file to import, or the CSV to export to")
+    m.add_argument("--out", type=Path, required=True, help="the folder `grader grade` wrote")
+    m.add_argument("--rubric", type=Path, help="the rubric it was graded with (default: OUT/rubric-path)")
+    m.add_argument("--ta", default="", help="the TA's name, kept with each score")
+    m.add_argument("--rescore", action="store_true", help="prompt for answers already scored, too")
     return parser
 
 
@@ -68,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         from grader.commands.check import check
 
         return check(args.submission, args.rubric, launcher=choose_launcher(args.sandbox))
+    if args.command == "manual":
+        from grader.commands.manual import run_manual
+
+        return run_manual(args.action, args.file, args.out, args.rubric, ta=args.ta, rescore=args.rescore)
     raise AssertionError(args.command)
 
 

@@ -21,13 +21,12 @@ class ManualCheck:
     Options = ManualOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: ManualOptions = ctx.question.options  # type: ignore[assignment]
         text = ctx.submission.answers.get(ctx.question.id)
         if text is None:
             # Flagged, still pending: the TA may find the answer elsewhere in the notebook and score it.
             message = f"no Markdown cell starting with `Answer {ctx.question.id}:` was found; {PENDING_MESSAGE}"
-            return Outcome(0.0, message, {"answer": None, "missing_answer": True, "guide": opts.guide}, Status.PENDING)
-        return Outcome(0.0, PENDING_MESSAGE, {"answer": text, "missing_answer": False, "guide": opts.guide}, Status.PENDING)
+            return Outcome(0.0, message, {"answer": None, "missing_answer": True}, Status.PENDING)
+        return Outcome(0.0, PENDING_MESSAGE, {"answer": text, "missing_answer": False}, Status.PENDING)
 
 
 def with_ta_score(result: QuestionResult, score: float, comment: str, ta: str = "") -> QuestionResult:

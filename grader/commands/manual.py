@@ -1,0 +1,305 @@
+"""`grader manual`: TA scores for free-text questions, applied to a graded folder without running student code.
+
+    grader manual --out DIR                 prompt question by question in the terminal
+    grader manual import FILE --out DIR     scores from a CSV (student,question,score,comment) or YAML file
+    grader manual export FILE --out DIR     a CSV of the answers still to score, to fill in and import
+
+The stored results (DIR/<student>/grading.json) are updated, then results.json, report.html, gradebook.csv
+and index.html are written again, all through `save`.  Every entry is checked before anything is written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from grader.checks.manual import with_ta_score
+from grader.errors import GraderError
+from grader.report import write_index, write_report
+from grader.results import QuestionResult, Status, SubmissionResult
+from grader.rubric import Rubric, load_rubric
+from grader.scoring import atomic_write, gradebook_csv, write_results_json
+
+RUBRIC_POINTER = "rubric-path"  # DIR/rubric-path: the rubric a folder was graded with, if the grading run wrote it
+CSV_COLUMNS = ["student", "question", "score", "comment", "answer"]
+
+
+@dataclass(frozen=True)
+class TAScore:
+    student: str
+    qid: str
+    score: float
+    comment: str = ""
+    where: str = ""  # "scores.csv: row 3", for error messages
+
+
+# -- the graded folder ------------------------------------------------------------------------------------------
+def load_results(out: Path) -> dict[str, SubmissionResult]:
+    if not out.is_dir():
+        raise GraderError(f"no graded folder at {out}")
+    results = {}
+    for path in sorted(out.glob("*/grading.json")):
+        try:
+            result = SubmissionResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise GraderError(f"{path}: not a stored grading result ({exc})") from exc
+        results[path.parent.name] = result
+    if not results:
+        raise GraderError(f"{out} holds no graded submissions (no */grading.json)")
+    return results
+
+
+def resolve_rubric(out: Path, rubric_path: Path | None, results: Iterable[SubmissionResult]) -> Rubric:
+    if rubric_path is None:
+        pointer = out / RUBRIC_POINTER
+        if not pointer.is_file():
+            raise GraderError(f"which rubric was {out} graded with? pass --rubric")
+        rubric_path = Path(pointer.read_text(encoding="utf-8").strip())
+    rubric = load_rubric(rubric_path)
+    stale = sorted(r.student for r in results if r.rubric_sha256 and r.rubric_sha256 != rubric.sha256)
+    if stale:
+        raise GraderError(f"{rubric_path} changed since {stale[0]} was graded; grade again before entering TA scores")
+    return rubric
+
+
+def save(out: Path, rubric: Rubric, results: dict[str, SubmissionResult], changed: Iterable[str]) -> None:
+    """The one place a TA's scores reach disk: per-student files of the changed, then the class files."""
+    for folder in changed:
+        result = results[folder]
+        write_results_json(result, out / folder)
+        write_report(result, rubric, out / folder)
+    atomic_write(out / "gradebook.csv", gradebook_csv(rubric, results.values()))
+    write_index(results.values(), rubric, out)
+
+
+# -- applying scores --------------------------------------------------------------------------------------------
+def manual_ids(rubric: Rubric) -> list[str]:
+    return [q.id for q in rubric.questions if q.spec.kind == "manual"]
+
+
+def apply_scores(
+    rubric: Rubric, results: dict[str, SubmissionResult], scores: list[TAScore], ta: str = ""
+) -> dict[str, SubmissionResult]:
+    """New results with the scores in; raises GraderError naming the first bad entry, before any change."""
+    manual = manual_ids(rubric)
+    seen: set[tuple[str, str]] = set()
+    updated = dict(results)
+    for s in scores:
+        if s.student not in results:
+            raise GraderError(f"{s.where}: unknown student {s.student!r} (known: {', '.join(sorted(results))})")
+        if s.qid not in manual:
+            raise GraderError(f"{s.where}: {s.qid!r} is not a TA-graded question (those are: {', '.join(manual)})")
+        if (s.student, s.qid) in seen:
+            raise GraderError(f"{s.where}: a second score for {s.student} {s.qid}")
+        seen.add((s.student, s.qid))
+        updated[s.student] = _scored(updated[s.student], s, ta)
+    return updated
+
+
+def _scored(result: SubmissionResult, s: TAScore, ta: str) -> SubmissionResult:
+    questions = []
+    for q in result.questions:
+        if q.qid == s.qid:
+            if not 0 <= s.score <= q.max_score:
+                raise GraderError(f"{s.where}: score {s.score:g} for {s.qid} is outside 0..{q.max_score:g}")
+            q = with_ta_score(q, s.score, s.comment, ta)
+        questions.append(q)
+    if not any(q.qid == s.qid for q in result.questions):
+        raise GraderError(f"{s.where}: {s.student} has no result for {s.qid} (graded with --public-only?)")
+    return result.with_questions(tuple(questions))
+
+
+# -- reading a file of scores ------------------------------------------------------------------------------------
+def read_scores(path: Path) -> list[TAScore]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GraderError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return _yaml_scores(path.name, text)
+    if path.suffix.lower() == ".csv":
+        return _csv_scores(path.name, text)
+    raise GraderError(f"{path}: TA scores are a .csv or .yaml file")
+
+
+def _csv_scores(name: str, text: str) -> list[TAScore]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = {"student", "question", "score"} - set(reader.fieldnames or [])
+    if missing:
+        raise GraderError(f"{name}: missing column(s) {', '.join(sorted(missing))}; expected {','.join(CSV_COLUMNS)}")
+    scores = []
+    for row_number, row in enumerate(reader, start=2):
+        if not (row.get("score") or "").strip():
+            continue  # not scored yet: an exported row the TA left blank
+        where = f"{name}: row {row_number}"
+        scores.append(_entry(where, row.get("student"), row.get("question"), row.get("score"), row.get("comment")))
+    return scores
+
+
+def _yaml_scores(name: str, text: str) -> list[TAScore]:
+    """A list of {student, question, score, comment}, or {student: {question: score | {score, comment}}}."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GraderError(f"{name}: not valid YAML: {exc}") from exc
+    if isinstance(data, list):
+        return [
+            _entry(f"{name}: entry {i + 1}", *(_get(e, k) for k in ("student", "question", "score", "comment")))
+            for i, e in enumerate(data)
+        ]
+    if isinstance(data, dict):
+        scores = []
+        for student, answers in data.items():
+            if not isinstance(answers, dict):
+                raise GraderError(f"{name}: {student}: expected a mapping of question to score")
+            for qid, value in answers.items():
+                score, comment = (value.get("score"), value.get("comment")) if isinstance(value, dict) else (value, "")
+                scores.append(_entry(f"{name}: {student}: {qid}", student, qid, score, comment))
+        return scores
+    raise GraderError(f"{name}: expected a list of scores or a mapping student -> question -> score")
+
+
+def _get(entry: Any, key: str) -> Any:
+    return entry.get(key) if isinstance(entry, dict) else None
+
+
+def _entry(where: str, student: Any, qid: Any, score: Any, comment: Any) -> TAScore:
+    if not student or not qid:
+        raise GraderError(f"{where}: needs a student and a question")
+    return TAScore(str(student).strip(), str(qid).strip().lower(), parse_score(where, score), str(comment or "").strip(), where)
+
+
+def parse_score(where: str, raw: Any) -> float:
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        return float(str(raw).strip())
+    except (TypeError, ValueError):
+        raise GraderError(f"{where}: score {raw!r} is not a number") from None
+
+
+# -- commands ---------------------------------------------------------------------------------------------------
+def import_scores(file: Path, out: Path, rubric_path: Path | None = None, ta: str = "") -> int:
+    results = load_results(out)
+    rubric = resolve_rubric(out, rubric_path, results.values())
+    scores = read_scores(file)
+    updated = apply_scores(rubric, results, scores, ta)
+    save(out, rubric, updated, sorted({s.student for s in scores}))
+    print(f"applied {len(scores)} TA scores to {len({s.student for s in scores})} submissions; "
+          f"{_pending(updated)} answers still wait for a TA")
+    return 0
+
+
+def export_pending(file: Path, out: Path, rubric_path: Path | None = None) -> int:
+    results = load_results(out)
+    rubric = resolve_rubric(out, rubric_path, results.values())
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for folder, q in _todo(rubric, results, only_pending=True):
+        writer.writerow([folder, q.qid, "", "", q.details.get("answer") or ""])
+    atomic_write(file, buf.getvalue())
+    print(f"wrote {_pending(results)} answers to score to {file}")
+    return 0
+
+
+def enter_scores(
+    out: Path,
+    rubric_path: Path | None = None,
+    *,
+    ta: str = "",
+    rescore: bool = False,
+    ask: Callable[[str], str] = input,
+    say: Callable[[str], None] = print,
+) -> int:
+    """Prompt for each answer in turn; progress is saved after every student, so quitting loses nothing."""
+    results = load_results(out)
+    rubric = resolve_rubric(out, rubric_path, results.values())
+    guides = {q.id: getattr(q.options, "guide", "") for q in rubric.questions}
+    todo = _todo(rubric, results, only_pending=not rescore)
+    if not todo:
+        say("nothing to score: no TA-graded answer is pending")
+        return 0
+    for folder in sorted({f for f, _ in todo}):
+        scores = []
+        for _, q in (item for item in todo if item[0] == folder):
+            _show(say, folder, q, guides.get(q.qid, ""))
+            entry = _prompt(ask, say, folder, q)
+            if entry == "quit":
+                return _finish(out, rubric, results, folder, scores, ta, say)
+            if entry is not None:
+                scores.append(entry)
+        _finish(out, rubric, results, folder, scores, ta, say)
+    say(f"done; {_pending(results)} answers still wait for a TA")
+    return 0
+
+
+def _finish(out: Path, rubric: Rubric, results: dict[str, SubmissionResult], folder: str, scores: list[TAScore], ta: str, say: Callable[[str], None]) -> int:
+    if scores:
+        results.update(apply_scores(rubric, results, scores, ta))
+        save(out, rubric, results, [folder])
+        say(f"saved {len(scores)} score(s) for {folder}")
+    return 0
+
+
+def _todo(rubric: Rubric, results: dict[str, SubmissionResult], only_pending: bool) -> list[tuple[str, QuestionResult]]:
+    manual = set(manual_ids(rubric))
+    return [
+        (folder, q)
+        for folder, r in sorted(results.items())
+        for q in r.questions
+        if q.qid in manual and (q.status == Status.PENDING or not only_pending)
+    ]
+
+
+def _pending(results: dict[str, SubmissionResult]) -> int:
+    return sum(q.status == Status.PENDING for r in results.values() for q in r.questions)
+
+
+def _show(say: Callable[[str], None], folder: str, q: QuestionResult, guide: str) -> None:
+    say("")
+    say(f"== {folder} · {q.qid} {q.title} ({q.max_score:g} pts)")
+    if guide:
+        say(f"   guide: {guide}")
+    answer = q.details.get("answer")
+    say(answer if answer else f"(no `Answer {q.qid}:` cell in this submission)")
+
+
+def _prompt(ask: Callable[[str], str], say: Callable[[str], None], folder: str, q: QuestionResult) -> TAScore | str | None:
+    while True:
+        try:
+            raw = ask(f"score 0..{q.max_score:g} (Enter skips, q quits): ").strip()
+        except EOFError:
+            return "quit"
+        if raw.lower() in ("q", "quit"):
+            return "quit"
+        if not raw:
+            return None
+        try:
+            score = parse_score(f"{folder} {q.qid}", raw)
+        except GraderError as exc:
+            say(str(exc))
+            continue
+        if not 0 <= score <= q.max_score:
+            say(f"a score for {q.qid} lies in 0..{q.max_score:g}")
+            continue
+        try:
+            comment = ask("comment: ").strip()
+        except EOFError:
+            comment = ""
+        return TAScore(folder, q.qid, score, comment, f"{folder} {q.qid}")
+
+
+def run_manual(action: str | None, file: Path | None, out: Path, rubric: Path | None, *, ta: str = "", rescore: bool = False) -> int:
+    if action is None:
+        if file is not None:
+            raise GraderError("a file is given only with `import FILE` or `export FILE`")
+        return enter_scores(out, rubric, ta=ta, rescore=rescore)
+    if file is None:
+        raise GraderError(f"`grader manual {action}` needs a FILE")
+    return import_scores(file, out, rubric, ta) if action == "import" else export_pending(file, out, rubric)
