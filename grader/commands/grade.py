@@ -17,6 +17,7 @@ from grader.report import write_index, write_report
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
+from grader.terminal import GradeProgress, print_summary
 from grader.scoring import atomic_write, gradebook_csv, write_results_json
 from grader.submission import find_submissions
 
@@ -54,14 +55,14 @@ def grade(
             print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their results "
                   "(--force grades them again)", file=sys.stderr)
         todo = [job for job in work if job.name not in done]
-        for i, result in enumerate(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device), 1):
+        for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device)):
             book.record(result, keys[result.student])  # committed first: the gradebook is the truth
             _write_outputs(result, rubric, out)
             done[result.student] = result
-            print(f"[{i}/{len(todo)}] {result.student}: {result.score:g}/{result.max_score:g}", file=sys.stderr)
     results = [done[job.name] for job in work]
     atomic_write(out / "gradebook.csv", gradebook_csv(rubric, results))
     index = write_index(results, rubric, out)
+    print_summary(results, rubric)
     print(f"graded {len(todo)} submissions, {len(work) - len(todo)} unchanged; class summary: {index}")
     return 0
 
