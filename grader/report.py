@@ -387,13 +387,18 @@ def md_inline(text: Any) -> str:
     LMS comment boxes render raw HTML inside Markdown, so `<`, `>` and `&` become entities outside code spans
     (inside them Markdown shows characters literally).
     """
-    parts = str(text).replace("\r", "").split("`")
-    if len(parts) % 2 == 0:  # an unmatched backtick: treat the whole text as prose
-        parts = ["\\`".join(parts)]
+    text = str(text).replace("\r", "")
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: no code spans, every backtick literal
+        return _md_prose(text).replace("`", "\\`")
     for i in range(0, len(parts), 2):
-        s = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        parts[i] = _MD_SPECIAL.sub(r"\\\1", s).replace("\n", " ")
+        parts[i] = _md_prose(parts[i])
     return "`".join(parts)
+
+
+def _md_prose(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def md_code(text: Any, lang: str = "text") -> str:
