@@ -165,6 +165,9 @@ class BwrapLauncher:
                 args += ["--ro-bind", path, path]
         for name in ETC_FILES:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        # The scratch folder is on disk, so files the student writes count against no one's memory.  It is
+        # mounted before the roots so that a root under /tmp (a CI's interpreter, say) stays visible.
+        args += ["--bind", str(scratch), SANDBOX_HOME, "--bind", str(scratch / ".tmp"), "/tmp"]
         for root in self.roots:
             args += ["--ro-bind", root, root]
         for folder in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
@@ -177,8 +180,7 @@ class BwrapLauncher:
             for device in sorted(glob.glob(pattern)):
                 args += ["--dev-bind-try", device, device]
         args += self._hide()
-        # The scratch folder is on disk, so files the student writes count against no one's memory.
-        args += ["--bind", str(scratch), SANDBOX_HOME, "--bind", str(scratch / ".tmp"), "/tmp", "--chdir", SANDBOX_HOME]
+        args += ["--chdir", SANDBOX_HOME]
         return args
 
     def _hide(self) -> list[str]:

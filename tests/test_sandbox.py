@@ -1,0 +1,218 @@
+"""The OS sandbox: what a worker inside bubblewrap can see, reach and leave behind."""
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from grader import sandbox
+from grader.cli import main
+from grader.errors import GraderError
+from grader.execution import WorkerSession
+from grader.rubric import Limits
+from grader.sandbox import BwrapLauncher, PlainLauncher, bwrap_problem, choose_launcher
+from grader.submission import load_submission
+from tests.conftest import DATA, ROOT
+
+PROBE = DATA / "hostile" / "sandbox_probe.py"
+LIMITS = Limits(cell_timeout=20, call_timeout=20)
+GiB = 1024**3
+
+needs_bwrap = pytest.mark.skipif(
+    bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()} (.ci/run installs it as root)"
+)
+
+
+def _session(launcher: BwrapLauncher, limits: Limits = LIMITS) -> WorkerSession:
+    session = WorkerSession(load_submission(PROBE), limits, launcher)
+    assert session.run_cells() == []
+    return session
+
+
+def _call(session: WorkerSession, name: str, *args: object) -> object:
+    result = session.call(name, list(args), timeout=20)
+    assert result.ok, result.error
+    return result.value
+
+
+def _host_command_lines() -> list[str]:
+    lines = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return lines
+
+
+@pytest.fixture(scope="module")
+def probe() -> Iterator[WorkerSession]:
+    with _session(BwrapLauncher()) as session:
+        yield session
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "path",
+    [
+        ROOT / "reference" / "cnn_rnn.py",
+        ROOT / "rubrics" / "cnn-rnn.yaml",
+        ROOT / "submissions" / "cnn-rnn" / "alice_correct.ipynb",  # another student's work
+        DATA / "mini" / "reference.py",
+        ROOT / "pyproject.toml",
+        Path("/etc/passwd"),
+        Path("/etc/hostname"),
+    ],
+)
+def test_worker_cannot_read_what_grading_needs_to_keep(probe, path):
+    assert path.exists(), "the test needs the host file to exist"
+    assert _call(probe, "can_read", str(path)) is False
+
+
+@needs_bwrap
+@pytest.mark.parametrize("folder", [ROOT / "reference", ROOT / "rubrics", ROOT / "submissions", ROOT / "out", Path("/root/.ssh")])
+def test_worker_cannot_list_private_folders(probe, folder):
+    assert _call(probe, "can_list", str(folder)) is False
+
+
+@needs_bwrap
+def test_worker_reads_what_it_needs(probe):
+    # The positive control: the probe does see files, so the refusals above are the sandbox's doing.
+    import grader.worker
+
+    assert _call(probe, "can_read", grader.worker.__file__) is True
+    assert _call(probe, "can_read", "sandbox_probe.py") is True  # its own copy, in its scratch folder
+
+
+@needs_bwrap
+def test_worker_cannot_see_host_temp_or_outputs(probe, tmp_path):
+    secret = tmp_path / "results.json"
+    secret.write_text("{}")
+    assert _call(probe, "can_read", str(secret)) is False
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "path, writable",
+    [
+        ("here.txt", True),  # the scratch folder
+        ("/tmp/x", True),  # a private /tmp
+        (str(ROOT / "grader" / "tampered.py"), False),
+        (str(ROOT / ".venv" / "tampered.py"), False),
+        ("/usr/tampered", False),
+    ],
+)
+def test_only_the_scratch_folder_is_writable(probe, path, writable):
+    assert _call(probe, "can_write", path) is writable
+    assert not (ROOT / "grader" / "tampered.py").exists()
+
+
+@needs_bwrap
+def test_no_network(probe):
+    assert _call(probe, "interfaces") == ["lo"]
+    assert str(_call(probe, "connect", "1.1.1.1", 53)).startswith("refused")
+
+
+@needs_bwrap
+def test_host_processes_are_invisible(probe):
+    seen = _call(probe, "process_command_lines")
+    assert isinstance(seen, list) and seen, "the probe sees at least itself"
+    assert not any("pytest" in line for line in seen)
+    assert len(seen) < 10
+
+
+@needs_bwrap
+def test_children_and_daemons_die_with_the_grading():
+    token = f"grader-daemon-{uuid.uuid4().hex}"
+    with _session(BwrapLauncher()) as session:
+        assert _call(session, "start_daemons", token) == "started"
+        # While grading runs the daemons exist (so the search below can find them at all).
+        assert _wait_until(lambda: sum(token in line for line in _host_command_lines()) == 3)
+    assert _wait_until(lambda: not any(token in line for line in _host_command_lines())), "a daemon survived"
+
+
+@needs_bwrap
+@pytest.mark.parametrize("allocate", ["allocate", "tensor_allocate"])
+def test_memory_limit_holds(allocate):
+    with _session(BwrapLauncher(), Limits(cell_timeout=20, call_timeout=20, memory_mb=1024)) as session:
+        assert _call(session, allocate, 2 * GiB) == "refused"
+        assert _call(session, allocate, 100 * 2**20) == 100 * 2**20  # the limit is not a ban on memory
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() == 0, reason="the kernel exempts root from RLIMIT_NPROC; run as a normal user to test it")
+def test_process_limit_holds():
+    with _session(BwrapLauncher(), Limits(cell_timeout=20, call_timeout=20, processes=40)) as session:
+        assert str(_call(session, "fork_bomb", 200)).startswith("refused")
+
+
+@needs_bwrap
+def test_hidden_paths_inside_visible_folders(tmp_path):
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "answers.py").write_text("answer = 42\n")
+    (tmp_path / "rubric.yaml").write_text("secret: yes\n")
+    (tmp_path / "public.txt").write_text("hello\n")
+    launcher = BwrapLauncher(roots=(*BwrapLauncher().roots, str(tmp_path)))
+    launcher = launcher.hiding([tmp_path / "reference", tmp_path / "rubric.yaml"])
+    with _session(launcher) as session:
+        assert _call(session, "can_read", str(tmp_path / "public.txt")) is True
+        assert _call(session, "can_read", str(tmp_path / "reference" / "answers.py")) is False
+        assert _call(session, "can_read", str(tmp_path / "rubric.yaml")) is False
+
+
+def test_launcher_pickles_for_the_process_pool(tmp_path):
+    launcher = BwrapLauncher().hiding([tmp_path])
+    copy = pickle.loads(pickle.dumps(launcher))
+    assert copy == launcher and copy.name == "bwrap" and str(tmp_path.resolve()) in copy.hidden
+
+
+def test_argv_isolates_the_worker(tmp_path):
+    argv = BwrapLauncher().launch(["python", "-m", "grader.worker", "3", "4"], tmp_path, LIMITS).argv
+    for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"):
+        assert flag in argv
+    assert argv[argv.index("--bind") + 1 : argv.index("--bind") + 3] == [str(tmp_path), sandbox.SANDBOX_HOME]
+    assert str(ROOT / "reference") not in argv and str(ROOT) not in argv
+
+
+@pytest.fixture
+def no_bwrap(monkeypatch):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda bwrap="bwrap": "bwrap is not installed")
+    sandbox._warn_once.cache_clear()
+
+
+@pytest.mark.parametrize("mode, warnings", [("off", 0), ("auto", 1)])
+def test_fallback_without_bwrap(no_bwrap, capsys, mode, warnings):
+    assert isinstance(choose_launcher(mode), PlainLauncher)
+    assert isinstance(choose_launcher(mode), PlainLauncher)
+    assert capsys.readouterr().err.count("no OS sandbox") == warnings  # said once, not once per submission
+
+
+def test_required_refuses_without_bwrap(no_bwrap):
+    with pytest.raises(GraderError, match="no OS sandbox: bwrap is not installed"):
+        choose_launcher("required")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is required by default on Linux only")
+def test_grade_refuses_without_bwrap_by_default_on_linux(no_bwrap, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GRADER_SANDBOX", raising=False)
+    code = main(["grade", str(DATA / "mini" / "rubric.yaml"), str(PROBE), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["grader: error: no OS sandbox: bwrap is not installed; install bubblewrap or pass --sandbox=auto to grade without it"]
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
+
+
+def _wait_until(predicate, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
