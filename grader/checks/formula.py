@@ -13,6 +13,7 @@ import math
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -402,12 +403,10 @@ class _Timeout(Exception):
 def prove_equal(yours: sympy.Expr, expected: sympy.Expr, seconds: float) -> bool:
     """True only if SymPy shows the difference is 0 within `seconds`; False when it cannot or may not try.
 
-    The time limit needs SIGALRM, so the attempt is made only in the main thread and only when no other
-    timer is running (the grader's own limits must not be disturbed).
+    The time limit needs SIGALRM, so the attempt is made only in the main thread; a timer already running
+    (the caller's own limit) is shortened around ours and restored afterwards, never lost.
     """
     if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        return False
-    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         return False
     try:
         with _deadline(seconds):
@@ -436,6 +435,10 @@ def _deadline(seconds: float) -> Iterator[None]:
     def expire(signum: int, frame: object) -> None:
         raise _Timeout()
 
+    outer_remaining, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_remaining > 0:
+        seconds = min(seconds, outer_remaining * 0.9)  # leave the outer limit time to fire as planned
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -443,6 +446,9 @@ def _deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_remaining > 0:
+            left = max(outer_remaining - (time.monotonic() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 # -- the check --------------------------------------------------------------------------------------------------
