@@ -107,6 +107,7 @@ def _assignment_text(values: Any) -> str:
 @dataclass
 class _Draft:
     ta: bool = False  # TA-only facts (the expected formula, the grading guide) are added only when set
+    python_file: bool = False  # a .py submission: its lines are the file's, cell numbers mean nothing
     facts: list[Fact] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
     charts: list[Markup] = field(default_factory=list)
@@ -176,7 +177,7 @@ def _forbid(d: dict[str, Any], out: _Draft) -> None:
     for v in d.get("violations") or []:
         if not isinstance(v, dict):
             continue
-        where = f"cell {v.get('cell')}, line {v.get('line')}" if v.get("cell") not in (None, 0) else f"line {v.get('line')}"
+        where = f"line {v.get('line')}" if out.python_file else f"cell {v.get('cell')}, line {v.get('line')}"
         api = v.get("note") or v.get("api", "")
         via = v.get("via") or []
         chain = f" (via {' → '.join(via[1:])})" if len(via) > 1 else ""
@@ -239,11 +240,14 @@ _READERS: tuple[Callable[[dict[str, Any], _Draft], None], ...] = (
 )
 
 
-def explain(q: QuestionResult, audience: Audience = Audience.STUDENT) -> Explanation:
-    """Everything `audience` may read about one question, from its message and details."""
+def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_file: bool = False) -> Explanation:
+    """Everything `audience` may read about one question, from its message and details.
+
+    `python_file`: the submission is a .py file, so source locations are file lines, not notebook cells.
+    """
     if q.visibility == "hidden" and audience is Audience.STUDENT:
         return Explanation(student_output(q), redacted=True)
-    draft = _Draft(ta=audience is Audience.TA)
+    draft = _Draft(ta=audience is Audience.TA, python_file=python_file)
     details = q.details if isinstance(q.details, dict) else {}
     for read in _READERS:
         read(details, draft)
@@ -303,10 +307,16 @@ class ClassSummary:
     runtime_max: float
 
 
-def _question_stats(qid: str, title: str, points: float, answers: list[QuestionResult], top: int) -> QuestionStats:
+def _question_stats(
+    qid: str, title: str, points: float, answers: list[QuestionResult], unread: list[QuestionResult], top: int
+) -> QuestionStats:
+    """`unread`: this question's results in submissions that could not be read; they count as answers
+    (a zero is a zero) but their "not graded" message is not a failure pattern: Needs a TA lists them."""
     graded = [a for a in answers if a.status is not Status.PENDING]
     groups: dict[str, list[str]] = {}
     for a in answers:
+        if any(a is u for u in unread):
+            continue
         # A TA's partial score on a free-text answer is a judgement, not a failure message to group.
         if a.status in (Status.FAILED, Status.PARTIAL, Status.ERROR) and a.kind != "manual":
             groups.setdefault(normalize_message(a.message), []).append(a.message)
@@ -357,15 +367,18 @@ def summarize(results: Iterable[SubmissionResult], rubric: Rubric | None = None,
     ordered = tuple(sorted(results, key=lambda r: r.student))
     questions = _question_list(rubric, ordered)
     by_qid: dict[str, list[QuestionResult]] = {qid: [] for qid, _, _ in questions}
+    unread: dict[str, list[QuestionResult]] = {qid: [] for qid, _, _ in questions}
     for r in ordered:
         for q in r.questions:
             by_qid.setdefault(q.qid, []).append(q)
+            if r.load_error:
+                unread.setdefault(q.qid, []).append(q)
     scores = [r.score for r in ordered] or [0.0]
     times = [r.execution_time for r in ordered] or [0.0]
     return ClassSummary(
         title=_title(rubric, ordered[0].assignment if ordered else ""),
         results=ordered,
-        questions=tuple(_question_stats(qid, title, pts, by_qid[qid], top) for qid, title, pts in questions),
+        questions=tuple(_question_stats(qid, title, pts, by_qid[qid], unread[qid], top) for qid, title, pts in questions),
         needs_ta=tuple(n for r in ordered for n in _needs_ta(r)),
         max_score=sum(pts for _, _, pts in questions),
         mean=statistics.fmean(scores),
@@ -397,7 +410,8 @@ def md_inline(text: Any) -> str:
 
 
 def _md_prose(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # `&` only matters where it could start an entity (`&lt;`); "CNN & RNN" stays readable as plain text.
+    text = re.sub(r"&(?=[#A-Za-z0-9])", "&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
@@ -445,7 +459,7 @@ def _report_context(
         "title": _title(rubric, result.assignment),
         "audience": audience,
         "ta": audience is Audience.TA,
-        "views": [(q, explain(q, audience)) for q in result.questions],
+        "views": [(q, explain(q, audience, python_file=result.path.endswith(".py"))) for q in result.questions],
         "now": _now(now),
     }
 

@@ -222,7 +222,7 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None) -> None:
     stream = stream if stream is not None else sys.stdout
     if result.load_error:
         print(f"Your submission could not be read: {result.load_error}", file=stream)
-    views = [(q, explain(q, Audience.STUDENT)) for q in result.questions]
+    views = [(q, explain(q, Audience.STUDENT, python_file=result.path.endswith(".py"))) for q in result.questions]
     columns = [_Column("question"), _Column("result"), _Column("points", True), _Column("why")]
     rows = [
         [f"{q.qid} {q.title}", MARKS[q.status], f"{q.score:g}/{q.max_score:g}", "" if q.status is Status.PASSED else v.summary]

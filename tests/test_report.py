@@ -80,9 +80,12 @@ def test_each_kind_explains_its_details(alice: SubmissionResult, qid: str, facts
         assert shown.get(label) == value, (label, shown)
 
 
-def test_forbid_shows_the_offending_line(alice: SubmissionResult) -> None:
-    view = explain(question(alice, "q1.5"))
-    assert view.code == ("cell 4, line 3: return torch.autograd.grad(y, x, g)[0]    # torch.autograd.grad",)
+@pytest.mark.parametrize(
+    "python_file, where", [(False, "cell 4, line 3"), (True, "line 3")], ids=["notebook", "py-file"]
+)
+def test_forbid_shows_the_offending_line(alice: SubmissionResult, python_file: bool, where: str) -> None:
+    view = explain(question(alice, "q1.5"), python_file=python_file)
+    assert view.code == (f"{where}: return torch.autograd.grad(y, x, g)[0]    # torch.autograd.grad",)
 
 
 def test_failed_call_shows_the_students_traceback_only(alice: SubmissionResult) -> None:
@@ -175,6 +178,7 @@ def test_markdown_keeps_student_html_inside_code(alice: SubmissionResult) -> Non
     "raw, expected",
     [
         ("a <script>x</script>", "a &lt;script&gt;x&lt;/script&gt;"),
+        ("CNN & RNN, &lt; stays", "CNN & RNN, &amp;lt; stays"),
         ("`f(<x>)` is wrong", "`f(<x>)` is wrong"),  # code spans are literal in Markdown already
         ("see [here](http://evil)", "see \\[here\\](http://evil)"),
         ("**bold** _it_", "\\*\\*bold\\*\\* \\_it\\_"),
@@ -211,6 +215,9 @@ def test_normalize_message_groups_by_pattern(a: str, b: str, same: bool) -> None
 def test_summary_statistics(klass: list[SubmissionResult]) -> None:
     s = summarize(klass)
     stats = {q.qid: q for q in s.questions}
+    # bob's notebook could not be read: his zeros count, his "not defined" messages are not failure patterns
+    assert (stats["q1.3"].passed, stats["q1.3"].graded) == (1, 3)
+    assert [count for _, count in stats["q1.3"].failures] == [1]
     assert (stats["q1.1"].passed, stats["q1.1"].graded) == (2, 3)
     assert stats["q1.4"].failures[0][1] == 2  # alice's and carol's relative errors group together
     assert stats["q6.1"].pending == 2 and stats["q6.1"].graded == 1
