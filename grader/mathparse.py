@@ -83,6 +83,7 @@ _CLOSER = {"(": ")", "[": "]"}
 _SUM, _PRODUCT, _UNARY, _POWER = 10, 20, 30, 40
 _INFIX = {"+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "//": _PRODUCT, "%": _PRODUCT,
           "**": _POWER, "^": _POWER}
+_MODULES = {"math", "np", "numpy", "sp", "sympy", "torch"}
 _BAD_HINTS = {
     ".": "attribute access is not part of a formula",
     "'": "a formula is not a string literal",
@@ -276,7 +277,8 @@ class _Parser:
         if token.text in _CONSTANTS:
             return _CONSTANTS[token.text]
         known = ", ".join(self.symbols) or "none"
-        raise ParseError(f"unknown name '{token.text}'; the symbols are {known}")
+        hint = " (write floor(...), log(...) without a module prefix)" if token.text in _MODULES else ""
+        raise ParseError(f"unknown name '{token.text}'; the symbols are {known}{hint}")
 
     def call(self, token: Token) -> sympy.Expr:
         low, high, build = FUNCTIONS[token.text]

@@ -70,6 +70,7 @@ def test_names_from_an_iterable() -> None:
         ("__import__('os')", "unknown name '__import__'; the symbols are H, K, P, S, D"),
         ("foo + 1", "unknown name 'foo'; the symbols are H, K, P, S, D"),
         ("lambda: 0", "unknown name 'lambda'"),
+        ("math.floor(H/S)", "unknown name 'math'; the symbols are H, K, P, S, D (write floor(...), log(...) without"),
         ("H.real", "unexpected character '.' at position 2 (attribute access is not part of a formula)"),
         ("'H + 1'", "unexpected character \"'\" at position 1 (a formula is not a string literal)"),
         ('"H"', "a formula is not a string literal"),

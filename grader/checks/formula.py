@@ -80,7 +80,9 @@ class FormulaOptions(Options):
             problem = FormulaProblem(self)
         except ParseError as exc:
             raise ValueError(str(exc)) from None
-        if not any(True for _ in problem.points(random.Random(0), random_points=0)):
+        except Unsupported as exc:
+            raise ValueError(f"the evaluator does not support {exc}") from None
+        if not any(problem.expected_at(p) is not None for p in problem.points(random.Random(0), random_points=0)):
             raise ValueError("no point of the box satisfies the constraints with the expected formula defined")
         return self
 
@@ -115,8 +117,15 @@ class FormulaProblem:
     def admits(self, point: Point) -> bool:
         try:
             return all(bool(c(point)) for c in self.constraints)
-        except (Undefined, ArithmeticError, ValueError):
+        except Undefined:
             return False
+
+    def expected_at(self, point: Point) -> Value | None:
+        """The expected value, or None where the expected formula itself is undefined (such points are skipped)."""
+        try:
+            return self.evaluate_expected(point)  # type: ignore[no-any-return]
+        except Undefined:
+            return None
 
     def points(self, rng: random.Random, random_points: int | None = None) -> Iterator[Point]:
         """Distinct admissible points: the whole box first, then random ones (deterministic given `rng`)."""
@@ -212,7 +221,7 @@ def _compile(node: sympy.Basic, index: Mapping[sympy.Symbol, int]) -> Evaluator:
     if node in (sympy.true, sympy.false):
         truth = bool(node)
         return lambda env: truth
-    if node.is_Number or node is sympy.I:  # zoo, oo, nan, the imaginary unit
+    if node.is_Atom and node.is_number:  # zoo, oo, nan, the imaginary unit: not a real value
         return _undefined
     build = _NODES.get(type(node)) or next((b for t, b in _NODES.items() if isinstance(node, t)), None)
     if build is None:
@@ -480,9 +489,8 @@ def judge(problem: FormulaProblem, expr: sympy.Expr, rng: random.Random, details
         return Outcome.failed(f"your formula uses {exc}, which is not part of a formula here", **details)
     count = 0
     for point in problem.points(rng):
-        try:
-            expected = problem.evaluate_expected(point)
-        except Undefined:
+        expected = problem.expected_at(point)
+        if expected is None:
             continue  # outside the formula's own domain: nothing to compare
         count += 1
         message = _disagreement(evaluate, point, expected, problem.options.rtol)

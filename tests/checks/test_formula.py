@@ -324,3 +324,8 @@ def test_an_outer_timer_survives_the_proof() -> None:
     after_remaining = signal.getitimer(signal.ITIMER_REAL)[0]
     assert (after_remaining > 0) == (before_remaining > 0)
     assert after_remaining <= before_remaining
+
+
+def test_an_expected_formula_undefined_on_the_whole_box_is_a_rubric_error() -> None:
+    with pytest.raises(ValidationError, match="expected formula defined"):
+        FormulaOptions.model_validate({"expected": "1/(K - K)", "symbols": {"K": {"min": 1}}})
