@@ -72,15 +72,6 @@ class Explanation:
     comment: str | None = None  # the TA's comment on a manual question
     redacted: bool = False  # a hidden question seen by a student
 
-    @property
-    def first_detail(self) -> str:
-        """One line beyond the summary for a terminal: the most telling fact or the exception line."""
-        if self.traceback:
-            return self.traceback[-1]
-        if self.code:
-            return self.code[0]
-        return "; ".join(f"{f.label}: {f.value}" for f in self.facts[:3])
-
 
 # --------------------------------------------------------------------------------- details -> explanation
 

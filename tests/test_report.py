@@ -91,7 +91,7 @@ def test_forbid_shows_the_offending_line(alice: SubmissionResult, python_file: b
 def test_failed_call_shows_the_students_traceback_only(alice: SubmissionResult) -> None:
     view = explain(question(alice, "q2.2"))
     assert view.traceback[0] == '  File "<cell 6>", line 4, in gated_rnn_forward'
-    assert view.first_detail == "ValueError: <script>alert('tb')</script>"
+    assert view.traceback[-1] == "ValueError: <script>alert('tb')</script>"
 
 
 def test_training_draws_loss_curve_and_accuracy_meter(alice: SubmissionResult) -> None:
