@@ -69,12 +69,32 @@ def resolve_rubric(out: Path, rubric_path: Path | None, results: Iterable[Submis
 
 def save(out: Path, rubric: Rubric, results: dict[str, SubmissionResult], changed: Iterable[str]) -> None:
     """The one place a TA's scores reach disk: per-student files of the changed, then the class files."""
+    changed = list(changed)
+    _update_gradebook_db(out, [results[folder] for folder in changed])
     for folder in changed:
         result = results[folder]
         write_results_json(result, out / folder)
         write_report(result, rubric, out / folder)
     atomic_write(out / "gradebook.csv", gradebook_csv(rubric, results.values()))
     write_index(results.values(), rubric, out)
+
+
+def _update_gradebook_db(out: Path, results: list[SubmissionResult]) -> None:
+    """Keep DIR/gradebook.sqlite (the truth `grader grade` reuses on a re-run) in step with the TA's scores.
+
+    Only the stored result and score change: the row's cache key stays, and no history line is added, since
+    nothing was graded again.
+    """
+    from grader.gradebook import FILENAME, Gradebook
+
+    if not (out / FILENAME).is_file():
+        return
+    with Gradebook(out / FILENAME) as book:
+        for r in results:
+            book.db.execute(
+                "UPDATE results SET score = ?, result = ? WHERE name = ?",
+                (r.score, json.dumps(r.serialize(), sort_keys=True), r.student),
+            )
 
 
 # -- applying scores --------------------------------------------------------------------------------------------
