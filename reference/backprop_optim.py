@@ -73,7 +73,9 @@ def cases_mlp_backprop(gen: torch.Generator) -> list[Case]:
 
 
 # -- Q2 momentum --------------------------------------------------------------------------------------------
-def momentum_form1(theta0: torch.Tensor, grads: list[torch.Tensor], alpha: float, beta: float) -> list[torch.Tensor]:
+def momentum_form1(
+    theta0: torch.Tensor, grads: list[torch.Tensor], alpha: float, beta: float
+) -> list[torch.Tensor]:
     prev, theta, out = theta0, theta0, []
     for g in grads:
         prev, theta = theta, theta - alpha * g + beta * (theta - prev)
@@ -81,7 +83,9 @@ def momentum_form1(theta0: torch.Tensor, grads: list[torch.Tensor], alpha: float
     return out
 
 
-def momentum_form2(theta0: torch.Tensor, grads: list[torch.Tensor], alpha: float, beta: float) -> list[torch.Tensor]:
+def momentum_form2(
+    theta0: torch.Tensor, grads: list[torch.Tensor], alpha: float, beta: float
+) -> list[torch.Tensor]:
     v, theta, out = torch.zeros_like(theta0), theta0, []
     for g in grads:
         v = g + beta * v
@@ -91,12 +95,23 @@ def momentum_form2(theta0: torch.Tensor, grads: list[torch.Tensor], alpha: float
 
 
 # (shape of theta, N, alpha, beta): one step, beta = 0, heavy momentum, matrices and a 3-D tensor.
-_MOMENTUM = [((4,), 1, 0.1, 0.9), ((5,), 6, 0.05, 0.0), ((3, 4), 8, 0.1, 0.9), ((2, 3, 2), 5, 0.2, 0.5), ((7,), 12, 0.01, 0.99)]
+_MOMENTUM = [
+    ((4,), 1, 0.1, 0.9),
+    ((5,), 6, 0.05, 0.0),
+    ((3, 4), 8, 0.1, 0.9),
+    ((2, 3, 2), 5, 0.2, 0.5),
+    ((7,), 12, 0.01, 0.99),
+]
 
 
 def cases_momentum(gen: torch.Generator) -> list[Case]:
     return [
-        {"theta0": _randn(gen, *shape), "grads": [_randn(gen, *shape) for _ in range(n)], "alpha": alpha, "beta": beta}
+        {
+            "theta0": _randn(gen, *shape),
+            "grads": [_randn(gen, *shape) for _ in range(n)],
+            "alpha": alpha,
+            "beta": beta,
+        }
         for shape, n, alpha, beta in _MOMENTUM
     ]
 
@@ -112,7 +127,14 @@ def receptive_field(kernels: list[int], strides: list[int]) -> int:
     return r
 
 
-_RECEPTIVE = [([3], [1]), ([1], [4]), ([3, 3], [1, 1]), ([7, 3, 3], [2, 2, 1]), ([5, 1, 3, 2], [3, 1, 2, 2]), ([2, 2, 2, 2, 2], [2, 2, 2, 2, 2])]
+_RECEPTIVE = [
+    ([3], [1]),
+    ([1], [4]),
+    ([3, 3], [1, 1]),
+    ([7, 3, 3], [2, 2, 1]),
+    ([5, 1, 3, 2], [3, 1, 2, 2]),
+    ([2, 2, 2, 2, 2], [2, 2, 2, 2, 2]),
+]
 
 
 def cases_receptive_field(gen: torch.Generator) -> list[Case]:

@@ -138,41 +138,41 @@ class TrainingCheck:
         }
         start = time.perf_counter()
         result = ctx.session.request_call(request, opts.budget)
-        seconds = round(time.perf_counter() - start, 3)
-        tiers = [t.model_dump() for t in opts.tiers]
+        details: dict[str, Any] = {
+            "tiers": [t.model_dump() for t in opts.tiers],
+            "device": device,
+            "train_seconds": round(time.perf_counter() - start, 3),  # the grader's clock, not the worker's
+        }
+        if result.missing:
+            return Outcome.error(result.error)
+        if result.timed_out:
+            message = f"the training run was stopped at its time budget of {opts.budget:g} s; no credit"
+            return Outcome.failed(message, timed_out=True, **details)
         if not result.ok:
-            if result.missing:
-                return Outcome.error(result.error)
-            if result.timed_out:
-                return Outcome.failed(
-                    f"the training run was stopped at its time budget of {opts.budget:g} s; no credit",
-                    timed_out=True, tiers=tiers, device=device, train_seconds=seconds,
-                )
-            return Outcome.failed(
-                f"the training run failed: {result.explain()}", traceback=result.traceback, tiers=tiers, device=device
-            )
-        return self._score(opts, result.value, labels, tiers, seconds, device)
+            return Outcome.failed(f"the training run failed: {result.explain()}", traceback=result.traceback, **details)
+        return _score(opts, result.value if isinstance(result.value, dict) else {}, labels, details)
 
-    def _score(
-        self, opts: TrainingOptions, value: Any, labels: torch.Tensor, tiers: list[dict[str, float]], seconds: float, device: str
-    ) -> Outcome:
-        reply = value if isinstance(value, dict) else {}
-        losses = reply.get("losses")
-        details: dict[str, Any] = {"losses": _curve(losses), "tiers": tiers, "device": device, "train_seconds": seconds}
-        acc, why = accuracy(reply.get("logits"), labels, opts.data.classes)
-        if acc is None:
-            return Outcome.failed(why, **details)
-        details["accuracy"] = acc
-        tier = credit_for(acc, opts.tiers)
-        credit = tier.credit if tier else 0.0
-        message = f"training {opts.metric} {acc:.4f}: " + (
-            f"at least {tier.min:g}, {tier.credit:.0%} of the credit" if tier else f"below {opts.tiers[-1].min:g}, no credit"
-        )
-        problem = losses_problem(losses, opts.epochs)
-        if problem:
-            details["losses_problem"] = problem
-            cost = min(opts.losses_penalty, credit)
-            note = f"costs {cost:.0%} of the credit" if cost else "this costs no points"
-            message += f". The loss list is malformed: {problem} ({note})"
-            credit -= cost
-        return Outcome(credit, message, details)
+
+def _score(opts: TrainingOptions, reply: dict[Any, Any], labels: torch.Tensor, details: dict[str, Any]) -> Outcome:
+    losses = reply.get("losses")
+    details = {"losses": _curve(losses), **details}
+    acc, why = accuracy(reply.get("logits"), labels, opts.data.classes)
+    if acc is None:
+        return Outcome.failed(why, **details)
+    details["accuracy"] = acc
+    tier = credit_for(acc, opts.tiers)
+    credit = tier.credit if tier else 0.0
+    if tier:
+        verdict = f"at least {tier.min:g}, {tier.credit:.0%} of the credit"
+    else:
+        verdict = f"below {opts.tiers[-1].min:g}, no credit"
+    message = f"training {opts.metric} {acc:.4f}: {verdict}"
+    problem = losses_problem(losses, opts.epochs)
+    if problem:
+        # The handout grades the metric; a malformed loss list is told, and costs only what the rubric says.
+        cost = min(opts.losses_penalty, credit)
+        note = f"costs {cost:.0%} of the credit" if cost else "this costs no points"
+        message += f". The loss list is malformed: {problem} ({note})"
+        details["losses_problem"] = problem
+        credit -= cost
+    return Outcome(credit, message, details)

@@ -46,8 +46,8 @@ SCENARIOS = [
     # rubric, submission, q1 score, q1 status, part of q1's message, at most this many seconds for q1
     ("budget3", "sleeper.py", 0.0, "failed", "stopped at its time budget of 3 s; no credit", 10.0),
     ("budget3", "stubborn.py", 0.0, "failed", "stopped at its time budget of 3 s; no credit", 15.0),
-    ("rubric", "losses_tensors.py", 5.0, "passed", "loss 0 is tensor of shape () (float32), not a float (use `.item()`) (this costs no points)", 60.0),
-    ("penalty", "losses_short.py", 3.75, "partial", "`train` returned 29 losses for 30 epochs (costs 25% of the credit)", 60.0),
+    ("rubric", "losses_tensors.py", 5.0, "passed", "not a float (use `.item()`) (this costs no points)", 60.0),
+    ("penalty", "losses_short.py", 3.75, "partial", "returned 29 losses for 30 epochs (costs 25% of the credit)", 60.0),
     ("rubric", "wrong_logits.py", 0.0, "failed", "the model's output should have shape (512, 10), got (512, 5)", 60.0),
     ("rubric", "no_factory.py", 0.0, "error", "`make_model` is not defined", 60.0),
 ]
