@@ -47,6 +47,7 @@ def worker_env(scratch: Path) -> dict[str, str]:
         "TMPDIR": str(scratch),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",  # a student's prints reach the log even when the worker is killed
         "PYTHONHASHSEED": "0",
         "MPLBACKEND": "Agg",
         "OMP_NUM_THREADS": os.environ.get("GRADER_TORCH_THREADS", "1"),
@@ -97,7 +98,9 @@ class PlainLauncher:
 
 
 def worker_argv(rfd: int, wfd: int) -> list[str]:
-    return [sys.executable, "-I", "-m", "grader.worker", str(rfd), str(wfd)]
+    # Not -I: it implies -E, which drops worker_env's PYTHONHASHSEED (string hashing, hence set order, would
+    # differ run to run) and PYTHONUNBUFFERED.  The environment is ours entirely, so -s -P isolate enough.
+    return [sys.executable, "-s", "-P", "-m", "grader.worker", str(rfd), str(wfd)]
 
 
 # -- bubblewrap ---------------------------------------------------------------------------------------------
