@@ -15,6 +15,8 @@ from grader.errors import SubmissionUnreadable
 
 MAX_BYTES = 64 * 1024 * 1024
 SUFFIXES = (".ipynb", ".py")
+MAX_PY_CELLS = 500  # cells a .py file is split into, at most
+MAX_PADDING = 16 * 1024 * 1024  # blank lines added, over all cells, to keep line numbers true
 
 # `Answer q1.2:` possibly bold/heading/italic, at the start of a Markdown cell.
 _ANSWER_RE = re.compile(
@@ -78,6 +80,9 @@ def load_submission(path: Path) -> Submission:
         raise SubmissionUnreadable(f"{path.name} is a directory, not a notebook or Python file")
     if not path.exists():
         raise SubmissionUnreadable(f"{path.name} does not exist")
+    if not path.is_file():
+        # A FIFO or a device would block or never end when read.
+        raise SubmissionUnreadable(f"{path.name} is not a regular file")
     if path.suffix not in SUFFIXES:
         raise SubmissionUnreadable(f"{path.name}: a submission is a .ipynb notebook or a .py file")
     try:
@@ -166,9 +171,18 @@ def _python_cells(text: str) -> list[Cell]:
     if not starts:
         return []
     starts[0] = 0  # leading comments and blank lines go with the first statement
+    if len(starts) > MAX_PY_CELLS:
+        # Each cell is a round trip to the worker: 200,000 one-line statements would take many minutes.
+        # Past the cap, neighbouring statements share a cell (and an exception costs the whole group).
+        step = -(-len(starts) // MAX_PY_CELLS)
+        starts = starts[::step]
     bounds = starts + [len(lines)]
-    # Padding with blank lines keeps tracebacks' line numbers those of the student's file.
-    return [Cell(i, "\n" * bounds[i] + "".join(lines[bounds[i]:bounds[i + 1]])) for i in range(len(starts))]
+    # Padding with blank lines keeps tracebacks' line numbers those of the student's file; it grows as
+    # cells × lines, so a huge file goes unpadded rather than sending gigabytes of newlines.
+    pad = sum(starts) <= MAX_PADDING
+    return [
+        Cell(i, "\n" * bounds[i] * pad + "".join(lines[bounds[i]:bounds[i + 1]])) for i in range(len(starts))
+    ]
 
 
 def _blocks(lines: list[str]) -> list[str]:
