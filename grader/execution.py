@@ -56,6 +56,8 @@ class CallResult:
 
     def explain(self) -> str:
         if self.timed_out:
+            if self.error.startswith("the submission used up"):
+                return self.error
             return "your code ran past its time limit"
         if self.died:
             return f"your code ended the worker process ({self.error})"
@@ -89,6 +91,7 @@ class WorkerSession:
         self.restarts = 0
         self.device = "cpu"
         self._next_id = 0
+        self.wall_deadline: float | None = None  # the whole submission's time (limits.wall_seconds)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> WorkerSession:
@@ -100,6 +103,8 @@ class WorkerSession:
     def _start(self) -> None:
         if self.restarts > MAX_RESTARTS:
             raise WorkerDied("the worker died too many times")
+        if self.wall_deadline is None:
+            self.wall_deadline = time.monotonic() + self.limits.wall_seconds
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-scratch-"))
         shutil.copy2(self.submission.path, self.scratch / self.submission.path.name)
         req_r, req_w = os.pipe()
@@ -175,12 +180,17 @@ class WorkerSession:
         message = {**message, "id": self._next_id, "nonce": nonce}
         from grader.worker.protocol import write_message
 
+        if self.out_of_time:
+            self._kill()
+            raise WorkerTimeout(self.time_up_message)
         try:
             write_message(self.wfd, message)
         except (BrokenPipeError, OSError) as exc:
             self._kill()
             raise WorkerDied(self._death_reason()) from exc
         deadline = time.monotonic() + timeout + GRACE
+        if self.wall_deadline is not None:
+            deadline = min(deadline, self.wall_deadline)
         try:
             while True:
                 reply = self._read(deadline)
@@ -194,6 +204,14 @@ class WorkerSession:
             reason = self._death_reason() if isinstance(exc, ChannelClosed) else f"garbled reply: {exc}"
             self._kill()
             raise WorkerDied(reason) from exc
+
+    @property
+    def out_of_time(self) -> bool:
+        return self.wall_deadline is not None and time.monotonic() >= self.wall_deadline
+
+    @property
+    def time_up_message(self) -> str:
+        return f"the submission used up its total time limit ({self.limits.wall_seconds:g} s)"
 
     def _read(self, deadline: float) -> dict[str, Any]:
         import struct
@@ -244,6 +262,8 @@ class WorkerSession:
                 self._exec(cell.index, replaying=False)
             except WorkerDied as exc:
                 self.failures[cell.index] = CellFailure(cell.index, "died", f"not run: {exc}")
+            except WorkerTimeout:
+                self.failures[cell.index] = CellFailure(cell.index, "timeout", f"not run: {self.time_up_message}")
         return [self.failures[i] for i in sorted(self.failures)]
 
     def _exec(self, index: int, replaying: bool) -> None:
@@ -254,7 +274,8 @@ class WorkerSession:
         try:
             reply = self._request({"op": "exec", "index": index, "source": source, "timeout": timeout}, timeout)
         except WorkerTimeout:
-            self._fail(index, "timeout", f"the cell ran past its time limit ({timeout:g} s) and was stopped")
+            message = self.time_up_message if self.out_of_time else f"the cell ran past its time limit ({timeout:g} s) and was stopped"
+            self._fail(index, "timeout", message)
             if replaying:
                 raise WorkerDied("a replayed cell timed out") from None
             return
@@ -327,7 +348,8 @@ class WorkerSession:
             self._ensure_replayed()
             reply = self._request(request, timeout)
         except WorkerTimeout:
-            return CallResult(False, error="time limit reached", timed_out=True, duration=timeout)
+            error = self.time_up_message if self.out_of_time else "time limit reached"
+            return CallResult(False, error=error, timed_out=True, duration=timeout)
         except WorkerDied as exc:
             return CallResult(False, error=str(exc), died=True)
         if not reply.get("ok"):
@@ -349,6 +371,9 @@ class WorkerSession:
         )
 
     def _ensure_replayed(self) -> None:
+        if self.out_of_time:
+            self._kill()
+            raise WorkerTimeout(self.time_up_message)
         while not self._alive():
             before = dict(self.failures)
             try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -10,6 +11,10 @@ import pytest
 from grader.grading import grade_submission
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
+
+# Tests that run `grader grade` use the OS sandbox where bubblewrap is installed (CI installs it) and say so
+# where it is not, instead of refusing as the command does by default on Linux.
+os.environ.setdefault("GRADER_SANDBOX", "auto")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -90,3 +90,20 @@ def test_magics_and_shell_lines_are_skipped(write_nb, grade_mini):
     result = grade_mini(write_nb("%matplotlib inline\n!pip install nothing\nanswer = 42"))
     assert scores(result)["q1.1"] == 1
     assert result.cell_failures == ()
+
+
+def test_the_whole_submission_has_a_wall_clock_limit(tmp_path):
+    from grader.execution import WorkerSession
+    from grader.rubric import Limits
+    from grader.submission import load_submission
+
+    path = tmp_path / "slow.py"
+    path.write_text("import time\n# %%\ntime.sleep(2)\n# %%\ntime.sleep(2)\n# %%\ntime.sleep(2)\n# %%\nanswer = 42\n")
+    start = time.monotonic()
+    with WorkerSession(load_submission(path), Limits(cell_timeout=10, wall_seconds=5)) as session:
+        failures = session.run_cells()
+        got = session.get("answer")
+    assert time.monotonic() - start < 12
+    assert [f.index for f in failures] == [3, 4] or [f.index for f in failures] == [2, 3, 4]
+    assert all("total time limit (5 s)" in f.message for f in failures)
+    assert not got.exists

@@ -41,6 +41,7 @@ def grade(
         raise GraderError(f"no .ipynb or .py submissions in {', '.join(map(str, targets))}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
+    atomic_write(out / "rubric-path", f"{rubric.path}\n")  # lets `grader manual --out DIR` find the rubric
     # The reference, the rubrics and the outputs stay out of the worker's sight even where they sit in a
     # folder it must see (a reference package installed in the virtual environment, say).
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent, out]) if launcher else None

@@ -90,11 +90,7 @@ def _update_gradebook_db(out: Path, results: list[SubmissionResult]) -> None:
     if not (out / FILENAME).is_file():
         return
     with Gradebook(out / FILENAME) as book:
-        for r in results:
-            book.db.execute(
-                "UPDATE results SET score = ?, result = ? WHERE name = ?",
-                (r.score, json.dumps(r.serialize(), sort_keys=True), r.student),
-            )
+        book.update_results(results)
 
 
 # -- applying scores --------------------------------------------------------------------------------------------

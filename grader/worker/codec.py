@@ -117,11 +117,17 @@ def _is_sympy(value: Any) -> bool:
 
 
 def _safe_repr(value: Any) -> str:
-    try:
-        text = object.__repr__(value)
-    except Exception:  # noqa: BLE001 - a hostile __repr__ is not our problem
-        text = "<unrepresentable>"
-    return text[:200]
+    """A description that runs none of the value's own code and holds no memory address (messages stay
+    identical from one grading to the next)."""
+    import types
+
+    kind = type(value)
+    if kind in (types.FunctionType, types.BuiltinFunctionType, types.MethodType):
+        name = value.__qualname__ if isinstance(getattr(kind, "__qualname__", None), str) else "?"
+        return f"<function {str(name)[:100]}>"
+    module = kind.__module__ if isinstance(kind.__module__, str) else "?"
+    prefix = "" if module in ("builtins", "__main__") else module + "."
+    return f"<{prefix}{kind.__qualname__} object>"[:200]
 
 
 # -- decoding (never runs code) ----------------------------------------------------------------------------
