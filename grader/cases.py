@@ -9,6 +9,7 @@ import torch
 
 from grader.compare import is_array, to_numpy
 from grader.errors import GraderError
+from grader.results import Outcome
 
 
 def generate_cases(generator: Callable[..., Any], seed: int, where: str) -> list[dict[str, Any]]:
@@ -47,6 +48,35 @@ def _short(value: Any) -> str:
         inner = ", ".join(_short(v) for v in value[:4]) + (", …" if len(value) > 4 else "")
         return f"[{inner}]"
     return repr(value)
+
+
+def roll_up(
+    cases: list[dict[str, Any]],
+    one: Callable[[dict[str, Any]], tuple[str | None, dict[str, Any]]],
+    partial: bool,
+) -> Outcome:
+    """Run `one` on each case (it returns a problem or None, and details) and make one outcome of them.
+
+    All or nothing stops at the first failure; `partial` goes on and credits the share of cases passed.
+    A missing answer (`details["missing"]`) ends the question at once as an error.
+    """
+    passed, first_failure, details = 0, None, {}
+    for case in cases:
+        problem, info = one(case)
+        if info.get("missing"):
+            return Outcome.error(problem or "")
+        if problem is None:
+            passed += 1
+        elif first_failure is None:
+            first_failure, details = problem, {**info, "case": label(case)}
+            if not partial:
+                break
+    total = len(cases)
+    if first_failure is None:
+        return Outcome.passed(f"correct on all {total} test inputs")
+    fraction = passed / total if partial else 0.0
+    summary = f"{passed} of {total} test inputs correct. " if partial else ""
+    return Outcome(fraction, summary + first_failure, details)
 
 
 def call_reference(fn: Callable[..., Any], case: dict[str, Any], where: str) -> Any:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.cases import call_reference, clone, generate_cases, label
+from grader.cases import call_reference, clone, generate_cases, label, roll_up
 from grader.checks.base import CheckContext, Options
 from grader.compare import Tolerance, compare
 from grader.execution import CallResult
@@ -50,24 +50,11 @@ class FunctionCheck:
         seed = ctx.seed if opts.seed is None else opts.seed
         cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
         tol = Tolerance(opts.rtol, opts.atol)
-        passed, first_failure, details = 0, None, {}
-        for case in cases:
-            expected = call_reference(reference, case, where)
-            problem, info = self._one(ctx, case, expected, tol, opts.pure)
-            if info.get("missing"):
-                return Outcome.error(problem or "")
-            if problem is None:
-                passed += 1
-            elif first_failure is None:
-                first_failure, details = problem, {**info, "case": label(case)}
-                if not opts.partial:
-                    break
-        total = len(cases)
-        if first_failure is None:
-            return Outcome.passed(f"correct on all {total} test inputs")
-        fraction = passed / total if opts.partial else 0.0
-        summary = f"{passed} of {total} test inputs correct. " if opts.partial else ""
-        return Outcome(fraction, summary + first_failure, details)
+
+        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+            return self._one(ctx, case, call_reference(reference, case, where), tol, opts.pure)
+
+        return roll_up(cases, one, opts.partial)
 
     def _one(
         self, ctx: CheckContext, case: dict[str, Any], expected: Any, tol: Tolerance, pure: bool

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from grader.cases import call_reference, clone, generate_cases, label
+from grader.cases import call_reference, clone, generate_cases, label, roll_up
 from grader.checks.base import CheckContext, Options
 from grader.checks.function import call_failure
 from grader.compare import Tolerance, compare, is_array
@@ -107,22 +107,7 @@ class PropertyCheck:
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
         cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
-        passed, first_failure, details = 0, None, {}
-        for case in cases:
-            problem, info = self._one(ctx, opts, case, predicate, where)
-            if info.get("missing"):
-                return Outcome.error(problem or "")
-            if problem is None:
-                passed += 1
-            elif first_failure is None:
-                first_failure, details = problem, {**info, "case": label(case)}
-                if not opts.partial:
-                    break
-        if first_failure is None:
-            return Outcome.passed(f"correct on all {len(cases)} test inputs")
-        fraction = passed / len(cases) if opts.partial else 0.0
-        summary = f"{passed} of {len(cases)} test inputs correct. " if opts.partial else ""
-        return Outcome(fraction, summary + first_failure, details)
+        return roll_up(cases, lambda case: self._one(ctx, opts, case, predicate, where), opts.partial)
 
     def _one(
         self, ctx: CheckContext, opts: PropertyOptions, case: dict[str, Any], predicate: Predicate, where: str
