@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any, Callable
 
 import torch
@@ -84,8 +83,3 @@ def call_reference(fn: Callable[..., Any], case: dict[str, Any], where: str) -> 
         return fn(**{k: clone(v) for k, v in case.items()})
     except Exception as exc:
         raise GraderError(f"{where}: the reference failed on {label(case)}: {exc!r}") from exc
-
-
-def accepts(fn: Callable[..., Any], names: list[str]) -> dict[str, bool]:
-    params = inspect.signature(fn).parameters
-    return {n: n in params for n in names}
