@@ -15,6 +15,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     ERROR = "error"  # the student's code raised, timed out or is missing
     PENDING = "pending"  # waits for a TA (manual questions)
+    GRADER_ERROR = "grader_error"  # the grader's own code failed on this submission: needs a TA, 0 points
 
 
 @dataclass(frozen=True)
