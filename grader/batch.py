@@ -1,17 +1,25 @@
 """Grading many submissions: in this process, or in a pool of processes that each import torch once."""
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import re
+import traceback
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
-from grader.grading import grade_submission
+from grader.grading import failed_submission, grade_submission
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,19 +31,59 @@ class Job:
     log_path: str | None = None
 
 
+# Names of what `grader grade` writes beside the students' folders; no student folder may take one.
+CLASS_FILES = frozenset({
+    "gradebook.csv", "gradebook.sqlite", "gradebook.sqlite-wal", "gradebook.sqlite-shm", "gradebook.sqlite-journal",
+    "index.html", "grader.log", "rubric-path", "logs",
+})
+MAX_NAME = 60  # characters of a folder name (at most 240 bytes in UTF-8, under every file system's 255)
+
+
+def safe_name(text: str) -> str:
+    """A folder name made of `text`'s letters and digits (any script), `-` and `_`; never empty, never hidden."""
+    text = os.fsencode(text).decode("utf-8", "replace")  # bytes that are not UTF-8 come back as U+FFFD
+    out = "".join(c if c.isalnum() or c in "-_" else "_" for c in text[: MAX_NAME * 2])
+    out = re.sub("_{2,}", "_", out).strip("_-")[:MAX_NAME].strip("_-")
+    return out or "submission"
+
+
 def job_names(paths: list[Path]) -> list[str]:
-    """Folder names per submission: the file stem, or the whole file name where two stems collide."""
-    stems = [p.stem for p in paths]
-    return [p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_") for p in paths]
+    """One folder name per submission, unique by construction and deterministic for a given set of files.
+
+    The file stem where it is unique (`alice`); the whole file name where stems collide (`bob_py`, `bob_ipynb`);
+    and where even that collides (`bob_py.ipynb` beside `bob.py`), a short digest of the path.  Names are
+    compared case-insensitively (two folders `Bob` and `bob` are one on macOS) and never equal a class file.
+    """
+    stems = [safe_name(p.stem) for p in paths]
+    counts = Counter(s.casefold() for s in stems)
+    names = [s if counts[s.casefold()] == 1 else safe_name(p.name.replace(".", "_")) for s, p in zip(stems, paths)]
+    counts = Counter(n.casefold() for n in names)
+    taken: set[str] = set()
+    unique = []
+    for name, path in zip(names, paths):
+        if counts[name.casefold()] > 1 or name.casefold() in CLASS_FILES or name.casefold() in taken:
+            digest = hashlib.sha256(os.fsencode(str(path))).hexdigest()
+            name = f"{name[: MAX_NAME - 9]}-{digest[:8]}"
+            while name.casefold() in taken:  # astronomically unlikely; still unique by construction
+                digest = hashlib.sha256(digest.encode()).hexdigest()
+                name = f"{name[: MAX_NAME - 9]}-{digest[:8]}"
+        taken.add(name.casefold())
+        unique.append(name)
+    return unique
 
 
 def _grade(rubric: Rubric, job: Job, launcher: Launcher | None, device: str, public_only: bool) -> SubmissionResult:
-    from dataclasses import replace
-
-    result = grade_submission(
-        rubric, Path(job.path), launcher=launcher, device=device, public_only=public_only,
-        log_path=Path(job.log_path) if job.log_path else None,
-    )
+    """One submission inside its failure boundary: whatever the grader raises becomes this submission's
+    result ("grader error, needs a TA"), never the batch's end."""
+    path = Path(job.path)
+    try:
+        result = grade_submission(
+            rubric, path, launcher=launcher, device=device, public_only=public_only,
+            log_path=Path(job.log_path) if job.log_path else None,
+        )
+    except Exception:  # noqa: BLE001 - the boundary: logged whole, recorded for a TA
+        log.exception("grading %s failed inside the grader", job.path)
+        result = failed_submission(rubric, path, traceback.format_exc(), public_only=public_only)
     return replace(result, student=job.name)
 
 
@@ -70,12 +118,35 @@ def run_jobs(
             yield _grade(rubric, job, launcher, device, public_only)
         return
     ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_pool_init,
-        initargs=(str(rubric.path), launcher, device, public_only),
-    ) as pool:
-        pending: set[Future[dict[str, object]]] = {pool.submit(_pool_grade, job) for job in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield SubmissionResult.from_dict(future.result())  # type: ignore[arg-type]
+    tries = dict.fromkeys((job.name for job in jobs), 0)
+    queue = list(jobs)
+    while queue:
+        # A pool process that dies (the machine's OOM killer, say) breaks the whole pool: the submissions it
+        # held are tried once more in a fresh pool, then recorded as grader errors; none is lost or repeated.
+        broken: list[Job] = []
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_pool_init,
+            initargs=(str(rubric.path), launcher, device, public_only),
+        ) as pool:
+            pending: dict[Future[dict[str, object]], Job] = {pool.submit(_pool_grade, job): job for job in queue}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    try:
+                        yield SubmissionResult.from_dict(future.result())  # type: ignore[arg-type]
+                    except BrokenProcessPool:
+                        broken.append(job)
+                    except Exception:  # noqa: BLE001 - this submission's result, never the batch's end
+                        log.exception("grading %s failed in a pool process", job.path)
+                        yield replace(failed_submission(rubric, Path(job.path), traceback.format_exc(),
+                                                        public_only=public_only), student=job.name)
+        queue = []
+        for job in broken:
+            tries[job.name] += 1
+            if tries[job.name] < 2:
+                queue.append(job)
+            else:
+                trace = "the grading process died twice while this submission was being graded"
+                log.error("%s: %s", job.path, trace)
+                yield replace(failed_submission(rubric, Path(job.path), trace, public_only=public_only), student=job.name)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from pathlib import Path
 
 from grader import __version__
 from grader.checks import CheckContext, get_kind
-from grader.errors import GraderError, SubmissionUnreadable
+from grader.errors import RubricError, SubmissionUnreadable
 from grader.execution import WorkerSession
-from grader.results import Outcome, QuestionResult, Status, SubmissionResult
+from grader.results import GRADER_ERROR_MESSAGE, Outcome, QuestionResult, Status, SubmissionResult, scrub_text
 from grader.rubric import Question, Rubric
 from grader.sandbox import Launcher
 from grader.submission import Submission, load_submission, student_name
@@ -33,8 +34,8 @@ def grade_submission(
     start = time.perf_counter()
     questions = [q for q in rubric.questions if not public_only or q.spec.visibility == "public"]
     base = dict(
-        student=student_name(path),
-        path=str(path),
+        student=scrub_text(student_name(path)),
+        path=scrub_text(str(path)),
         assignment=rubric.assignment,
         rubric_sha256=rubric.sha256,
         grader_version=__version__,
@@ -73,12 +74,63 @@ def run_question(ctx: CheckContext) -> QuestionResult:
     if outcome is None:
         try:
             outcome = get_kind(q.spec.kind).run(ctx)
-        except GraderError:
-            raise
-        except Exception as exc:  # a crash in a checker is the grader's own failure, never a student's
-            log.exception("check %s crashed on %s", q.id, ctx.submission.path)
-            raise GraderError(f"the {q.spec.kind} check of {q.id} crashed on {ctx.submission.path.name}: {exc!r}") from exc
+        except Exception:  # noqa: BLE001 - the grader's own failure on this answer: this question's result
+            log.exception("the %s check of %s crashed on %s", q.spec.kind, q.id, ctx.submission.path)
+            outcome = grader_error_outcome(traceback.format_exc())
     return to_result(q, outcome, time.perf_counter() - start)
+
+
+def grader_error_outcome(trace: str) -> Outcome:
+    """A check that crashed: 0 points until a TA looks; the traceback is kept for the TA, never the student."""
+    return Outcome(0.0, GRADER_ERROR_MESSAGE, {"grader_error": trace[-MAX_TRACE:]}, Status.GRADER_ERROR)
+
+
+def failed_submission(rubric: Rubric, path: Path, trace: str, *, public_only: bool = False) -> SubmissionResult:
+    """The result of a submission the grader itself failed on outside any one check (loading, the worker
+    session, the codec): every question needs a TA.  Built from the rubric alone, so it cannot fail again."""
+    questions = tuple(
+        to_result(q, grader_error_outcome(trace))
+        for q in rubric.questions
+        if not public_only or q.spec.visibility == "public"
+    )
+    return SubmissionResult(
+        student=scrub_text(student_name(path)),
+        path=scrub_text(str(path)),
+        assignment=rubric.assignment,
+        questions=questions,
+        rubric_sha256=rubric.sha256,
+        grader_version=__version__,
+        grader_error=trace[-MAX_TRACE:],
+    )
+
+
+def preflight(rubric: Rubric) -> None:
+    """What must hold before any student code runs: the reference imports and has every name the rubric
+    points at.  A failure here is the rubric's or the reference's (GraderError), and stops the run."""
+    reference = rubric.load_reference()
+    for q in rubric.questions:
+        for key, name in _reference_names(q):
+            if not hasattr(reference, name):
+                raise RubricError(str(rubric.path), f"the reference {rubric.reference_path.name} has no {name!r}", q.id, key)
+
+
+def _reference_names(q: Question) -> list[tuple[str, str]]:
+    opts = q.options
+    names = [(key, getattr(opts, key)) for key in _REFERENCE_KEYS.get(q.spec.kind, ()) if getattr(opts, key, None)]
+    if q.spec.kind in ("function", "value") and not getattr(opts, "reference", None) and q.spec.answer:
+        if q.spec.kind == "function" or getattr(opts, "expected", None) is None:
+            names.append(("answer", q.spec.answer))
+    return [(k, str(v)) for k, v in names if isinstance(v, str)]
+
+
+# Option keys that name something in the reference module, per kind.
+_REFERENCE_KEYS: dict[str, tuple[str, ...]] = {
+    "function": ("reference", "cases"),
+    "value": ("reference",),
+    "gradient": ("forward", "at", "cases"),
+    "property": ("predicate", "cases"),
+}
+MAX_TRACE = 20_000  # characters of a grader traceback kept in a result
 
 
 def to_result(q: Question, outcome: Outcome, duration: float = 0.0) -> QuestionResult:
@@ -101,4 +153,4 @@ def _unanswered(q: Question, message: str) -> QuestionResult:
     return to_result(q, Outcome(0.0, message, status=Status.ERROR))
 
 
-__all__ = ["grade_submission", "run_question", "Submission"]
+__all__ = ["grade_submission", "run_question", "failed_submission", "preflight", "Submission"]

@@ -71,6 +71,7 @@ class Explanation:
     answer: str | None = None  # a free-text answer, shown verbatim (escaped)
     comment: str | None = None  # the TA's comment on a manual question
     redacted: bool = False  # a hidden question seen by a student
+    grader_error: str | None = None  # the grader's own traceback, TA audience only
 
 
 # --------------------------------------------------------------------------------- details -> explanation
@@ -104,6 +105,7 @@ class _Draft:
     charts: list[Markup] = field(default_factory=list)
     answer: str | None = None
     comment: str | None = None
+    grader_error: str | None = None
 
     def fact(self, label: str, value: Any, fmt: Callable[[Any], str] = _g) -> None:
         if value is not None and value != "":
@@ -219,6 +221,12 @@ def _manual(d: dict[str, Any], out: _Draft) -> None:
         out.fact("grading guide (TA only)", d.get("guide"))
 
 
+def _grader_error(d: dict[str, Any], out: _Draft) -> None:
+    """A check that crashed inside the grader: the traceback is for the TA (it may show reference code)."""
+    if out.ta and isinstance(d.get("grader_error"), str):
+        out.grader_error = "\n".join(d["grader_error"].splitlines()[-40:])
+
+
 # Readers pick what they recognise from `details`; a question may carry several (a `function` question
 # failed by its `forbid:` gate has violations), so all run, in this order.
 _READERS: tuple[Callable[[dict[str, Any], _Draft], None], ...] = (
@@ -228,6 +236,7 @@ _READERS: tuple[Callable[[dict[str, Any], _Draft], None], ...] = (
     _forbid,
     _training,
     _manual,
+    _grader_error,
 )
 
 
@@ -251,6 +260,7 @@ def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_
         charts=tuple(draft.charts),
         answer=draft.answer,
         comment=draft.comment,
+        grader_error=draft.grader_error,
     )
 
 
@@ -309,7 +319,7 @@ def _question_stats(
         if any(a is u for u in unread):
             continue
         # A TA's partial score on a free-text answer is a judgement, not a failure message to group.
-        if a.status in (Status.FAILED, Status.PARTIAL, Status.ERROR) and a.kind != "manual":
+        if a.status in (Status.FAILED, Status.PARTIAL, Status.ERROR, Status.GRADER_ERROR) and a.kind != "manual":
             groups.setdefault(normalize_message(a.message), []).append(a.message)
     common = sorted(groups.values(), key=len, reverse=True)[:top]
     return QuestionStats(
@@ -328,6 +338,10 @@ def _question_stats(
 
 def _needs_ta(r: SubmissionResult) -> list[NeedsTA]:
     found = []
+    if r.needs_ta:
+        broken = [q.qid for q in r.questions if q.status is Status.GRADER_ERROR]
+        where = f" ({', '.join(broken)})" if broken and r.grader_error is None else ""
+        found.append(NeedsTA(r.student, f"grader error{where}: see grader.log and report-ta.html"))
     if r.load_error:
         found.append(NeedsTA(r.student, f"could not be read: {r.load_error}"))
     pending = [q.qid for q in r.questions if q.status is Status.PENDING]
@@ -389,15 +403,28 @@ def md_inline(text: Any) -> str:
     """Markdown text that renders as exactly `text`: `code spans` kept, HTML and Markdown syntax neutralised.
 
     LMS comment boxes render raw HTML inside Markdown, so `<`, `>` and `&` become entities outside code spans
-    (inside them Markdown shows characters literally).
+    (inside them Markdown shows characters literally).  No student text can end the paragraph (newlines become
+    spaces, in code spans too, where a blank line would otherwise end the span and start raw HTML).
     """
     text = str(text).replace("\r", "")
     parts = text.split("`")
     if len(parts) % 2 == 0:  # an unmatched backtick: no code spans, every backtick literal
         return _md_prose(text).replace("`", "\\`")
-    for i in range(0, len(parts), 2):
-        parts[i] = _md_prose(parts[i])
-    return "`".join(parts)
+    for i in range(len(parts)):
+        if i % 2:
+            parts[i] = "`" + parts[i].replace("\n", " ") + "`"
+        else:
+            parts[i] = _md_prose(parts[i])
+    return "".join(parts)
+
+
+def md_span(text: Any) -> str:
+    """`text` as one inline code span that nothing inside can close or break out of."""
+    body = str(text).replace("\r", "").replace("\n", " ")
+    runs = [len(m) for m in re.findall(r"`+", body)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def _md_prose(text: str) -> str:
@@ -433,6 +460,7 @@ def _env() -> Environment:
     env.filters["secs"] = lambda s: f"{s:.1f} s"
     env.filters["md"] = md_inline
     env.filters["md_code"] = md_code
+    env.filters["md_span"] = md_span
     env.filters["message"] = html_message
     env.globals["explain"] = explain
     return env

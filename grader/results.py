@@ -5,8 +5,12 @@ They are frozen and serialise to plain JSON, so per-submission work can travel b
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Status(str, enum.Enum):
@@ -106,6 +110,9 @@ class SubmissionResult:
     device: str = "cpu"
     sandbox: str = "none"
     grader_version: str = ""
+    # The grader's own failure on this submission (a check, the codec, a report crashed): the traceback, for
+    # the TA's eyes and the log only.  The student reads "grader error, needs a TA".
+    grader_error: str | None = None
 
     @property
     def score(self) -> float:
@@ -114,6 +121,11 @@ class SubmissionResult:
     @property
     def max_score(self) -> float:
         return round(sum(q.max_score for q in self.questions), 6)
+
+    @property
+    def needs_ta(self) -> bool:
+        """The grader failed on some part of this submission; a person must look before the score stands."""
+        return self.grader_error is not None or any(q.status is Status.GRADER_ERROR for q in self.questions)
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -129,10 +141,12 @@ class SubmissionResult:
             "device": self.device,
             "sandbox": self.sandbox,
             "grader_version": self.grader_version,
+            "grader_error": self.grader_error,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
+        data = {k: v for k, v in data.items() if k in _SUBMISSION_FIELDS}
         return cls(
             **{
                 **data,
@@ -145,3 +159,30 @@ class SubmissionResult:
         from dataclasses import replace
 
         return replace(self, questions=questions)
+
+
+_SUBMISSION_FIELDS = frozenset(f.name for f in fields(SubmissionResult))
+
+GRADER_ERROR_MESSAGE = "grader error: this question could not be checked; a TA will look at it"
+
+
+def scrub_text(text: str) -> str:
+    """`text` with lone surrogates (from a student's odd bytes) replaced, so it can always be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
+def scrub(value: Any) -> Any:
+    """A plain-data value with every string scrubbed; anything that is not plain data becomes its text."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {scrub_text(str(k)): scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    return scrub_text(str(value))

@@ -30,6 +30,7 @@ MARKS = {
     Status.FAILED: "wrong",
     Status.ERROR: "error",
     Status.PENDING: "TA",
+    Status.GRADER_ERROR: "needs TA",
 }
 STYLES = {
     Status.PASSED: "green",
@@ -37,6 +38,7 @@ STYLES = {
     Status.FAILED: "red",
     Status.ERROR: "red",
     Status.PENDING: "blue",
+    Status.GRADER_ERROR: "magenta",
 }
 
 
@@ -178,6 +180,8 @@ def _result_line(r: SubmissionResult) -> str:
     pending = sum(q.status is Status.PENDING for q in r.questions)
     if pending:
         notes.append(f"{pending} for a TA")
+    if r.needs_ta:
+        notes.append("grader error, needs a TA")
     tail = f" ({', '.join(notes)})" if notes else ""
     return f"{r.student}: {r.score:g}/{r.max_score:g} in {r.execution_time:.1f}s{tail}"
 

@@ -6,6 +6,8 @@ submission whose bytes, rubric and grader version are unchanged since its last g
 """
 from __future__ import annotations
 
+import html
+import logging
 import sys
 from pathlib import Path
 
@@ -13,12 +15,15 @@ from grader import __version__
 from grader.batch import Job, job_names, run_jobs
 from grader.errors import GraderError
 from grader.gradebook import FILENAME, CacheKey, Gradebook, file_digest
-from grader.report import write_index, write_report
+from grader.grading import preflight
+from grader.outdir import RENDER_SECONDS, finish
+from grader.report import write_index
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
 from grader.terminal import GradeProgress, print_summary
-from grader.scoring import atomic_write, gradebook_csv, write_results_json
+from grader.scoring import atomic_write, gradebook_csv
+from grader.timeouts import time_limit
 from grader.submission import find_submissions
 
 
@@ -33,6 +38,7 @@ def grade(
     force: bool = False,
 ) -> int:
     rubric = load_rubric(rubric_path)
+    preflight(rubric)  # a bad rubric or reference stops here, before any student code runs
     for target in targets:
         if not target.exists() and not target.is_symlink():
             raise GraderError(f"no such submission file or folder: {target}")
@@ -50,25 +56,47 @@ def grade(
     keys = {job.name: CacheKey(file_digest(Path(job.path)), rubric.sha256, __version__) for job in work}
     with Gradebook(out / FILENAME) as book:
         done = {} if force else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
-        for result in done.values():
-            _write_outputs(result, rubric, out)  # cheap, and heals outputs a kill left unwritten
+        for name, result in done.items():
+            done[name] = _write_outputs(result, rubric, out)  # cheap, and heals outputs a kill left unwritten
         if done:
             print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their results "
                   "(--force grades them again)", file=sys.stderr)
         todo = [job for job in work if job.name not in done]
         for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device)):
-            book.record(result, keys[result.student])  # committed first: the gradebook is the truth
-            _write_outputs(result, rubric, out)
-            done[result.student] = result
+            student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
+            book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
+            student.write(out / result.student)
+            done[result.student] = student.result
     results = [done[job.name] for job in work]
     atomic_write(out / "gradebook.csv", gradebook_csv(rubric, results))
-    index = write_index(results, rubric, out)
+    index = _write_index(results, rubric, out)
     print_summary(results, rubric)
     print(f"graded {len(todo)} submissions, {len(work) - len(todo)} unchanged; class summary: {index}")
+    flagged = [r.student for r in results if r.needs_ta]
+    if flagged:
+        print(f"grader: {len(flagged)} submission{'s' if len(flagged) > 1 else ''} need a TA (grader error; "
+              f"details in {out / 'grader.log'} and their report-ta.html): {', '.join(flagged)}", file=sys.stderr)
+        return EXIT_NEEDS_TA
     return 0
 
 
-def _write_outputs(result: SubmissionResult, rubric: Rubric, out: Path) -> None:
-    folder = out / result.student
-    write_results_json(result, folder)
-    write_report(result, rubric, folder)
+EXIT_NEEDS_TA = 1  # grading finished, every file was written, and some submissions need a person
+
+
+def _write_outputs(result: SubmissionResult, rubric: Rubric, out: Path) -> SubmissionResult:
+    student = finish(result, rubric)
+    student.write(out / result.student)
+    return student.result
+
+
+def _write_index(results: list[SubmissionResult], rubric: Rubric, out: Path) -> Path:
+    try:
+        with time_limit(RENDER_SECONDS * 2, "writing the class summary"):
+            return write_index(results, rubric, out)
+    except Exception:  # noqa: BLE001 - the class files are written whatever one student's text holds
+        logging.getLogger(__name__).exception("the class summary could not be rendered; writing a plain one")
+        rows = "".join(f"<li>{html.escape(r.student)}: {r.score:g} / {r.max_score:g}</li>" for r in results)
+        path = out / "index.html"
+        atomic_write(path, f'<!doctype html>\n<meta charset="utf-8"><title>class</title><p>The full summary '
+                           f"could not be written (see grader.log).</p><ul>{rows}</ul>\n")
+        return path

@@ -1,0 +1,87 @@
+"""What `grader grade` writes for each student, made inside the submission's failure boundary.
+
+`finish` turns a result into the files of the student's folder (results.json, grading.json, the reports).  The
+result is first made plain (a JSON round trip, odd characters replaced) so that the gradebook can always store
+it; a report that fails to render (or runs past its time) makes the submission "grader error, needs a TA"
+and leaves a plain fallback report, never a folder that cannot be finished.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from grader.report import REPORT_FILES, Audience, render_markdown, render_report
+from grader.results import SubmissionResult, scrub
+from grader.rubric import Rubric
+from grader.scoring import atomic_write, gradescope
+from grader.timeouts import time_limit
+
+log = logging.getLogger(__name__)
+
+RENDER_SECONDS = 60.0  # for all of one student's files; bounded inputs render in well under a second
+
+
+@dataclass(frozen=True)
+class StudentFiles:
+    """One student's result, ready to record, and the files of their folder (name -> text)."""
+
+    result: SubmissionResult
+    files: dict[str, str]
+
+    def write(self, folder: Path) -> None:
+        for name, text in self.files.items():
+            atomic_write(folder / name, text)
+
+
+def finish(result: SubmissionResult, rubric: Rubric | None) -> StudentFiles:
+    result = plain(result)
+    try:
+        with time_limit(RENDER_SECONDS, "writing the reports"):
+            return StudentFiles(result, render_files(result, rubric))
+    except Exception:  # noqa: BLE001 - the boundary: this student's report, never the batch
+        trace = traceback.format_exc()
+        log.error("the reports of %s could not be written\n%s", result.student, trace)
+        result = replace(result, grader_error=f"the reports could not be written:\n{trace}")
+        return StudentFiles(result, fallback_files(result, trace))
+
+
+def plain(result: SubmissionResult) -> SubmissionResult:
+    """`result` as the gradebook will read it back: JSON types only, every string valid UTF-8."""
+    data = json.loads(json.dumps(scrub(result.serialize())))
+    return SubmissionResult.from_dict(data)
+
+
+def render_files(result: SubmissionResult, rubric: Rubric | None) -> dict[str, str]:
+    return {
+        "results.json": json.dumps(gradescope(result), indent=2),
+        "grading.json": json.dumps(result.serialize(), indent=2),
+        REPORT_FILES["html"]: render_report(result, rubric),
+        REPORT_FILES["markdown"]: render_markdown(result, rubric),
+        REPORT_FILES["ta"]: render_report(result, rubric, audience=Audience.TA),
+    }
+
+
+def fallback_files(result: SubmissionResult, trace: str) -> dict[str, str]:
+    """Files made without templates or student text: scores, question ids and the grader's note."""
+    rows = "\n".join(
+        f"<tr><td>{html.escape(q.qid)}</td><td>{q.score:g} / {q.max_score:g}</td></tr>" for q in result.questions
+    )
+    note = "The grader could not write your full report; a TA will look at your submission."
+    page = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>report</title></head><body>'
+        f"<h1>{html.escape(result.assignment)}</h1><p>{note}</p>"
+        f"<p>Total: {result.score:g} / {result.max_score:g}</p><table>{rows}</table>{{ta}}</body></html>\n"
+    )
+    markdown = f"## {result.assignment}\n\n{note}\n\n**Total: {result.score:g} / {result.max_score:g}**\n"
+    files = {
+        "results.json": json.dumps(gradescope(result), indent=2),
+        "grading.json": json.dumps(result.serialize(), indent=2),
+        REPORT_FILES["html"]: page.replace("{ta}", ""),
+        REPORT_FILES["markdown"]: markdown,
+        REPORT_FILES["ta"]: page.replace("{ta}", f"<h2>Grader error</h2><pre>{html.escape(trace)}</pre>"),
+    }
+    return files
