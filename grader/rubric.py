@@ -27,12 +27,30 @@ class Limits(BaseModel):
 
     cell_timeout: float = Field(60.0, gt=0, description="seconds one code cell may run")
     call_timeout: float = Field(30.0, gt=0, description="seconds one call of a student function may run")
-    memory_mb: int = Field(4096, gt=0, description="address-space limit of the worker")
+    memory_mb: int = Field(4096, gt=0, description="private memory of each worker process (RLIMIT_DATA)")
+    total_memory_mb: int | None = Field(
+        None,
+        gt=0,
+        description="memory of the worker and all its processes together, its tmpfs files included (a cgroup's "
+        "memory limit); default twice memory_mb",
+    )
     cpu_seconds: int = Field(600, gt=0, description="CPU time of the whole worker")
     wall_seconds: float = Field(900.0, gt=0, description="wall time of the whole submission")
     file_size_mb: int = Field(64, gt=0, description="largest file the worker may write")
+    disk_mb: int = Field(
+        256,
+        gt=0,
+        description="free space of each of /home/student and /tmp in the sandbox (tmpfs: it counts as memory)",
+    )
     open_files: int = Field(256, gt=0)
-    processes: int = Field(512, gt=0, description="processes/threads the worker may have (RLIMIT_NPROC)")
+    processes: int = Field(
+        512, gt=0, description="processes and threads of the worker together (RLIMIT_NPROC, and a cgroup's pids.max)"
+    )
+
+    @property
+    def total_memory(self) -> int:
+        """`total_memory_mb`, or its default, in MB."""
+        return self.total_memory_mb if self.total_memory_mb is not None else 2 * self.memory_mb
 
 
 class QuestionSpec(BaseModel):
