@@ -1,0 +1,22 @@
+"""`grader kit RUBRIC --out FILE`: the student kit of an assignment (see `grader.kit`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.kit.build import build_kit
+from grader.kit.schema import write_kit
+from grader.rubric import load_rubric
+
+
+def kit(rubric_path: Path, out: Path) -> int:
+    rubric = load_rubric(rubric_path)
+    data = build_kit(rubric)
+    size = write_kit(data, out)
+    checked = [q for q in data.questions if q.checked]
+    left = [q.id for q in data.questions if not q.checked]
+    print(
+        f"wrote {out} ({size / 1024:.0f} KB): {len(checked)} of {len(data.questions)} public questions checked by the kit"
+        + (f" ({', '.join(left)} only when graded)" if left else "")
+        + f"; {data.hidden_questions} hidden questions left out"
+    )
+    return 0

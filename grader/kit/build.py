@@ -1,0 +1,213 @@
+"""Making a kit (the author's side): the rubric's public questions, with the reference's outputs as data.
+
+This is the only part of `grader.kit` that imports the reference.  What it writes per kind:
+
+* function, gradient: the grading's own test inputs of the question and the reference's outputs on them
+  (for a gradient, autograd's gradient through the reference forward, cross-checked as in grading);
+* value: the expected value;
+* formula: the domain, sample points and a salted hash of the expected value at each (`grader.kit.hashing`);
+* forbid: the API list; training: the data recipe and the tiers;
+* property and manual: only that they are checked when graded.
+
+Hidden questions are left out entirely; only their number and points are kept, so a check can say how many
+points it cannot see.  Neither rubric text beyond titles nor reference names (generators, predicates,
+reference functions) are written.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from grader import __version__
+from grader.cases import call_reference, clone, generate_cases
+from grader.checks.forbid import ForbidCheck
+from grader.checks.formula import FormulaOptions, FormulaProblem, Point
+from grader.checks.function import FunctionOptions
+from grader.checks.gradient import GradientOptions, expected_gradient
+from grader.checks.training import TrainingOptions
+from grader.checks.value import ValueOptions
+from grader.errors import GraderError
+from grader.kit.hashing import canonical, point_hash
+from grader.kit.schema import (
+    Case,
+    CheckData,
+    ForbidData,
+    FormulaData,
+    FunctionData,
+    GradientData,
+    KitFile,
+    KitQuestion,
+    NotChecked,
+    TrainingData,
+    ValueData,
+)
+from grader.rubric import Question, Rubric
+from grader.worker import codec
+from grader.worker.codec import Opaque
+
+FORMULA_POINTS = 200  # sample points per formula question
+CORNER_POINTS = 40  # of which the first ones of the grading's box, where off-by-one formulas differ
+
+NOT_CHECKED = {
+    "property": "checked only when graded: many answers are right, and the check that decides needs the "
+    "reference",
+    "manual": "graded by a TA",
+}
+
+
+def build_kit(rubric: Rubric) -> KitFile:
+    reference = rubric.load_reference()
+    public = [q for q in rubric.questions if q.spec.visibility == "public"]
+    hidden = [q for q in rubric.questions if q.spec.visibility != "public"]
+    return KitFile(
+        assignment=rubric.assignment,
+        title=rubric.spec.title,
+        grader_version=__version__,
+        rubric_sha256=rubric.sha256,
+        seed=rubric.spec.seed,
+        limits=rubric.limits,
+        total=rubric.max_score,
+        hidden_points=sum(q.spec.points for q in hidden),
+        hidden_questions=len(hidden),
+        questions=[_question(rubric, q, reference) for q in public],
+    )
+
+
+def _question(rubric: Rubric, q: Question, reference: ModuleType) -> KitQuestion:
+    where = f"{rubric.path.name}: {q.id}"
+    builder = _BUILDERS.get(q.spec.kind)
+    check: CheckData = (
+        builder(_Source(rubric, q, reference, where)) if builder else NotChecked(kind=q.spec.kind, reason=NOT_CHECKED[q.spec.kind])  # type: ignore[arg-type]
+    )
+    return KitQuestion(
+        id=q.id, title=q.spec.title, points=q.spec.points, answer=q.spec.answer, timeout=q.spec.timeout,
+        forbid=list(q.spec.forbid), check=check,
+    )
+
+
+class _Source:
+    """What a builder reads: the question, its options, the reference (grader side only)."""
+
+    def __init__(self, rubric: Rubric, question: Question, reference: ModuleType, where: str) -> None:
+        self.rubric, self.question, self.reference, self.where = rubric, question, reference, where
+
+    @property
+    def options(self) -> Any:
+        return self.question.options
+
+    def attr(self, name: str) -> Any:
+        try:
+            return getattr(self.reference, name)
+        except AttributeError:
+            raise GraderError(f"{self.where}: reference module has no '{name}'") from None
+
+    def seed(self, override: int | None) -> int:
+        return self.rubric.spec.seed if override is None else override
+
+    def encode(self, value: Any, what: str) -> Any:
+        data = codec.encode(value)
+        if _has_opaque(codec.decode(data)):
+            raise GraderError(f"{self.where}: {what} is not plain data and cannot go into a kit")
+        return data
+
+
+def _has_opaque(value: Any) -> bool:
+    if isinstance(value, Opaque):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_opaque(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_opaque(k) or _has_opaque(v) for k, v in value.items())
+    return False
+
+
+def _case(src: _Source, case: dict[str, Any], expected: Any) -> Case:
+    return Case(
+        names=list(case),
+        args=[src.encode(v, f"the test input `{k}`") for k, v in case.items()],
+        expected=src.encode(expected, "the reference's output"),
+    )
+
+
+def _function(src: _Source) -> FunctionData:
+    opts: FunctionOptions = src.options
+    fn = src.attr(opts.reference or src.question.spec.answer or "")
+    cases = generate_cases(src.attr(opts.cases), src.seed(opts.seed), src.where)
+    return FunctionData(
+        cases=[_case(src, case, call_reference(fn, case, src.where)) for case in cases],
+        rtol=opts.rtol, atol=opts.atol, pure=opts.pure, partial=opts.partial,
+    )
+
+
+def _gradient(src: _Source) -> GradientData:
+    opts: GradientOptions = src.options
+    forward = src.attr(opts.forward)
+    at = src.attr(opts.at) if opts.at else None
+    stored = []
+    for case in generate_cases(src.attr(opts.cases), src.seed(opts.seed), src.where):
+        point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
+        stored.append(_case(src, case, expected_gradient(forward, case, opts, point)))
+    return GradientData(cases=stored, max_rel_error=opts.max_rel_error)
+
+
+def _value(src: _Source) -> ValueData:
+    opts: ValueOptions = src.options
+    expected = opts.expected
+    if expected is None:
+        expected = src.attr(opts.reference or src.question.spec.answer or "")
+    return ValueData(expected=src.encode(expected, "the expected value"), rtol=opts.rtol, atol=opts.atol)
+
+
+def _formula(src: _Source) -> FormulaData:
+    opts: FormulaOptions = src.options
+    problem = FormulaProblem(opts)
+    # The salt is fixed by the rubric and the question, so one rubric always makes the same kit; it is public
+    # (it is in the kit), its use is only that hashes from one kit say nothing about another's.
+    salt = hashlib.sha256(f"{src.rubric.sha256}:{src.question.id}".encode()).hexdigest()[:32]
+    chosen = [(p, v) for p in _sample_points(src, problem) if (v := problem.expected_at(p)) is not None]
+    return FormulaData(
+        symbols=list(opts.symbols.items()),
+        constraints=list(opts.constraints),
+        salt=salt,
+        points=[list(p) for p, _ in chosen],
+        hashes=[point_hash(salt, p, canonical(v)) for p, v in chosen],
+        rtol=opts.rtol,
+    )
+
+
+def _sample_points(src: _Source, problem: FormulaProblem) -> list[Point]:
+    """A spread of the points grading evaluates: the box's first corner points, a seeded sample of the rest of
+    the box, then the grading's own random points (same rng as `grader.checks.formula`)."""
+    box = [p for p in problem.points(random.Random(0), random_points=0) if problem.expected_at(p) is not None]
+    grading = random.Random(f"{src.rubric.spec.seed}:{src.question.id}")
+    box_set = set(box)
+    beyond = [p for p in problem.points(grading) if p not in box_set and problem.expected_at(p) is not None]
+    corner, rest = box[:CORNER_POINTS], box[CORNER_POINTS:]
+    wanted = FORMULA_POINTS - len(corner)
+    far = beyond[: wanted // 2]
+    picks = random.Random(f"kit:{src.question.id}").sample(range(len(rest)), min(len(rest), wanted - len(far)))
+    return corner + [rest[i] for i in sorted(picks)] + far
+
+
+def _forbid(src: _Source) -> ForbidData:
+    opts: ForbidCheck.Options = src.options
+    return ForbidData(apis=list(opts.apis), function=opts.function)
+
+
+def _training(src: _Source) -> TrainingData:
+    opts: TrainingOptions = src.options
+    data = opts.data.model_copy(update={"seed": src.seed(opts.data.seed)})
+    return TrainingData(options=opts.model_copy(update={"data": data}))
+
+
+_BUILDERS: dict[str, Callable[[_Source], CheckData]] = {
+    "function": _function,
+    "gradient": _gradient,
+    "value": _value,
+    "formula": _formula,
+    "forbid": _forbid,
+    "training": _training,
+}

@@ -1,0 +1,199 @@
+"""Checking one question against a kit: the grading's own checks where they need no reference, kit
+counterparts (stored outputs instead of the reference) where they do.
+
+The kit is turned into a `Rubric` of its checked public questions, so that a `CheckContext` is the grading's
+own and `ValueCheck`, `ForbidCheck`, `TrainingCheck`, the forbid gate, `FunctionCheck`'s per-case comparison
+and the formula answer reader all run unchanged: the same messages, explanations and scores as grading.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+
+from grader.cases import label, roll_up
+from grader.checks.base import CheckContext
+from grader.checks.forbid import ForbidCheck, forbid_outcome
+from grader.checks.formula import (
+    FormulaOptions,
+    FormulaProblem,
+    TooLarge,
+    Undefined,
+    Unsupported,
+    compile_formula,
+    read_answer,
+    show_value,
+)
+from grader.checks.function import FunctionCheck, call_failure
+from grader.checks.gradient import gradient_error
+from grader.checks.training import TrainingCheck
+from grader.checks.value import ValueCheck, ValueOptions
+from grader.compare import Tolerance
+from grader.errors import GraderError
+from grader.grading import to_result
+from grader.kit.hashing import matches
+from grader.kit.schema import (
+    Case,
+    ForbidData,
+    FormulaData,
+    FunctionData,
+    GradientData,
+    KitFile,
+    KitQuestion,
+    TrainingData,
+    ValueData,
+    decoded,
+)
+from grader.results import Outcome, QuestionResult
+from grader.rubric import Question, QuestionSpec, Rubric, RubricSpec
+
+log = logging.getLogger(__name__)
+
+KIT_REFERENCE = "(none: a kit holds no reference)"
+
+
+def as_rubric(kit: KitFile, path: Path) -> Rubric:
+    """The kit's checked public questions as a rubric, for the grading's `CheckContext`."""
+    questions = [q for q in kit.questions if q.checked]
+    specs = [_spec(q) for q in questions]
+    spec = RubricSpec(assignment=kit.assignment, title=kit.title, reference=KIT_REFERENCE, total=None, seed=kit.seed,
+                      limits=kit.limits, questions=specs)
+    return Rubric(path, spec, tuple(Question(s, _options(q)) for s, q in zip(specs, questions)), kit.rubric_sha256)
+
+
+def _spec(q: KitQuestion) -> QuestionSpec:
+    return QuestionSpec(id=q.id, title=q.title, points=q.points, kind=q.kind, answer=q.answer,
+                        timeout=q.timeout, forbid=q.forbid)
+
+
+def _options(q: KitQuestion) -> BaseModel:
+    """The options a reused grading check reads; the kit's own data for the kit counterparts."""
+    data = q.check
+    if isinstance(data, ValueData):
+        return ValueOptions(rtol=data.rtol, atol=data.atol)  # the expected value comes from `reference_for`
+    if isinstance(data, ForbidData):
+        return ForbidCheck.Options(apis=data.apis, function=data.function)
+    if isinstance(data, TrainingData):
+        return data.options
+    return data
+
+
+def reference_for(q: KitQuestion) -> ModuleType:
+    """A stand-in for the reference module holding only the question's public data: `ValueCheck` reads the
+    expected value as the reference's attribute of the answer's name, as it does in grading."""
+    module = ModuleType("kit_data")
+    if isinstance(q.check, ValueData) and q.answer:
+        setattr(module, q.answer, decoded(q.check.expected))
+    return module
+
+
+# -- kit counterparts of the checks that need the reference ------------------------------------------------------
+
+
+def _cases(cases: list[Case]) -> list[tuple[dict[str, Any], Any]]:
+    return [(dict(zip(c.names, (decoded(a) for a in c.args))), decoded(c.expected)) for c in cases]
+
+
+def check_function(ctx: CheckContext) -> Outcome:
+    data: FunctionData = ctx.question.options  # type: ignore[assignment]
+    pairs = _cases(data.cases)
+    expected = {id(case): output for case, output in pairs}
+    tol = Tolerance(data.rtol, data.atol)
+    one = FunctionCheck()._one  # the grading's own comparison of one case, given the expected output
+    return roll_up([case for case, _ in pairs], lambda case: one(ctx, case, expected[id(case)], tol, data.pure), data.partial)
+
+
+def check_gradient(ctx: CheckContext) -> Outcome:
+    data: GradientData = ctx.question.options  # type: ignore[assignment]
+    errors: list[float] = []
+    for case, expected in _cases(data.cases):
+        result = ctx.session.call(ctx.answer, list(case.values()), timeout=ctx.timeout)
+        if not result.ok:
+            if result.missing:
+                return Outcome.error(f"`{ctx.answer}` is not defined")
+            return Outcome.failed(call_failure(ctx.answer, result, case), traceback=result.traceback)
+        rel, problem = gradient_error(expected, result.value)
+        if rel is None:
+            return Outcome.failed(f"on inputs {label(case)}: {problem}", case=label(case))
+        errors.append(rel)
+        if rel > data.max_rel_error:
+            return Outcome.failed(
+                f"on inputs {label(case)}: relative error {rel:.2e} against autograd (at most {data.max_rel_error:.0e} passes)",
+                case=label(case), rel_error=rel, rel_errors=errors,
+            )
+    return Outcome.passed(
+        f"matches autograd on all {len(errors)} test inputs (largest relative error {max(errors):.1e})", rel_errors=errors
+    )
+
+
+def formula_problem(data: FormulaData) -> FormulaProblem:
+    """The question's symbols, constraints and point printing, as grading sets them up.  A kit has no expected
+    formula: the placeholder `0` is never compared with anything (the stored hashes are)."""
+    options = FormulaOptions.model_validate(
+        {"expected": "0", "symbols": dict(data.symbols), "constraints": data.constraints, "random_points": 0,
+         "time_limit": 0, "rtol": data.rtol}
+    )
+    return FormulaProblem(options)
+
+
+def check_formula(ctx: CheckContext) -> Outcome:
+    data: FormulaData = ctx.question.options  # type: ignore[assignment]
+    problem = formula_problem(data)
+    answer = read_answer(ctx, problem.symbols)
+    if isinstance(answer, Outcome):
+        return answer
+    expr, raw = answer
+    details: dict[str, Any] = {"yours": raw, "parsed": str(expr)}
+    try:
+        evaluate = compile_formula(expr, problem.order)
+    except Unsupported as exc:
+        return Outcome.failed(f"your formula uses {exc}, which is not part of a formula here", **details)
+    for count, (point, stored) in enumerate(zip(data.points, data.hashes), 1):
+        try:
+            yours = evaluate(point)
+        except Undefined as exc:
+            shown = "too large to evaluate" if isinstance(exc, TooLarge) else "undefined"
+            ok = False
+        else:
+            shown = show_value(yours)
+            ok = matches(data.salt, point, yours, stored)
+        if not ok:
+            where = problem.show_point(tuple(point))
+            counterexample = {"point": dict(zip(problem.names, point)), "yours": shown}
+            return Outcome.failed(f"{where}: yours {shown}, not the expected value", proof="sampled", points=count,
+                                  counterexample=counterexample, **details)
+    return Outcome.passed(f"equal on {len(data.points)} points of the domain", proof="sampled",
+                          points=len(data.points), counterexample=None, **details)
+
+
+Runner = Callable[[CheckContext], Outcome]
+
+RUNNERS: dict[str, Runner] = {
+    "function": check_function,
+    "gradient": check_gradient,
+    "formula": check_formula,
+    "value": ValueCheck().run,
+    "forbid": ForbidCheck().run,
+    "training": TrainingCheck().run,
+}
+
+
+def run_kit_question(ctx: CheckContext) -> QuestionResult:
+    """One question, as `grader.grading.run_question` grades it: the forbid gate first, then the check."""
+    q = ctx.question
+    start = time.perf_counter()
+    outcome = forbid_outcome(ctx, q.spec.forbid) if q.spec.forbid and q.spec.answer else None
+    if outcome is None:
+        try:
+            outcome = RUNNERS[q.spec.kind](ctx)
+        except GraderError:
+            raise
+        except Exception as exc:  # a crash in a checker is the grader's own failure, never a student's
+            log.exception("kit check %s crashed on %s", q.id, ctx.submission.path)
+            raise GraderError(f"the kit check of {q.id} crashed: {exc!r}") from exc
+    return to_result(q, outcome, time.perf_counter() - start)

@@ -1,0 +1,162 @@
+"""The in-notebook self-check: `ok = kit.load("cnn-rnn.kit.zip"); ok.check("q1.3")`.
+
+It checks the student's functions where they live, in the notebook's own namespace: no worker, no sandbox, no
+cells run again, so one question takes a fraction of a second.  That trusts the student's own code, which is
+right for a self-check and never used for grading.  The requests are the worker's own (`grader.worker.main`),
+answered in this process and decoded as grading decodes them, so the values compared are the same plain data.
+
+Markdown `Answer qX.Y:` cells are not part of a kernel's state: they are read from the notebook file, which
+Jupyter names (`__session__`), or which `notebook=` gives (Colab: the file you downloaded or saved to Drive).
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from grader.errors import GraderError, SubmissionUnreadable
+from grader.execution import WorkerSession
+from grader.kit.result import KitReport
+from grader.kit.run import check_questions, report_for, selected
+from grader.kit.schema import KitFile, read_kit
+from grader.rubric import Limits
+from grader.submission import Cell, Submission, load_submission, strip_magics
+from grader.worker import codec, protocol
+from grader.worker.main import CellTimeout, Worker, _describe
+
+
+class NotebookSession(WorkerSession):
+    """A `WorkerSession` whose worker is this process and whose namespace is the notebook's."""
+
+    def __init__(self, submission: Submission, namespace: dict[str, Any], limits: Limits) -> None:
+        super().__init__(submission, limits)
+        self.worker = Worker(-1, -1)
+        self.worker.namespace = namespace  # the live globals: what the student defined, as it is now
+        self.device = str(self.worker.op_hello({}).get("device", "cpu"))
+
+    def _ensure_replayed(self) -> None:
+        """Nothing to start or replay: the notebook has run its cells itself."""
+
+    def _request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Any:
+        """The worker's answer to `message`, computed here and read back as a worker's reply is read."""
+        reply = self._answer(message)
+        # Through the wire format and its checks, so that what the checks decode is what a worker would send.
+        parse = getattr(protocol, "parse_reply", None)
+        return parse(codec.dumps(reply)) if parse is not None else codec.loads(codec.dumps(reply))
+
+    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
+        op = self.worker.ops.get(str(message.get("op")))
+        if op is None:
+            return {"ok": False, "error": "unknown request"}
+        previous = signal.getsignal(signal.SIGALRM)  # the worker's time limit takes SIGALRM; the notebook's comes back
+        try:
+            return op(message)
+        except CellTimeout:
+            return {"ok": False, "timed_out": True, "error": "time limit reached"}
+        except Exception as exc:  # noqa: BLE001 - the student's failure, reported as the worker reports it
+            return {"ok": False, "error": _describe(exc)}
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def close(self) -> None:
+        """The notebook's process is not ours to end."""
+
+
+class Kit:
+    """A loaded kit; `check(qid)` and `check_all()` return a report that shows itself as HTML or text."""
+
+    def __init__(self, data: KitFile, path: Path, notebook: str | Path | None = None) -> None:
+        self.data, self.path = data, path
+        self.notebook = Path(notebook) if notebook else None
+
+    def __repr__(self) -> str:
+        checked = sum(q.checked for q in self.data.questions)
+        return (f"<kit {self.data.assignment}: {len(self.data.questions)} public questions, {checked} checked here; "
+                f"ok.check('{self.data.questions[0].id}') or ok.check_all()>")
+
+    @property
+    def questions(self) -> list[str]:
+        return [q.id for q in self.data.questions]
+
+    def check(self, question: str, namespace: dict[str, Any] | None = None, *, device: str = "cpu") -> KitReport:
+        return self._check(question, namespace, device)
+
+    def check_all(self, namespace: dict[str, Any] | None = None, *, device: str = "cpu") -> KitReport:
+        return self._check(None, namespace, device)
+
+    def _check(self, question: str | None, namespace: dict[str, Any] | None, device: str) -> KitReport:
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+            # Time limits use SIGALRM, which only the main thread has (a notebook cell runs there).
+            raise GraderError("run the kit check from a notebook cell or a script's main thread (on Linux or macOS)")
+        start = time.perf_counter()
+        namespace = namespace if namespace is not None else _notebook_namespace()
+        submission = self._submission(namespace)
+        with NotebookSession(submission, namespace, self.data.limits) as session:
+            result = check_questions(self.data, self.path, selected(self.data, question), submission, session, device)
+        result = replace(result, device=session.device, sandbox="none (the notebook's own process)",
+                         execution_time=time.perf_counter() - start)
+        return report_for(self.data, question, result)
+
+    def _submission(self, namespace: dict[str, Any]) -> Submission:
+        """The code the kernel ran (for the static `forbid` analysis) and the Markdown answers of the file."""
+        cells = _history(namespace)
+        source = self.notebook or _notebook_file(namespace)
+        answers: dict[str, str] = {}
+        sha = ""
+        if source is not None:
+            try:
+                loaded = load_submission(source)
+            except SubmissionUnreadable:
+                loaded = None
+            if loaded is not None:
+                answers, sha = loaded.answers, loaded.sha256
+                if not cells:  # a script, not a kernel: the file is what ran
+                    cells = list(loaded.cells)
+        path = source or Path("notebook.ipynb")
+        return Submission(path, path.stem, tuple(cells), answers, sha)
+
+
+def load(path: str | Path, *, notebook: str | Path | None = None) -> Kit:
+    """Load a kit file made by `grader kit`.  `notebook`: the .ipynb holding your `Answer qX.Y:` cells, where
+    Jupyter does not say which file this is (Colab)."""
+    path = Path(path)
+    return Kit(read_kit(path), path, notebook)
+
+
+def _notebook_namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        return shell.user_ns  # type: ignore[no-any-return]
+    return vars(sys.modules["__main__"])
+
+
+def _history(namespace: dict[str, Any]) -> list[Cell]:
+    """The cells the kernel ran, in order, numbered as Jupyter numbers them (`In [12]` is cell 12)."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return []
+    if shell is None:
+        return []
+    raw = list(shell.history_manager.input_hist_raw)
+    return [Cell(i, strip_magics(text)) for i, text in enumerate(raw) if isinstance(text, str) and text.strip()]
+
+
+def _notebook_file(namespace: dict[str, Any]) -> Path | None:
+    for candidate in (namespace.get("__session__"), namespace.get("__file__")):
+        if isinstance(candidate, str) and candidate.endswith((".ipynb", ".py")) and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+

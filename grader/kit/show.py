@@ -1,0 +1,90 @@
+"""A kit check for people: the terminal table (`grader.terminal`'s), a text view and compact HTML for notebooks.
+
+Every view shows the same facts, explained by `grader.report.explain` as the reports explain them; student text
+(messages quote answers) is escaped in HTML.
+"""
+from __future__ import annotations
+
+import io
+import sys
+from html import escape
+from typing import TextIO
+
+from grader.kit.result import KitReport
+from grader.report import Audience, Fact, explain
+from grader.results import Status
+from grader.terminal import MARKS, print_check
+
+_COLOURS = {
+    Status.PASSED: "#1a7f37",
+    Status.PARTIAL: "#9a6700",
+    Status.FAILED: "#cf222e",
+    Status.ERROR: "#cf222e",
+    Status.PENDING: "#0969da",
+}
+
+
+def print_report(report: KitReport, stream: TextIO | None = None) -> None:
+    stream = stream if stream is not None else sys.stdout
+    if report.result.questions or report.result.load_error:
+        print_check(report.result, stream)
+    if report.unchecked:
+        print("\nnot checked here (graded when you submit):", file=stream)
+        for u in report.unchecked:
+            print(f"  {u.qid} {u.title} ({u.points:g} points): {u.reason}", file=stream)
+    print(report.summary(), file=stream)
+
+
+def text(report: KitReport) -> str:
+    buffer = io.StringIO()  # not a terminal: plain aligned text, no control codes
+    print_report(report, buffer)
+    return buffer.getvalue().rstrip("\n")
+
+
+def html(report: KitReport) -> str:
+    """A compact, self-contained block for a notebook's output (no scripts, inline styles only)."""
+    result = report.result
+    python_file = result.path.endswith(".py")
+    rows: list[str] = []
+    problems: list[str] = []
+    for q in result.questions:
+        view = explain(q, Audience.STUDENT, python_file=python_file)
+        colour = _COLOURS.get(q.status, "inherit")
+        why = "" if q.status is Status.PASSED else escape(view.summary)
+        rows.append(
+            f"<tr><td>{escape(q.qid)} {escape(q.title)}</td>"
+            f'<td style="color:{colour};font-weight:bold">{escape(MARKS.get(q.status, q.status.value))}</td>'
+            f'<td style="text-align:right">{q.score:g}/{q.max_score:g}</td><td>{why}</td></tr>'
+        )
+        if q.status is not Status.PASSED and (view.facts or view.code or view.traceback):
+            problems.append(_details(f"{q.qid} {q.title}", view.facts, view.code, view.traceback, open_=not problems))
+    for u in report.unchecked:
+        rows.append(
+            f"<tr><td>{escape(u.qid)} {escape(u.title)}</td><td>not checked</td>"
+            f'<td style="text-align:right">{u.points:g}</td><td>{escape(u.reason)}</td></tr>'
+        )
+    parts = ['<div class="dl-grader-kit" style="font-family:sans-serif;font-size:13px">']
+    if result.load_error:
+        parts.append(f"<p>Your submission could not be read: {escape(result.load_error)}</p>")
+    if rows:
+        parts.append(
+            '<table style="border-collapse:collapse"><thead><tr><th style="text-align:left">question</th>'
+            '<th>result</th><th>points</th><th style="text-align:left">why</th></tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>"
+        )
+    parts.extend(problems)
+    for c in result.cell_failures:
+        parts.append(_details(f"code cell {c.index + 1} failed ({c.reason})", (), (), (c.message, *c.traceback[-6:]), False))
+    mark = "#1a7f37" if not report.failed else "#cf222e"
+    parts.append(f'<p style="font-weight:bold;color:{mark}">{escape(report.summary())}</p></div>')
+    return "".join(parts)
+
+
+def _details(title: str, facts: tuple[Fact, ...], code: tuple[str, ...], traceback: tuple[str, ...], open_: bool) -> str:
+    items = "".join(f"<li>{escape(f.label)}: {escape(f.value)}</li>" for f in facts)
+    body = f"<ul>{items}</ul>" if items else ""
+    if code:
+        body += "<pre>" + escape("\n".join(code)) + "</pre>"
+    if traceback:
+        body += "<pre>" + escape("\n".join(traceback)) + "</pre>"
+    return f"<details{' open' if open_ else ''}><summary>{escape(title)}</summary>{body}</details>"
