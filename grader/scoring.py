@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -65,13 +64,6 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_results_json(result: SubmissionResult, folder: Path) -> Path:
-    path = folder / "results.json"
-    atomic_write(path, json.dumps(gradescope(result), indent=2))
-    atomic_write(folder / "grading.json", json.dumps(result.serialize(), indent=2))
-    return path
-
-
 def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -79,7 +71,10 @@ def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
     writer.writerow(["student", *qids, "total", "max", "status"])
     for r in sorted(results, key=lambda r: r.student):
         scores = {q.qid: q.score for q in r.questions}
-        status = "unreadable" if r.load_error else ("pending" if any(q.status == Status.PENDING for q in r.questions) else "graded")
+        status = (
+            "needs TA" if r.needs_ta else "unreadable" if r.load_error
+            else "pending" if any(q.status == Status.PENDING for q in r.questions) else "graded"
+        )
         writer.writerow([r.student, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score), _fmt(rubric.max_score), status])
     return buf.getvalue()
 

@@ -20,10 +20,11 @@ import yaml
 
 from grader.checks.manual import with_ta_score
 from grader.errors import GraderError
-from grader.report import write_index, write_report
+from grader.outdir import finish
+from grader.report import write_index
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric, load_rubric
-from grader.scoring import atomic_write, gradebook_csv, write_results_json
+from grader.scoring import atomic_write, gradebook_csv
 
 RUBRIC_POINTER = "rubric-path"  # DIR/rubric-path: the rubric a folder was graded with, if the grading run wrote it
 CSV_COLUMNS = ["student", "question", "score", "comment", "answer"]
@@ -72,9 +73,7 @@ def save(out: Path, rubric: Rubric, results: dict[str, SubmissionResult], change
     changed = list(changed)
     _update_gradebook_db(out, [results[folder] for folder in changed])
     for folder in changed:
-        result = results[folder]
-        write_results_json(result, out / folder)
-        write_report(result, rubric, out / folder)
+        finish(results[folder], rubric).write(out / folder)
     atomic_write(out / "gradebook.csv", gradebook_csv(rubric, results.values()))
     write_index(results.values(), rubric, out)
 
