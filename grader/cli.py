@@ -28,8 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="self-check one submission on the public questions")
     c.add_argument("submission", type=Path)
-    c.add_argument("--rubric", type=Path, required=True)
+    source = c.add_mutually_exclusive_group(required=True)
+    source.add_argument("--kit", type=Path, help="the student kit of the assignment (made by `grader kit`)")
+    source.add_argument("--rubric", type=Path, help="the rubric (needs its reference: for TAs)")
+    c.add_argument("--json", action="store_true", help="print the result as results.json (Gradescope's schema)")
+    c.add_argument("--question", help="check only this question (with --kit), e.g. q1.3")
+    c.add_argument("--device", default="cpu", help="'auto', 'cpu' or 'cuda' for training checks (default: %(default)s)")
     _sandbox_option(c, "check")
+
+    k = sub.add_parser("kit", help="write the student kit of a rubric: public checks without the solutions")
+    k.add_argument("rubric", type=Path)
+    # dest: `args.out` is a folder for the other verbs (the log goes there); this one is a file.
+    k.add_argument("--out", dest="kit_file", type=Path, required=True, help="the kit file to write, e.g. cnn-rnn.kit.zip")
 
     m = sub.add_parser("manual", help="enter TA scores for free-text questions (prompts, or import/export a file)")
     m.add_argument("action", nargs="?", choices=["import", "export"], help="omit to be prompted in the terminal")
@@ -75,7 +85,14 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "check":
         from grader.commands.check import check
 
-        return check(args.submission, args.rubric, launcher=choose_launcher(args.sandbox))
+        return check(
+            args.submission, args.rubric, kit_path=args.kit, launcher=choose_launcher(args.sandbox), as_json=args.json,
+            question=args.question, device=args.device,
+        )
+    if args.command == "kit":
+        from grader.commands.kit import kit
+
+        return kit(args.rubric, args.kit_file)
     if args.command == "manual":
         from grader.commands.manual import run_manual
 

@@ -1,16 +1,65 @@
-"""`grader check SUBMISSION --rubric RUBRIC`: a student's self-check on the public questions only."""
+"""`grader check SUBMISSION --rubric RUBRIC | --kit KIT`: a student's self-check on the public questions.
+
+With `--rubric` (a TA, or a course that hands out rubric and reference) the public questions are graded as
+`grader grade` grades them.  With `--kit` nothing of the reference is needed (see `grader.kit`); the exit status
+is 1 when a public check fails, so a student's own CI or pre-commit hook can use it.
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from grader.errors import GraderError
 from grader.grading import grade_submission
 from grader.rubric import load_rubric
 from grader.sandbox import Launcher
+from grader.scoring import gradescope
 from grader.terminal import print_check
 
 
-def check(submission: Path, rubric_path: Path, *, launcher: Launcher | None = None) -> int:
-    rubric = load_rubric(rubric_path)
-    result = grade_submission(rubric, submission, launcher=launcher, public_only=True)
-    print_check(result)
+def check(
+    submission: Path,
+    rubric_path: Path | None = None,
+    *,
+    kit_path: Path | None = None,
+    launcher: Launcher | None = None,
+    as_json: bool = False,
+    question: str | None = None,
+    device: str = "cpu",
+) -> int:
+    if kit_path is not None:
+        return check_kit(submission, kit_path, launcher=launcher, as_json=as_json, question=question, device=device)
+    if rubric_path is None:
+        raise GraderError("grader check needs --kit KIT (or, for a TA, --rubric RUBRIC)")
+    if question is not None:
+        raise GraderError("--question works with --kit")
+    result = grade_submission(load_rubric(rubric_path), submission, launcher=launcher, public_only=True, device=device)
+    if as_json:
+        print(json.dumps(gradescope(result), indent=2))
+    else:
+        print_check(result)
     return 0
+
+
+def check_kit(
+    submission: Path,
+    kit_path: Path,
+    *,
+    launcher: Launcher | None = None,
+    as_json: bool = False,
+    question: str | None = None,
+    device: str = "cpu",
+) -> int:
+    from grader.kit.run import check_submission
+    from grader.kit.schema import read_kit
+    from grader.kit.show import print_report
+
+    kit = read_kit(kit_path)
+    if question is not None:
+        kit.question(question)  # an unknown id is the user's mistake: said before any code runs
+    report = check_submission(kit, kit_path, submission, launcher=launcher, device=device, question=question)
+    if as_json:
+        print(json.dumps(report.results_json(), indent=2))
+    else:
+        print_report(report)
+    return report.exit_code
