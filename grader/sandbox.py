@@ -49,6 +49,7 @@ class Launch:
     preexec: Callable[[], None] | None
     # Call once the worker has been reaped: kills what is left of its processes and removes its cgroup.
     cleanup: Callable[[], None] | None = None
+    cgroup: WorkerCgroup | None = None  # where the worker and its descendants are bounded together, if anywhere
 
 
 class Launcher(Protocol):
@@ -117,7 +118,7 @@ class PlainLauncher:
         cgroup = WorkerCgroup.create(limits)
         return Launch(
             worker_argv, worker_env(scratch), str(scratch), lambda: set_rlimits(limits, cgroup),
-            cgroup.cleanup if cgroup else None,
+            cgroup.cleanup if cgroup else None, cgroup,
         )
 
 
@@ -179,7 +180,9 @@ class BwrapLauncher:
         env = {**worker_env(scratch), "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student"}
         argv = [self.bwrap, *self.mounts(scratch, limits), "--", *self._limited(worker_argv, limits)]
         cgroup = WorkerCgroup.create(limits)
-        return Launch(argv, env, str(scratch), lambda: set_rlimits(limits, cgroup), cgroup.cleanup if cgroup else None)
+        return Launch(
+            argv, env, str(scratch), lambda: set_rlimits(limits, cgroup), cgroup.cleanup if cgroup else None, cgroup
+        )
 
     def mounts(self, scratch: Path, limits: Limits) -> list[str]:
         args = [
