@@ -57,12 +57,13 @@ def roll_up(
     """Run `one` on each case (it returns a problem or None, and details) and make one outcome of them.
 
     All or nothing stops at the first failure; `partial` goes on and credits the share of cases passed.
-    A missing answer (`details["missing"]`) ends the question at once as an error.
+    A missing answer (`details["missing"]`) or one not checked because the submission used up its total time
+    (`details["not_checked"]`) ends the question at once as an error.
     """
     passed, first_failure, details = 0, None, {}
     for case in cases:
         problem, info = one(case)
-        if info.get("missing"):
+        if info.get("missing") or info.get("not_checked"):
             return Outcome.error(problem or "")
         if problem is None:
             passed += 1

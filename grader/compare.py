@@ -37,14 +37,31 @@ def describe(value: Any) -> str:
         arr = to_numpy(value)
         return f"{'tensor' if _is_tensor(value) else 'array'} of shape {tuple(arr.shape)} ({arr.dtype})"
     if isinstance(value, Opaque):
-        return f"a {value.type_name} object ({value.text})"
+        return value.text if value.diagnostic else f"a {value.type_name} object ({value.text})"
     if isinstance(value, SympyText):
         return f"the expression {value.text}"
     if isinstance(value, (list, tuple)):
         return f"a {type(value).__name__} of {len(value)} items"
     if isinstance(value, str):
         return f"the string {value[:60]!r}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return _number_text(value)
     return f"{type(value).__name__} {value!r}"[:120]
+
+
+def _number_text(value: Any) -> str:
+    """A number as a message shows it; an integer too long to read is given by its digit count."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
+def _to_float(value: Any) -> float | None:
+    """`value` as a float, or None where it has none (an integer past 1e308 overflows)."""
+    try:
+        return float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
 
 
 def _is_tensor(value: Any) -> bool:
@@ -77,15 +94,31 @@ def compare(expected: Any, got: Any, tol: Tolerance = Tolerance(), where: str = 
         if not isinstance(got, dict):
             return Mismatch(f"expected a dict, got {describe(got)}", where)
         if set(got) != set(expected):
-            return Mismatch(f"expected keys {sorted(map(str, expected))}, got {sorted(map(str, got))}", where)
+            return Mismatch(f"expected keys {_keys(expected)}, got {_keys(got)}", where)
         for key in expected:
             bad = compare(expected[key], got[key], tol, f"{where}[{key!r}]")
             if bad:
                 return bad
         return None
-    if expected == got:
+    if _same(expected, got):
         return None
     return Mismatch(f"expected {expected!r}, got {describe(got)}", where)
+
+
+def _same(expected: Any, got: Any) -> bool:
+    """`expected == got` for anything else (strings, None); an array's elementwise answer counts as different."""
+    if is_array(got):
+        return False
+    try:
+        result = expected == got
+    except Exception:  # noqa: BLE001 - a value that cannot be compared is not the expected one
+        return False
+    return isinstance(result, (bool, np.bool_)) and bool(result)
+
+
+def _keys(mapping: dict[Any, Any]) -> str:
+    names = sorted(str(k)[:40] for k in mapping)
+    return str(names[:10])[:-1] + (f", … {len(names) - 10} more]" if len(names) > 10 else "]")
 
 
 def _compare_numbers(expected: Number, got: Any, tol: Tolerance, where: str) -> Mismatch | None:
@@ -94,11 +127,16 @@ def _compare_numbers(expected: Number, got: Any, tol: Tolerance, where: str) -> 
             got = to_numpy(got).item()
         else:
             return Mismatch(f"expected the number {expected!r}, got {describe(got)}", where)
+    got = _plain(got)
+    g = _to_float(got)
     if isinstance(expected, int):
-        if float(got) == expected:
+        if g is not None and g == expected:
             return None
-        return Mismatch(f"expected {expected}, got {got!r}", where, {"expected": expected, "got": _plain(got)})
-    e, g = float(expected), float(got)  # type: ignore[arg-type]
+        shown = _number_text(got)
+        return Mismatch(f"expected {expected}, got {shown}", where, {"expected": expected, "got": got if g is not None else shown})
+    e = float(expected)  # type: ignore[arg-type]
+    if g is None:
+        return Mismatch(f"expected {e:.6g}, got {_number_text(got)}", where)
     if math.isnan(g) and not math.isnan(e):
         return Mismatch(f"expected {e:.6g}, got nan", where)
     if abs(e - g) <= tol.atol + tol.rtol * abs(e) or (math.isnan(e) and math.isnan(g)):

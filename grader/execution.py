@@ -6,6 +6,7 @@ is replaced by a fresh one that replays the cells that worked, skipping the ones
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import secrets
@@ -21,16 +22,18 @@ from typing import Any
 
 from grader.results import CellFailure
 from grader.rubric import Limits
-from grader.sandbox import Launcher, PlainLauncher, worker_argv
+from grader.sandbox import Launch, Launcher, PlainLauncher, worker_argv
 from grader.submission import Submission
-from grader.worker import codec
-from grader.worker.protocol import MAX_MESSAGE, ChannelClosed
+from grader.worker import codec, protocol
+from grader.worker.protocol import ChannelClosed, GarbledStream, MalformedReply, MiB, Reply
 
 log = logging.getLogger(__name__)
 
 GRACE = 3.0  # seconds past a soft limit before the worker is killed from outside
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 20
+KILL_WAIT = 10.0  # seconds a SIGKILLed worker is waited for
+CHUNK = 1 << 20  # bytes read at a time from the reply pipe
 
 
 class WorkerDied(RuntimeError):
@@ -39,6 +42,25 @@ class WorkerDied(RuntimeError):
 
 class WorkerTimeout(RuntimeError):
     pass
+
+
+class WorkerStoppedReading(WorkerTimeout):
+    """A request could not be written within its deadline: student code stopped the worker reading its pipe."""
+
+
+class ReplyTooLarge(RuntimeError):
+    """A reply over the bound the grader set for its request; the worker was killed before it was read."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a reply of {megabytes(size)}, over the limit of {megabytes(limit)}")
+        self.size, self.limit = size, limit
+
+
+def megabytes(size: int) -> str:
+    return f"{size / MiB:.1f}".removesuffix(".0") + " MB"
+
+
+STOPPED_READING = "your code stopped the worker from reading the grader's requests, so it was stopped"
 
 
 @dataclass(frozen=True)
@@ -53,11 +75,12 @@ class CallResult:
     duration: float = 0.0
     args_after: list[Any] = field(default_factory=list)
     kwargs_after: dict[str, Any] = field(default_factory=dict)
+    time_up: bool = False  # not run: the submission had used up its total time limit; `error` says so
 
     def explain(self) -> str:
+        if self.time_up:
+            return self.error
         if self.timed_out:
-            if self.error.startswith("the submission used up"):
-                return self.error
             return "your code ran past its time limit"
         if self.died:
             return f"your code ended the worker process ({self.error})"
@@ -69,6 +92,8 @@ class GetResult:
     exists: bool
     value: Any = None
     error: str = ""
+    unread: bool = False  # the worker could not be asked or its answer not used; `error` says why, in full
+    time_up: bool = False  # not read: the submission had used up its total time limit
 
 
 class WorkerSession:
@@ -84,6 +109,7 @@ class WorkerSession:
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.launch: Launch | None = None
         self.rfd = self.wfd = -1
         self.scratch: Path | None = None
         self.failures: dict[int, CellFailure] = {}
@@ -109,7 +135,8 @@ class WorkerSession:
         shutil.copy2(self.submission.path, self.scratch / self.submission.path.name)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        launch = self.launcher.launch(worker_argv(req_r, resp_w), self.scratch, self.limits)
+        # Kept so that _kill can undo what the launcher set up for this worker (a cgroup, say).
+        self.launch = launch = self.launcher.launch(worker_argv(req_r, resp_w), self.scratch, self.limits)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
@@ -122,14 +149,24 @@ class WorkerSession:
                 pass_fds=(req_r, resp_w),
                 preexec_fn=launch.preexec,
             )
+        except BaseException:
+            os.close(req_w)
+            os.close(resp_r)
+            raise
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()  # type: ignore[union-attr]
             os.close(req_r)
             os.close(resp_w)
+        # Writes wait in poll with the request's deadline: a worker that stops reading cannot block the grader.
+        os.set_blocking(req_w, False)
         self.wfd, self.rfd = req_w, resp_r
-        hello = self._request({"op": "hello"}, START_TIMEOUT)
-        self.device = str(hello.get("device", "cpu"))
+        try:
+            hello = self._request({"op": "hello"}, START_TIMEOUT)
+        except (ReplyTooLarge, MalformedReply) as exc:
+            self._kill()
+            raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
+        self.device = hello.device
         for index in list(self.replay):
             self._exec(index, replaying=True)
 
@@ -154,7 +191,17 @@ class WorkerSession:
                 proc.kill()
             except ProcessLookupError:
                 pass
-            proc.wait()
+            try:
+                proc.wait(timeout=KILL_WAIT)
+            except subprocess.TimeoutExpired:  # stuck in the kernel (a dead NFS mount, say): not worth a hang
+                log.warning("worker %d did not exit %g s after SIGKILL", proc.pid, KILL_WAIT)
+        cleanup = getattr(self.launch, "cleanup", None)
+        self.launch = None
+        if cleanup is not None:
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001 - a leftover cgroup is logged, grading goes on
+                log.warning("cleaning up after a worker failed", exc_info=True)
         for fd in (self.rfd, self.wfd):
             if fd >= 0:
                 try:
@@ -171,39 +218,45 @@ class WorkerSession:
         self.proc = None
 
     # -- transport --------------------------------------------------------------------------------------
-    def _request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one request and wait for its reply; kill the worker on a hard timeout or a broken channel."""
-        self._next_id += 1
-        # The nonce is unknowable before the request is sent, so replies forged in advance by student code
-        # (which shares the worker process and could find the channel) are recognised and skipped.
-        nonce = secrets.token_hex(12)
-        message = {**message, "id": self._next_id, "nonce": nonce}
-        from grader.worker.protocol import write_message
+    def _request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Reply:
+        """Send one request and wait for its reply, all within the request's deadline.
 
+        Kills the worker on a deadline passed (WorkerTimeout), a broken channel (WorkerDied) or a reply over
+        its size bound (ReplyTooLarge); a reply that fails the schema raises MalformedReply, the worker alive.
+        """
         if self.out_of_time:
             self._kill()
             raise WorkerTimeout(self.time_up_message)
-        try:
-            write_message(self.wfd, message)
-        except (BrokenPipeError, OSError) as exc:
-            self._kill()
-            raise WorkerDied(self._death_reason()) from exc
+        self._next_id += 1
+        # The nonce is unknowable before the request is sent, so replies forged in advance by student code
+        # (which shares the worker process and could find the channel) are recognised and skipped unparsed.
+        request_id, nonce = self._next_id, secrets.token_bytes(protocol.NONCE_SIZE)
+        payload = codec.dumps(message)
+        limit = reply_limit or protocol.reply_limit(str(message.get("op")), len(payload))
         deadline = time.monotonic() + timeout + GRACE
         if self.wall_deadline is not None:
             deadline = min(deadline, self.wall_deadline)
         try:
-            while True:
-                reply = self._read(deadline)
-                if reply.get("id") == self._next_id and reply.get("nonce") == nonce:
-                    return reply
-                # A reply to nothing we asked (forged by student code on the channel): ignore it.
-        except WorkerTimeout:
+            self._send(protocol.frame(payload, request_id, nonce, limit), deadline)
+            header = self._reply_header(request_id, nonce, deadline)
+            if header.size > limit:
+                raise ReplyTooLarge(header.size, limit)
+            data = self._read_exactly(header.size, deadline)
+        except (WorkerTimeout, ReplyTooLarge):
             self._kill()
             raise
-        except (ChannelClosed, ValueError, codec.CodecError) as exc:
-            reason = self._death_reason() if isinstance(exc, ChannelClosed) else f"garbled reply: {exc}"
+        except GarbledStream as exc:
+            self._kill()
+            raise WorkerDied(f"garbled reply: {exc}") from exc
+        except (ChannelClosed, OSError) as exc:
+            reason = self._death_reason()
             self._kill()
             raise WorkerDied(reason) from exc
+        reply = protocol.parse_reply(data)
+        if reply.too_large is not None:
+            # An honest worker sends only the size of a value over the bound; the worker lives on.
+            raise ReplyTooLarge(reply.too_large, limit)
+        return reply
 
     @property
     def out_of_time(self) -> bool:
@@ -213,30 +266,55 @@ class WorkerSession:
     def time_up_message(self) -> str:
         return f"the submission used up its total time limit ({self.limits.wall_seconds:g} s)"
 
-    def _read(self, deadline: float) -> dict[str, Any]:
-        import struct
+    @property
+    def not_checked_message(self) -> str:
+        """What an answer asked for after the total time limit reads."""
+        return f"not checked: {self.time_up_message}"
 
-        header = self._read_exactly(4, deadline)
-        (size,) = struct.unpack(">I", header)
-        if size > MAX_MESSAGE:
-            raise ValueError("reply too large")
-        return codec.loads(self._read_exactly(size, deadline))
+    def _send(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            self._wait(self.wfd, select.POLLOUT, deadline, writing=True)
+            try:
+                n = os.write(self.wfd, view)
+            except BlockingIOError:
+                continue
+            view = view[n:]
+
+    def _reply_header(self, request_id: int, nonce: bytes, deadline: float) -> protocol.Header:
+        """The header of the reply to this request; frames with another id or nonce are dropped unread."""
+        while True:
+            header = protocol.Header.unpack(self._read_exactly(protocol.HEADER.size, deadline))
+            if header.request_id == request_id and hmac.compare_digest(header.nonce, nonce):
+                return header
+            self._discard(header.size, deadline)
 
     def _read_exactly(self, n: int, deadline: float) -> bytes:
         chunks, got = [], 0
         while got < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WorkerTimeout()
-            ready, _, _ = select.select([self.rfd], [], [], remaining)
-            if not ready:
-                raise WorkerTimeout()
-            chunk = os.read(self.rfd, min(n - got, 1 << 20))
+            self._wait(self.rfd, select.POLLIN, deadline)
+            chunk = os.read(self.rfd, min(n - got, CHUNK))
             if not chunk:
                 raise ChannelClosed()
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)
+
+    def _discard(self, n: int, deadline: float) -> None:
+        while n > 0:
+            self._wait(self.rfd, select.POLLIN, deadline)
+            chunk = os.read(self.rfd, min(n, CHUNK))
+            if not chunk:
+                raise ChannelClosed()
+            n -= len(chunk)
+
+    @staticmethod
+    def _wait(fd: int, event: int, deadline: float, writing: bool = False) -> None:
+        remaining = deadline - time.monotonic()
+        poller = select.poll()  # not select(): the grader may hold more than FD_SETSIZE descriptors
+        poller.register(fd, event)
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise WorkerStoppedReading(STOPPED_READING) if writing else WorkerTimeout()
 
     def _death_reason(self) -> str:
         proc = self.proc
@@ -252,6 +330,14 @@ class WorkerSession:
             except ValueError:
                 return f"killed by signal {-code}"
         return f"exit status {code}"
+
+    def _failure(self, exc: Exception) -> str:
+        """A transport failure in words for the student; `exc` is one that `_request` raises."""
+        if isinstance(exc, WorkerTimeout) and self.out_of_time:
+            return self.not_checked_message
+        if isinstance(exc, MalformedReply):
+            return f"the worker's reply was malformed: {exc}"
+        return str(exc)
 
     # -- cells ------------------------------------------------------------------------------------------
     def run_cells(self) -> list[CellFailure]:
@@ -273,6 +359,12 @@ class WorkerSession:
             self._ensure_replayed()
         try:
             reply = self._request({"op": "exec", "index": index, "source": source, "timeout": timeout}, timeout)
+        except WorkerStoppedReading:
+            message = self.time_up_message if self.out_of_time else f"the cell could not be sent: {STOPPED_READING}"
+            self._fail(index, "timeout", message)
+            if replaying:
+                raise WorkerDied("a replayed cell could not be sent") from None
+            return
         except WorkerTimeout:
             message = self.time_up_message if self.out_of_time else f"the cell ran past its time limit ({timeout:g} s) and was stopped"
             self._fail(index, "timeout", message)
@@ -284,16 +376,20 @@ class WorkerSession:
             if replaying:
                 raise
             return
+        except (ReplyTooLarge, MalformedReply) as exc:
+            # Only code run in the worker changes its replies: the cell is not trusted to run again.
+            self._fail(index, "error", f"the cell's reply could not be used: {self._failure(exc)}")
+            if replaying:
+                raise WorkerDied("a replayed cell's reply could not be used") from None
+            return
         if not replaying:
             self.replay.append(index)
-        if not reply.get("ok"):
-            reason = str(reply.get("reason", "error"))
-            if reason == "timeout":
+        if not reply.ok:
+            if reply.reason == "timeout":
                 self._fail(index, "timeout", f"the cell ran past its time limit ({timeout:g} s) and was stopped")
             elif not replaying:
-                message = str(reply.get("error", "the cell failed"))
-                tb = [str(x) for x in reply.get("traceback", [])][:60]
-                self.failures[index] = CellFailure(index, reason, message, tb)
+                message = reply.error if "error" in reply.model_fields_set else "the cell failed"
+                self.failures[index] = CellFailure(index, reply.reason, message, reply.traceback[:60])
 
     def _fail(self, index: int, reason: str, message: str) -> None:
         self.failures[index] = CellFailure(index, reason, message)
@@ -305,14 +401,20 @@ class WorkerSession:
         try:
             self._ensure_replayed()
             reply = self._request({"op": "get", "name": name}, 30)
-        except (WorkerDied, WorkerTimeout) as exc:
-            return GetResult(False, error=f"the worker could not read '{name}': {exc}")
-        if not reply.get("ok"):
-            return GetResult(False, error=str(reply.get("error")))
-        if not reply.get("exists"):
+        except ReplyTooLarge as exc:
+            error = f"`{name}` is {megabytes(exc.size)} as data; the limit for this question is {megabytes(exc.limit)}"
+            return GetResult(False, error=error, unread=True)
+        except (WorkerDied, WorkerTimeout, MalformedReply) as exc:
+            if isinstance(exc, WorkerTimeout) and self.out_of_time:
+                return GetResult(False, error=self.not_checked_message, unread=True, time_up=True)
+            why = self._failure(exc) or "the worker did not answer in time"
+            return GetResult(False, error=f"`{name}` could not be read: {why}", unread=True)
+        if not reply.ok:
+            return GetResult(False, error=reply.error)
+        if not reply.exists:
             return GetResult(False)
         try:
-            return GetResult(True, codec.decode(reply.get("value")))
+            return GetResult(True, codec.decode(reply.value))
         except codec.CodecError as exc:
             return GetResult(True, codec.Opaque("malformed", str(exc)))
 
@@ -326,6 +428,7 @@ class WorkerSession:
         echo_args: bool = False,
         seed: int | None = None,
         keep: bool = False,
+        reply_limit: int | None = None,
     ) -> CallResult:
         request: dict[str, Any] = {
             "op": "call",
@@ -340,35 +443,45 @@ class WorkerSession:
             request["handle"] = name.id
         else:
             request["name"] = name
-        return self.request_call(request, timeout)
+        return self.request_call(request, timeout, reply_limit)
 
-    def request_call(self, request: dict[str, Any], timeout: float) -> CallResult:
-        """Send a call-like request (also used by extension ops) and decode its reply."""
+    def request_call(self, request: dict[str, Any], timeout: float, reply_limit: int | None = None) -> CallResult:
+        """Send a call-like request (also used by extension ops) and decode its reply.
+
+        `reply_limit` bounds the reply in bytes; by default `protocol.reply_limit` of the request, which allows
+        a value of a few MB plus twice the request's size.
+        """
         try:
             self._ensure_replayed()
-            reply = self._request(request, timeout)
-        except WorkerTimeout:
-            error = self.time_up_message if self.out_of_time else "time limit reached"
-            return CallResult(False, error=error, timed_out=True, duration=timeout)
+            reply = self._request(request, timeout, reply_limit)
+        except WorkerTimeout as exc:
+            if self.out_of_time:
+                return CallResult(False, error=self.not_checked_message, timed_out=True, time_up=True)
+            if isinstance(exc, WorkerStoppedReading):
+                return CallResult(False, error=STOPPED_READING)
+            return CallResult(False, error="time limit reached", timed_out=True, duration=timeout)
         except WorkerDied as exc:
             return CallResult(False, error=str(exc), died=True)
-        if not reply.get("ok"):
+        except ReplyTooLarge as exc:
+            error = f"your function returned {megabytes(exc.size)}; the limit for this question is {megabytes(exc.limit)}"
+            return CallResult(False, error=error)
+        except MalformedReply as exc:
+            return CallResult(False, error=self._failure(exc))
+        if not reply.ok:
             return CallResult(
                 False,
-                error=str(reply.get("error", "failed")),
-                traceback=[str(x) for x in reply.get("traceback", [])][:60],
-                timed_out=bool(reply.get("timed_out")),
-                missing=bool(reply.get("missing")),
+                error=reply.error if "error" in reply.model_fields_set else "failed",
+                traceback=reply.traceback[:60],
+                timed_out=reply.timed_out,
+                missing=reply.missing,
             )
         try:
-            value = codec.decode(reply.get("value"))
-            args_after = [codec.decode(a) for a in reply.get("args_after", [])]
-            kwargs_after = {str(k): codec.decode(v) for k, v in (reply.get("kwargs_after") or {}).items()}
+            value = codec.decode(reply.value)
+            args_after = [codec.decode(a) for a in reply.args_after]
+            kwargs_after = {k: codec.decode(v) for k, v in reply.kwargs_after.items()}
         except (codec.CodecError, TypeError, ValueError) as exc:
             return CallResult(False, error=f"the value returned is not plain data ({exc})")
-        return CallResult(
-            True, value, duration=float(reply.get("duration", 0.0)), args_after=args_after, kwargs_after=kwargs_after
-        )
+        return CallResult(True, value, duration=reply.duration, args_after=args_after, kwargs_after=kwargs_after)
 
     def _ensure_replayed(self) -> None:
         if self.out_of_time:

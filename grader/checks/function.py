@@ -64,6 +64,8 @@ class FunctionCheck:
         if not result.ok:
             if result.missing:
                 return f"`{ctx.answer}` is not defined", {"missing": True}
+            if result.time_up:
+                return result.explain(), {"not_checked": True}
             return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
         bad = compare(expected, result.value, tol)
         if bad:

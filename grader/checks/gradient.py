@@ -102,6 +102,8 @@ class GradientCheck:
             if not result.ok:
                 if result.missing:
                     return Outcome.error(f"`{ctx.answer}` is not defined")
+                if result.time_up:
+                    return Outcome.error(result.explain())
                 return Outcome.failed(call_failure(ctx.answer, result, case), traceback=result.traceback)
             rel, problem = gradient_error(expected, result.value)
             if rel is None:

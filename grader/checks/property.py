@@ -114,6 +114,8 @@ class PropertyCheck:
     ) -> tuple[str | None, dict[str, Any]]:
         on = f"on inputs {label(case)}" if case else "on the call without arguments"
         models, problem = _build_models(ctx, case, where)
+        if ctx.session.out_of_time:
+            return ctx.session.not_checked_message, {"not_checked": True}
         if problem:
             return f"{on}: {problem}", {}
         sent = [models.handles.get(k, clone(v)) for k, v in case.items()]
@@ -121,6 +123,8 @@ class PropertyCheck:
         if not result.ok:
             if result.missing:
                 return f"`{ctx.answer}` is not defined", {"missing": True}
+            if result.time_up:
+                return result.explain(), {"not_checked": True}
             return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
         if opts.pure:
             changed = _changed_tensors(case, result) or _changed_models(ctx, models)

@@ -145,6 +145,8 @@ class TrainingCheck:
         }
         if result.missing:
             return Outcome.error(result.error)
+        if result.time_up:
+            return Outcome.error(result.explain(), **details)
         if result.timed_out:
             message = f"the training run was stopped at its time budget of {opts.budget:g} s; no credit"
             return Outcome.failed(message, timed_out=True, **details)

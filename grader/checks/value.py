@@ -25,9 +25,11 @@ class ValueCheck:
         if expected is None:
             expected = ctx.reference_attr(opts.reference or ctx.answer)
         got = ctx.session.get(ctx.answer)
+        if got.unread:  # not checked (time up), or the worker's answer could not be used: `error` says which
+            return Outcome.error(got.error)
         if not got.exists:
             return Outcome.error(f"`{ctx.answer}` is not defined" + (f" ({got.error})" if got.error else ""))
-        if isinstance(got.value, Opaque):
+        if isinstance(got.value, Opaque) and not got.value.diagnostic:
             return Outcome.failed(f"`{ctx.answer}` is {describe(got.value)}, not plain data")
         bad = compare(expected, got.value, Tolerance(opts.rtol, opts.atol))
         if bad:

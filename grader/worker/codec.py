@@ -3,13 +3,17 @@
 JSON with tagged objects for what JSON lacks: tuples, non-finite floats, tensors and arrays (raw bytes of a
 whitelisted dtype, base64), SymPy expressions (as text, parsed again by the grader's whitelist parser).
 Decoding never runs code: it builds numbers, strings, containers and arrays, nothing else.  Anything the
-worker cannot express this way arrives as `Opaque` (its type name and a short repr), a wrong answer.
+worker cannot express this way arrives as `Opaque` (its type name and a short repr), a wrong answer; so do
+complex and sparse tensors and integers too large to check, described in the grader's words.
 """
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +23,20 @@ DTYPES = {
     "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
 }
 MAX_DEPTH = 32
+MAX_BIGINT_DIGITS = 1000  # larger integers arrive as their digit count: a wrong answer, described
 
 
 @dataclass(frozen=True)
 class Opaque:
-    """A value that is not plain data (a module, a generator, a custom object)."""
+    """A value that is not plain data (a module, a generator, a custom object).
+
+    With `diagnostic`, `text` is the grader's own sentence about the value (a complex tensor, an integer too
+    large to check), shown to the student as it is.
+    """
 
     type_name: str
     text: str
+    diagnostic: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ def encode(value: Any, depth: int = 0) -> Any:
     if value is None or type(value) in (bool, str):
         return value
     if type(value) is int:
-        return value if abs(value) < 2**63 else {"$bigint": str(value)}
+        return value if abs(value) < 2**63 else _encode_bigint(value)
     if type(value) is float:
         return value if math.isfinite(value) else {"$float": repr(value)}
     if type(value) in (list, tuple):
@@ -67,36 +77,66 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"$dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
     if isinstance(value, Handle):
         return {"$handle": {"id": value.id, "type": value.type_name}}
-    array = _as_array(value)
-    if array is not None:
-        tag = "$ndarray" if isinstance(value, np.ndarray) else "$tensor"
-        return {tag: _array_payload(array)}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "c":
+            return _complex("array", value.dtype.name, value.shape)
+        return {"$ndarray": _array_payload(value)}
+    tensor = _encode_tensor(value)
+    if tensor is not None:
+        return tensor
     if isinstance(value, (np.bool_,)):
         return bool(value)
     if isinstance(value, np.integer):
-        return int(value)
+        return encode(int(value))
     if isinstance(value, np.floating):
         return encode(float(value))
+    if isinstance(value, (complex, np.complexfloating)):
+        return _complex("number", type(value).__name__, ())
     if _is_sympy(value):
         return {"$sympy": str(value)}
     return {"$opaque": {"type": type(value).__name__, "text": _safe_repr(value)}}
 
 
-def _as_array(value: Any) -> np.ndarray | None:
-    if isinstance(value, np.ndarray):
-        return value
+def _encode_bigint(value: int) -> Any:
+    # Only the digit count travels past MAX_BIGINT_DIGITS: str() of such a number is slow, and raises past
+    # Python's int digit limit, which the student's process may have changed either way.
+    digits = int(value.bit_length() * math.log10(2)) + 1
+    if digits <= MAX_BIGINT_DIGITS:
+        try:
+            return {"$bigint": str(value)}
+        except ValueError:
+            pass
+    return {"$bigint": {"digits": digits}}
+
+
+def _complex(kind: str, dtype: str, shape: Iterable[int]) -> dict[str, Any]:
+    return {"$complex": {"kind": kind, "dtype": dtype, "shape": [int(n) for n in shape]}}
+
+
+def _encode_tensor(value: Any) -> Any:
+    """A torch tensor as a tagged payload; None for anything that is not a tensor."""
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a core dependency
         return None
-    if isinstance(value, torch.Tensor):
-        t = torch.Tensor.as_subclass(value, torch.Tensor).detach()
-        if t.is_complex() or t.layout != torch.strided:
-            return None
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        return t.cpu().contiguous().numpy()
-    return None
+    if not isinstance(value, torch.Tensor):
+        return None
+    t = torch.Tensor.as_subclass(value, torch.Tensor).detach()
+    try:
+        shape = [int(n) for n in t.shape]
+    except Exception:  # noqa: BLE001 - a nested (jagged) tensor has no plain shape
+        shape = []
+    if t.layout != torch.strided:
+        return {"$sparse": {"layout": str(t.layout).removeprefix("torch."), "shape": shape}}
+    if t.is_complex():
+        return _complex("tensor", str(t.dtype).removeprefix("torch."), tuple(shape))
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+        t = t.float()  # bfloat16, float8: numpy has no such dtype
+    try:
+        array = t.cpu().contiguous().numpy()
+    except Exception as exc:  # noqa: BLE001 - a meta or quantized tensor holds no plain numbers
+        return {"$opaque": {"type": "Tensor", "text": f"a tensor whose values cannot be read ({type(exc).__name__})"}}
+    return {"$tensor": _array_payload(array)}
 
 
 def _array_payload(array: np.ndarray) -> dict[str, Any]:
@@ -158,8 +198,12 @@ def decode(data: Any, *, as_torch: bool = True, depth: int = 0) -> Any:
         return out
     if tag == "$float" and body in ("nan", "inf", "-inf"):
         return float(body)
-    if tag == "$bigint" and type(body) is str and body.lstrip("-").isdigit() and len(body) < 5000:
-        return int(body)
+    if tag == "$bigint":
+        return _decode_bigint(body)
+    if tag == "$complex" and type(body) is dict:
+        return _decode_complex(body)
+    if tag == "$sparse" and type(body) is dict:
+        return _decode_sparse(body)
     if tag in ("$tensor", "$ndarray") and type(body) is dict:
         array = _decode_array(body)
         if tag == "$tensor" and as_torch:
@@ -176,13 +220,58 @@ def decode(data: Any, *, as_torch: bool = True, depth: int = 0) -> Any:
     raise CodecError(f"unknown value tag {tag[:40]!r}")
 
 
+_DIGITS = re.compile(r"-?[0-9]{1,%d}" % MAX_BIGINT_DIGITS)
+
+
+def _decode_bigint(body: Any) -> int | Opaque:
+    if type(body) is str and _DIGITS.fullmatch(body):
+        return int(body)
+    if type(body) is str and re.fullmatch(r"-?[0-9]+", body):
+        digits = len(body.lstrip("-"))
+    elif type(body) is dict and type(body.get("digits")) is int and body["digits"] > 0:
+        digits = body["digits"]
+    else:
+        raise CodecError("malformed integer")
+    return Opaque("int", f"an integer of about {min(digits, 10**9)} digits, too large to check", diagnostic=True)
+
+
+def _decode_complex(body: dict[str, Any]) -> Opaque:
+    kind, dtype, shape = body.get("kind"), body.get("dtype"), _shape(body.get("shape"))
+    if type(dtype) is not str or len(dtype) > 20 or shape is None:
+        raise CodecError("malformed complex value")
+    if kind == "number":
+        return Opaque("complex", "a complex number: this question expects real values", diagnostic=True)
+    if kind not in ("tensor", "array"):
+        raise CodecError("malformed complex value")
+    text = f"a complex {kind} ({dtype}, shape {shape}): this question expects real values"
+    return Opaque(f"complex {kind}", text, diagnostic=True)
+
+
+def _decode_sparse(body: dict[str, Any]) -> Opaque:
+    layout, shape = body.get("layout"), _shape(body.get("shape"))
+    if type(layout) is not str or len(layout) > 20 or shape is None:
+        raise CodecError("malformed sparse tensor")
+    kind = "a sparse tensor" if layout.startswith("sparse") else f"a tensor with layout {layout}"
+    return Opaque("sparse tensor", f"{kind} ({layout}, shape {shape}): return a dense one (.to_dense())", diagnostic=True)
+
+
+def _shape(data: Any) -> tuple[int, ...] | None:
+    """A shape as sent: at most 32 dimensions, each a plain int numpy can index (below 2**31)."""
+    if type(data) is not list or len(data) > 32 or not all(type(n) is int and 0 <= n < 2**31 for n in data):
+        return None
+    return tuple(data)
+
+
 def _decode_array(body: dict[str, Any]) -> np.ndarray:
-    dtype, shape, payload = body.get("dtype"), body.get("shape"), body.get("data")
-    if dtype not in DTYPES or type(shape) is not list or type(payload) is not str:
+    dtype, shape, payload = body.get("dtype"), _shape(body.get("shape")), body.get("data")
+    if dtype not in DTYPES or type(body.get("shape")) is not list or type(payload) is not str:
         raise CodecError("malformed array")
-    if not all(type(n) is int and n >= 0 for n in shape) or len(shape) > 32:
+    if shape is None:
         raise CodecError("malformed array shape")
-    raw = base64.b64decode(payload, validate=True)
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except binascii.Error as exc:
+        raise CodecError("array data is not base64") from exc
     expected = math.prod(shape) * np.dtype(dtype).itemsize
     if len(raw) != expected:
         raise CodecError("array data does not match its shape")

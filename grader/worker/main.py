@@ -7,17 +7,26 @@ student's code; the grader treats what comes back as the student's answer, nothi
 from __future__ import annotations
 
 import builtins
+import io
 import linecache
 import os
 import random
+import resource
 import signal
+import stat
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
 
 from grader.worker import codec
-from grader.worker.protocol import ChannelClosed, read_message, write_message
+from grader.worker import protocol
+from grader.worker.protocol import ChannelClosed, read_message
+
+
+OUTPUT_CAP = 8 * 1024 * 1024  # bytes of a worker's stdout and stderr kept in the log
+NOTICE_ROOM = 256  # bytes kept under the file-size limit for the truncation notice
 
 
 class CellTimeout(BaseException):
@@ -45,7 +54,7 @@ class Worker:
     def serve(self) -> None:
         while True:
             try:
-                request = read_message(self.rfd)
+                header, request = read_message(self.rfd)
             except ChannelClosed:
                 return
             op = self.ops.get(str(request.get("op")))
@@ -55,12 +64,8 @@ class Worker:
                 reply = {"ok": False, "timed_out": True, "error": "time limit reached"}
             except BaseException as exc:  # noqa: BLE001 - report everything, die of nothing
                 reply = {"ok": False, "error": _describe(exc)}
-            reply["id"] = request.get("id")
-            reply["nonce"] = request.get("nonce")
-            try:
-                write_message(self.wfd, reply)
-            except (codec.CodecError, TypeError, ValueError) as exc:
-                write_message(self.wfd, {"id": request.get("id"), "nonce": request.get("nonce"), "ok": False, "error": f"reply not encodable: {exc}"})
+            data = _encode_reply(reply, header.reply_limit)
+            protocol.write_frame(self.wfd, protocol.frame(data, header.request_id, header.nonce))
 
     # -- ops --------------------------------------------------------------------------------------------
     def op_hello(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +149,17 @@ class Worker:
         return self.handles[value.id] if isinstance(value, codec.Handle) else value
 
 
+def _encode_reply(reply: dict[str, Any], limit: int) -> bytes:
+    """The reply's bytes; past the grader's bound only its size is sent, which the grader reports as too large."""
+    try:
+        data = codec.dumps(reply)
+    except (codec.CodecError, TypeError, ValueError, RecursionError) as exc:
+        data = codec.dumps({"ok": False, "error": f"reply not encodable: {_describe(exc)}"})
+    if limit and len(data) > limit:
+        data = codec.dumps({"ok": False, "too_large": len(data)})
+    return data
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -174,7 +190,7 @@ def _describe(exc: BaseException) -> str:
         text = str(exc)
     except Exception:  # noqa: BLE001
         text = ""
-    return f"{type(exc).__name__}: {text}"[:2000] if text else type(exc).__name__
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:2000]
 
 
 def _student_frames(exc: BaseException) -> list[str]:
@@ -182,11 +198,85 @@ def _student_frames(exc: BaseException) -> list[str]:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
     lines = traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
-    return [line.rstrip("\n") for line in lines][-40:]
+    return [_line(line) for line in lines][-40:]
 
 
 def _syntax_lines(exc: BaseException) -> list[str]:
-    return [line.rstrip("\n") for line in traceback.format_exception_only(type(exc), exc)]
+    return [_line(line) for line in traceback.format_exception_only(type(exc), exc)][-40:]
+
+
+def _line(line: str) -> str:
+    # A student's source line can be any length; the grader rejects longer traceback lines as forged.
+    line = line.rstrip("\n")
+    return line if len(line) <= protocol.MAX_LINE else line[: protocol.MAX_LINE - 1] + "…"
+
+
+class _OutputBudget:
+    """What the student's output may still add to the log: stdout and stderr share one file, so one budget."""
+
+    def __init__(self, cap: int) -> None:
+        self.left = cap
+        self.notice = f"\n[output truncated: only the first {cap:,} bytes of output are kept]\n".encode()
+        self.truncated = False
+        self.lock = threading.Lock()
+
+    def write(self, fd: int, data: bytes) -> None:
+        with self.lock:
+            if self.truncated:
+                return
+            if len(data) > self.left:
+                data = data[: max(self.left, 0)] + self.notice
+                self.truncated = True
+            self.left -= len(data)
+            try:
+                protocol.write_frame(fd, data)
+            except OSError:
+                pass  # a full disk or a closed log is not the student's error
+
+
+class _CappedRaw(io.RawIOBase):
+    """A file descriptor's writes, passed on until the budget is spent, then dropped without an error."""
+
+    def __init__(self, fd: int, budget: _OutputBudget) -> None:
+        super().__init__()
+        self.fd, self.budget = fd, budget
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.budget.write(self.fd, chunk)
+        return len(chunk)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        super().close()  # the descriptor stays open: it is the log, shared with the grader's view of it
+
+
+def cap_output() -> None:
+    """Give `print` a capped stdout and stderr, so that output past RLIMIT_FSIZE never raises in student code.
+
+    Without it, printing past the file-size limit makes every later write fail with EFBIG, and the student's
+    next `print` raises.  The cap leaves room under that limit for what earlier workers (before a restart)
+    already wrote to the same log.
+    """
+    cap = OUTPUT_CAP
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        try:
+            used = os.fstat(1).st_size if stat.S_ISREG(os.fstat(1).st_mode) else 0
+        except OSError:
+            used = 0
+        cap = min(cap, soft - used - NOTICE_ROOM)
+    budget = _OutputBudget(max(cap, 0))
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = io.TextIOWrapper(
+            _CappedRaw(fd, budget), encoding="utf-8", errors="backslashreplace", line_buffering=True, write_through=True
+        )
+        setattr(sys, name, stream)
 
 
 def main() -> None:
@@ -194,6 +284,7 @@ def main() -> None:
     for fd in (rfd, wfd):
         os.set_inheritable(fd, False)  # processes the student starts do not get the channel
     os.environ.setdefault("MPLBACKEND", "Agg")
+    cap_output()
     import torch  # noqa: F401 - paid once here, before the first cell, not inside a cell's time limit
 
     threads = os.environ.get("GRADER_TORCH_THREADS")
