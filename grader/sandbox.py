@@ -356,7 +356,9 @@ def cgroup_support() -> CgroupSupport:
     parents: list[CgroupParent] = []
     for mount_root, mount_point, version, options in _cgroup_mounts():
         if version == 1:
-            wanted = tuple(c for c in CGROUP_CONTROLLERS if c in options and c in own)
+            # A hierarchy can be mounted twice (a container's bind mounts): the first usable mount wins.
+            covered = {c for parent in parents for c in parent.controllers}
+            wanted = tuple(c for c in CGROUP_CONTROLLERS if c in options and c in own and c not in covered)
             for folder in _candidates(mount_root, mount_point, own[wanted[0]]) if wanted else []:
                 if _can_make_children(folder, 1, wanted):
                     parents.append(CgroupParent(folder, 1, wanted))

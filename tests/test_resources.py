@@ -265,6 +265,37 @@ def test_without_cgroups_a_warning_once_and_grading_goes_on(monkeypatch, capsys,
     sandbox._warn_cgroups_once.cache_clear()
 
 
+# -- where cgroups are made ---------------------------------------------------------------------------------
+# (own cgroup path, subtree_control per folder of a fake v2 tree, the folder expected to hold worker cgroups)
+V2_LAYOUTS = [
+    ("/user.slice/session.scope", {"": "memory pids", "user.slice": "", "user.slice/session.scope": ""}, ""),
+    ("/grader", {"": "cpu memory pids", "grader": "memory pids"}, "grader"),  # nearest first: stays inside
+    ("/a/b", {"": "pids", "a": "memory pids", "a/b": ""}, "a"),
+    ("/a", {"": "cpu io", "a": ""}, None),  # nothing delegated: never enabled by the grader, so none
+]
+
+
+@pytest.mark.parametrize("own, tree, expected", V2_LAYOUTS)
+def test_v2_worker_cgroups_go_in_the_nearest_delegated_folder(own, tree, expected, tmp_path, monkeypatch):
+    for folder, enabled in tree.items():
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "cgroup.subtree_control").write_text(enabled)
+    monkeypatch.setattr(sandbox, "_cgroup_mounts", lambda: [("/", tmp_path, 2, set())])
+    monkeypatch.setattr(sandbox, "_own_cgroups", lambda: {"": own})
+    monkeypatch.setattr(sandbox, "_can_make_children", lambda folder, version, controllers: True)
+    sandbox.cgroup_support.cache_clear()
+    try:
+        support = sandbox.cgroup_support()
+    finally:
+        sandbox.cgroup_support.cache_clear()
+    if expected is None:
+        assert support.parents == () and support.problem is not None
+    else:
+        assert [(p.folder, p.version, p.controllers) for p in support.parents] == [
+            (tmp_path / expected if expected else tmp_path, 2, ("memory", "pids"))
+        ]
+
+
 # -- the limits ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "given, disk_mb, total_memory",
