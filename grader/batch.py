@@ -58,11 +58,15 @@ def job_names(paths: list[Path]) -> list[str]:
     counts = Counter(s.casefold() for s in stems)
     names = [s if counts[s.casefold()] == 1 else safe_name(p.name.replace(".", "_")) for s, p in zip(stems, paths)]
     counts = Counter(n.casefold() for n in names)
+    same_file_name = Counter(p.name for p in paths)
     taken: set[str] = set()
     unique = []
     for name, path in zip(names, paths):
         if counts[name.casefold()] > 1 or name.casefold() in CLASS_FILES or name.casefold() in taken:
-            digest = hashlib.sha256(os.fsencode(str(path))).hexdigest()
+            # The file's own name decides the digest, so a class folder moved elsewhere keeps its names (and
+            # its cache); only files of one name in different folders need their path to tell them apart.
+            key = path.name if same_file_name[path.name] == 1 else str(path)
+            digest = hashlib.sha256(os.fsencode(key)).hexdigest()
             name = f"{name[: MAX_NAME - 9]}-{digest[:8]}"
             while name.casefold() in taken:  # astronomically unlikely; still unique by construction
                 digest = hashlib.sha256(digest.encode()).hexdigest()

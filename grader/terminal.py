@@ -6,6 +6,8 @@ logs stay greppable.  Both modes print the same facts; the rows are built once a
 """
 from __future__ import annotations
 
+import re
+
 import sys
 import time
 from dataclasses import dataclass
@@ -190,7 +192,23 @@ def _result_line(r: SubmissionResult) -> str:
 
 
 def _clip(text: str, width: int) -> str:
+    text = one_line(text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# C0 and C1 control characters (ESC among them) would let a student's text move the cursor, recolour or
+# retitle the TA's terminal; they are shown as visible escapes instead.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """`text` safe to print on a terminal: control characters shown as `\\x1b`, newlines kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def one_line(text: object) -> str:
+    """`printable(text)` on one line: a table cell or a progress line never breaks the layout."""
+    return " ".join(printable(text).replace("\t", " ").splitlines())
 
 
 def print_summary(
@@ -215,7 +233,7 @@ def print_summary(
     if s.needs_ta:
         print(f"needs a TA: {len(s.needs_ta)}", file=stream)
         for n in s.needs_ta:
-            print(f"  {n.student}: {n.reason}", file=stream)
+            print(f"  {n.student}: {one_line(n.reason)}", file=stream)
 
 
 # ---------------------------------------------------------------------------------------------- check
@@ -225,11 +243,11 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None) -> None:
     """A student's self-check: one row per question, then the first problem explained in full."""
     stream = stream if stream is not None else sys.stdout
     if result.load_error:
-        print(f"Your submission could not be read: {result.load_error}", file=stream)
+        print(f"Your submission could not be read: {one_line(result.load_error)}", file=stream)
     views = [(q, explain(q, Audience.STUDENT, python_file=result.path.endswith(".py"))) for q in result.questions]
     columns = [_Column("question"), _Column("result"), _Column("points", True), _Column("why")]
     rows = [
-        [f"{q.qid} {q.title}", MARKS[q.status], f"{q.score:g}/{q.max_score:g}", "" if q.status is Status.PASSED else v.summary]
+        [f"{q.qid} {q.title}", MARKS[q.status], f"{q.score:g}/{q.max_score:g}", "" if q.status is Status.PASSED else one_line(v.summary)]
         for q, v in views
     ]
     _print_table(stream, columns, rows, styles=[STYLES[q.status] for q, _ in views])
@@ -237,21 +255,21 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None) -> None:
     if first is not None:
         _print_first_problem(*first, stream=stream)
     for c in result.cell_failures:
-        print(f"\ncode cell {c.index + 1} failed ({c.reason}): {c.message}", file=stream)
+        print(f"\ncode cell {c.index + 1} failed ({c.reason}): {one_line(c.message)}", file=stream)
         for line in c.traceback[-6:]:
-            print(f"    {line}", file=stream)
+            print(f"    {one_line(line)}", file=stream)
     print(f"\npublic questions: {result.score:g}/{result.max_score:g}", file=stream)
 
 
 def _print_first_problem(q: QuestionResult, v: Explanation, *, stream: TextIO) -> None:
     print(f"\nFirst problem, {q.qid} {q.title}:", file=stream)
-    print(f"  {v.summary}", file=stream)
+    print(f"  {printable(v.summary)}", file=stream)
     for f in v.facts:
-        print(f"  {f.label}: {f.value}", file=stream)
+        print(f"  {f.label}: {one_line(f.value)}", file=stream)
     for line in v.code:
-        print(f"  > {line}", file=stream)
+        print(f"  > {one_line(line)}", file=stream)
     if v.traceback:
         print("  your traceback:", file=stream)
         for line in v.traceback:
-            print(f"    {line}", file=stream)
+            print(f"    {one_line(line)}", file=stream)
 

@@ -77,6 +77,7 @@ def test_job_names_are_unique_safe_and_never_a_class_file(files: list[str], expe
         assert name.casefold() not in CLASS_FILES and "." not in name and "/" not in name
         assert 0 < len(name) <= MAX_NAME
     assert job_names([Path("class") / f for f in files]) == names  # deterministic: resuming finds them again
+    assert job_names([Path("moved") / f for f in files]) == names  # and a moved class folder keeps them
 
 
 def test_job_names_of_long_and_undecodable_file_names() -> None:
@@ -118,7 +119,9 @@ def _class_of(folder: Path, **files: Path | str) -> Path:
     return folder
 
 
-def test_a_check_that_crashes_costs_only_that_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_a_check_that_crashes_costs_only_that_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     from grader.checks.value import ValueCheck
 
     original = ValueCheck.run
@@ -143,7 +146,7 @@ def test_a_check_that_crashes_costs_only_that_answer(tmp_path: Path, monkeypatch
     assert "grader error, needs a TA" in student_view and "OverflowError" not in student_view
     assert "OverflowError: the grader&#39;s own bug" in (out / "crashy" / "report-ta.html").read_text()
     assert "OverflowError" not in (out / "crashy" / "results.json").read_text()
-    assert "OverflowError" in (out / "grader.log").read_text()
+    assert "OverflowError: the grader's own bug" in caplog.text  # the CLI sends the log to OUT/grader.log
     assert "crashy" in (out / "index.html").read_text().split("Needs a TA")[1]
 
 
@@ -251,7 +254,7 @@ def test_a_hostile_class_is_graded_whole(tmp_path: Path) -> None:
     assert status == 0  # nothing here is the grader's failure: every result is the student's own
     rows = _gradebook(out)
     assert len(rows) == 16
-    for name in ("gradebook.csv", "index.html", "grader.log", "rubric-path", "logs", "gradebook.sqlite"):
+    for name in ("gradebook.csv", "index.html", "rubric-path", "logs", "gradebook.sqlite"):
         assert (out / name).exists() and name not in rows
     assert (out / "rubric-path").read_text().strip() == str(RUBRIC.resolve())
     honest_names = [n for n in rows if n not in {"huge_int", "digit_limit", "surrogate", "md_injection", "stops_reading"}]
@@ -281,3 +284,19 @@ def test_a_hostile_class_is_graded_whole(tmp_path: Path) -> None:
     stuck = _grading(out, "stops_reading")
     assert stuck.score == 0 and not stuck.needs_ta
     assert any(c.reason == "timeout" for c in stuck.cell_failures), stuck.cell_failures
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("plain", "plain"),
+        ("red \x1b[31malert\x1b[0m", "red \\x1b[31malert\\x1b[0m"),
+        ("title \x1b]0;pwned\x07 bell", "title \\x1b]0;pwned\\x07 bell"),
+        ("two\nlines\r\n\ttab", "two lines tab"),
+        ("c1 \x9b control", "c1 \\x9b control"),
+    ],
+)
+def test_student_text_cannot_drive_the_terminal(text: str, expected: str) -> None:
+    from grader.terminal import one_line
+
+    assert one_line(text) == expected
