@@ -208,7 +208,7 @@ def printable(text: object) -> str:
 
 def one_line(text: object) -> str:
     """`printable(text)` on one line: a table cell or a progress line never breaks the layout."""
-    return " ".join(printable(text).replace("\t", " ").splitlines())
+    return printable(" ".join(str(text).replace("\t", " ").splitlines()))
 
 
 def print_summary(

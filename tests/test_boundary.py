@@ -292,7 +292,7 @@ def test_a_hostile_class_is_graded_whole(tmp_path: Path) -> None:
         ("plain", "plain"),
         ("red \x1b[31malert\x1b[0m", "red \\x1b[31malert\\x1b[0m"),
         ("title \x1b]0;pwned\x07 bell", "title \\x1b]0;pwned\\x07 bell"),
-        ("two\nlines\r\n\ttab", "two lines tab"),
+        ("two\nlines\r\n\ttab", "two lines  tab"),
         ("c1 \x9b control", "c1 \\x9b control"),
     ],
 )
