@@ -57,7 +57,11 @@ class ReplyTooLarge(RuntimeError):
 
 
 def megabytes(size: int) -> str:
-    return f"{size / MiB:.1f}".removesuffix(".0") + " MB"
+    """A size as a student reads it: 16 MB, 26.7 MB, 3.2 KB, 100 bytes."""
+    if size < 1024:
+        return f"{size} bytes"
+    unit, scale = ("KB", 1024) if size < MiB else ("MB", MiB)
+    return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
 
 
 STOPPED_READING = "your code stopped the worker from reading the grader's requests, so it was stopped"

@@ -121,13 +121,13 @@ def _encode_tensor(value: Any) -> Any:
         return None
     if not isinstance(value, torch.Tensor):
         return None
-    t = torch.Tensor.as_subclass(value, torch.Tensor).detach()
     try:
-        shape = [int(n) for n in t.shape]
+        layout, shape = value.layout, [int(n) for n in value.shape]
     except Exception:  # noqa: BLE001 - a nested (jagged) tensor has no plain shape
-        shape = []
-    if t.layout != torch.strided:
-        return {"$sparse": {"layout": str(t.layout).removeprefix("torch."), "shape": shape}}
+        layout, shape = getattr(value, "layout", None), []
+    if layout != torch.strided:  # sparse: no strides, so no plain view of it either
+        return {"$sparse": {"layout": str(layout).removeprefix("torch."), "shape": shape}}
+    t = torch.Tensor.as_subclass(value, torch.Tensor).detach()
     if t.is_complex():
         return _complex("tensor", str(t.dtype).removeprefix("torch."), tuple(shape))
     if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):

@@ -16,7 +16,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -128,7 +128,7 @@ class Reply(BaseModel):
 
     ok: bool
     error: str = Field("", max_length=MAX_TEXT)
-    reason: str = Field("error", max_length=40)  # exec: syntax, error, timeout
+    reason: Literal["error", "syntax", "timeout"] = "error"  # why a cell failed
     traceback: list[Annotated[str, Field(max_length=MAX_LINE)]] = Field(default_factory=list, max_length=MAX_TRACEBACK_LINES)
     timed_out: bool = False
     missing: bool = False
