@@ -29,6 +29,11 @@ demo: $(STAMP) sandbox
 	  echo "== $$a"; \
 	  $(BIN)/grader grade rubrics/$$a.yaml submissions/$$a --out out/$$a --sandbox auto || exit 1; \
 	done
+	@echo "== student kits (what students get instead of the rubric and reference)"
+	@for a in $(ASSIGNMENTS); do $(BIN)/grader kit rubrics/$$a.yaml --out out/kits/$$a.kit.zip || exit 1; done
+	@echo "== a student's self-check with a kit: grader check submissions/cnn-rnn/bob_partial.py --kit out/kits/cnn-rnn.kit.zip"
+	@# Exit status 1 means "a public check fails", which is bob's case; 2 or more is a real failure.
+	@$(BIN)/grader check submissions/cnn-rnn/bob_partial.py --kit out/kits/cnn-rnn.kit.zip --sandbox auto; [ $$? -le 1 ]
 	@echo "Class summaries:"; for a in $(ASSIGNMENTS); do echo "  $$(pwd)/out/$$a/index.html"; done
 
 test: $(STAMP)

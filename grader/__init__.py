@@ -21,11 +21,19 @@ _PUBLIC = {
     "Status": "grader.results",
     "GraderError": "grader.errors",
     "RubricError": "grader.errors",
+    "build_kit": "grader.kit",
+    "read_kit": "grader.kit",
+    "write_kit": "grader.kit",
+    "KitFile": "grader.kit",
+    "KitReport": "grader.kit",
 }
-__all__ = ["__version__", *_PUBLIC]
+# `from grader import kit` in a notebook: `kit.load(...)`, `ok.check("q1.3")` (see grader/kit/__init__.py).
+__all__ = ["__version__", "kit", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         return getattr(import_module(_PUBLIC[name]), name)
+    if name == "kit":
+        return import_module("grader.kit")
     raise AttributeError(f"module 'grader' has no attribute {name!r}")
