@@ -29,8 +29,10 @@ _TOKEN_RE = re.compile(r"(?P<cmd>\\[A-Za-z]+|\\.)|(?P<ws>\s+)|(?P<digit>\d)|(?P<
 _UNICODE = str.maketrans({"\u2212": "-", "\u00d7": r"\times ", "\u00b7": r"\cdot ", "\u22c5": r"\cdot ",
                           "\u230a": r"\lfloor ", "\u230b": r"\rfloor ", "\u2308": r"\lceil ", "\u2309": r"\rceil "})
 
-_DISPLAY_RE = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]", re.S)
-_INLINE_RE = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$(?!\$)|\\\((.+?)\\\)", re.S)
+# Math delimiters: `$$...$$` and `\\[...\\]` (display), `$...$` and `\\(...\\)` (inline).  They are found by
+# a scan rather than by `.+?` patterns, which cost quadratic time on a cell of unclosed `\\[` or `\\(`.
+_DISPLAY = (("$$", "$$"), ("\\[", "\\]"))
+_INLINE_PAREN = ("\\(", "\\)")
 
 _IGNORED = {  # spacing and style commands that change nothing in the maths
     "\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad", "\\displaystyle", "\\textstyle", "\\limits",
@@ -57,14 +59,80 @@ _EQUALS = {"=", "\\coloneqq", "\\triangleq", "\\equiv"}
 def find_math(cell: str) -> str | None:
     """The math span that holds the answer: display maths first, then inline; the last one with an `=`,
     else the last one (a trailing `$S$ is the stride` remark loses to the formula only through its `=`)."""
-    spans = [m.group(1) or m.group(2) for m in _DISPLAY_RE.finditer(cell)]
-    if not spans:
-        spans = [m.group(1) or m.group(2) for m in _INLINE_RE.finditer(cell)]
+    spans = _display_spans(cell) or _inline_spans(cell)
     spans = [s for s in spans if s.strip()]
     if not spans:
         return None
     with_equals = [s for s in spans if any(e in s for e in _EQUALS)]
     return (with_equals or spans)[-1]
+
+
+def _display_spans(cell: str) -> list[str]:
+    """`$$...$$` and `\\[...\\]`, leftmost first, each closed by the first closer after one character at least.
+
+    Linear time: each kind's next opener is searched for again only once the scan has passed it, and an
+    opener that is never closed is never closed later either, so its kind is dropped for good.
+    """
+    spans: list[str] = []
+    upcoming = {pair: cell.find(pair[0]) for pair in _DISPLAY}
+    pos = 0
+    while upcoming:
+        for pair, at in list(upcoming.items()):
+            if at < pos:
+                at = cell.find(pair[0], pos)
+                upcoming[pair] = at
+            if at < 0:
+                del upcoming[pair]
+        if not upcoming:
+            break
+        (opener, closer), start = min(upcoming.items(), key=lambda item: item[1])
+        end = cell.find(closer, start + len(opener) + 1)
+        if end < 0:
+            del upcoming[(opener, closer)]
+            continue
+        spans.append(cell[start + len(opener):end])
+        pos = end + len(closer)
+    return spans
+
+
+def _inline_spans(cell: str) -> list[str]:
+    """`$...$` (a `$` neither escaped nor doubled) and `\\(...\\)`, scanned left to right in linear time."""
+    dollars = [i for i, ch in enumerate(cell) if ch == "$" and _lone_dollar(cell, i)]
+    spans: list[str] = []
+    d = 0  # next candidate in `dollars`
+    paren = cell.find(_INLINE_PAREN[0])
+    pos = 0
+    while True:
+        while d < len(dollars) and dollars[d] < pos:
+            d += 1
+        if 0 <= paren < pos:
+            paren = cell.find(_INLINE_PAREN[0], pos)
+        dollar = dollars[d] if d < len(dollars) else -1
+        if dollar < 0 and paren < 0:
+            return spans
+        if dollar >= 0 and (paren < 0 or dollar < paren):
+            # The closing `$` is the first lone one at least two characters on; none means none ever.
+            k = d + 1
+            while k < len(dollars) and dollars[k] < dollar + 2:
+                k += 1
+            if k == len(dollars):
+                dollars = dollars[:d]
+                continue
+            spans.append(cell[dollar + 1:dollars[k]])
+            pos = dollars[k] + 1
+        else:
+            end = cell.find(_INLINE_PAREN[1], paren + 3)
+            if end < 0:
+                paren = -1  # no `\\)` from here on: no later `\\(` closes either
+                continue
+            spans.append(cell[paren + 2:end])
+            pos = end + 2
+
+
+def _lone_dollar(cell: str, i: int) -> bool:
+    before = cell[i - 1] if i > 0 else ""
+    after = cell[i + 1] if i + 1 < len(cell) else ""
+    return before not in ("\\", "$") and after != "$"
 
 
 def parse_answer_cell(cell: str, symbols: Mapping[str, sympy.Symbol] | Iterable[str]) -> sympy.Expr:
@@ -146,10 +214,10 @@ def _right_hand_side(tokens: list[_Tok]) -> list[_Tok]:
             depth -= 1
         elif depth == 0 and (tok.text in _EQUALS or (tok.text == ":" and _text_at(tokens, i + 1) == "=")):
             last = i + 1 if tok.text == ":" else i
-    tokens = tokens[last + 1:]
-    while tokens and (tokens[-1].kind == "ws" or tokens[-1].text in (".", ",", ";", "\\\\")):
-        tokens = tokens[:-1]
-    return tokens
+    end = len(tokens)
+    while end > last + 1 and (tokens[end - 1].kind == "ws" or tokens[end - 1].text in (".", ",", ";", "\\\\")):
+        end -= 1
+    return tokens[last + 1:end]
 
 
 def _text_at(tokens: list[_Tok], i: int) -> str:
@@ -192,9 +260,7 @@ class _Converter:
     # -- structure ----------------------------------------------------------------------------------------
     def seq(self, closer: str | None) -> list[str]:
         """Atoms up to `closer` (consumed) or the end of the span."""
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise ParseError(f"the formula is nested more than {MAX_DEPTH} levels deep")
+        self.enter()
         out: list[str] = []
         while True:
             tok = self.peek()
@@ -212,14 +278,24 @@ class _Converter:
         return out
 
     def atom(self) -> list[str]:
+        # `\\sqrt\\sqrt\\sqrt...` nests without braces, so depth is counted here too, not only in `seq`.
+        self.enter()
         tok = self.next()
         if tok.kind == "digit":
-            return [self.number(tok.text)]
-        if tok.kind == "letter":
-            return self.letters(tok.text)
-        if tok.kind == "cmd":
-            return self.command(tok.text)
-        return self.char(tok.text)
+            out = [self.number(tok.text)]
+        elif tok.kind == "letter":
+            out = self.letters(tok.text)
+        elif tok.kind == "cmd":
+            out = self.command(tok.text)
+        else:
+            out = self.char(tok.text)
+        self.depth -= 1
+        return out
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ParseError(f"the formula is nested more than {MAX_DEPTH} levels deep")
 
     def char(self, text: str) -> list[str]:
         if text in _BRACKETS:
@@ -311,8 +387,10 @@ class _Converter:
         tok = self.next()
         if tok.text == "{":
             return self.braced_text()
-        if tok.kind == "cmd" and tok.text in _WORD_COMMANDS | _STYLE_COMMANDS:
-            return self.subscript()
+        while tok.kind == "cmd" and tok.text in _WORD_COMMANDS | _STYLE_COMMANDS:
+            tok = self.next()  # `_\\mathrm\\mathbf in`: a loop, not a recursion, however many there are
+            if tok.text == "{":
+                return self.braced_text()
         if tok.kind not in ("letter", "digit"):
             raise ParseError(f"unexpected '{tok.text}' after '_'")
         text = tok.text

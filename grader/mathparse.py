@@ -18,6 +18,7 @@ MAX_DEPTH = 60  # nested parentheses, unary signs and powers
 MAX_EXPONENT = 1000  # |n| of a numeric exponent: x**10**9 would hang SymPy and the evaluator
 MAX_DIGITS = 40  # digits of one number literal
 MAX_CONSTANT_BITS = 10_000  # size of a constant that SymPy folds at construction (2**1000 is fine)
+MAX_NODES = 2000  # SymPy nodes of a parsed formula: what the evaluator walks at every point
 
 __all__ = [
     "FUNCTIONS",
@@ -128,14 +129,30 @@ def parse_expression(text: str, symbols: Mapping[str, sympy.Symbol] | Iterable[s
     """Parse a formula (no relations); a leading `name =` is dropped."""
     _check_length(text)
     text = _LHS_RE.sub("", text, count=1)
-    result = _Parser(tokenize(text), _as_symbols(symbols)).parse(relation=False)
-    return result  # type: ignore[return-value]
+    return _parse(text, _as_symbols(symbols), relation=False)  # type: ignore[return-value]
 
 
 def parse_relation(text: str, symbols: Mapping[str, sympy.Symbol] | Iterable[str]) -> sympy.Basic:
     """Parse a constraint such as `H + 2*P >= D*(K-1) + 1`; SymPy may fold it to `true`/`false`."""
     _check_length(text)
-    return _Parser(tokenize(text), _as_symbols(symbols)).parse(relation=True)
+    return _parse(text, _as_symbols(symbols), relation=True)
+
+
+def _parse(text: str, symbols: Mapping[str, sympy.Symbol], relation: bool) -> sympy.Basic:
+    try:
+        result = _Parser(tokenize(text), symbols).parse(relation=relation)
+    except ParseError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError, sympy.SympifyError) as exc:
+        # SymPy folds numbers while it builds (`floor(H + exp(...))` overflowed with OverflowError): whatever
+        # it raises on the student's formula is the formula's problem, said as such.
+        raise ParseError(f"the formula cannot be built ({type(exc).__name__}: {str(exc)[:100]})") from None
+    nodes = 0
+    for _ in sympy.preorder_traversal(result):
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ParseError(f"the formula has more than {MAX_NODES} parts; simplify it")
+    return result
 
 
 def _check_length(text: str) -> None:
@@ -215,13 +232,13 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise ParseError(f"the formula is nested more than {MAX_DEPTH} levels deep")
-        left = self.nud(self.advance())
+        left = _bounded_number(self.nud(self.advance()))
         while True:
             token = self.peek()
             lbp = self.lbp(token)
             if lbp <= rbp:
                 break
-            left = self.led(token, left)
+            left = _bounded_number(self.led(token, left))
         self.depth -= 1
         return left
 
@@ -301,6 +318,41 @@ def _number(token: Token) -> sympy.Expr:
         raise ParseError(f"the number at position {token.pos + 1} has more than {MAX_DIGITS} digits")
     text = token.text + "0" if token.text.endswith(".") else token.text
     return sympy.Rational(text)  # exact: 0.5 is 1/2, so equal formulas stay exactly equal
+
+
+def _bounded_number(value: sympy.Expr) -> sympy.Expr:
+    """Refuse a constant part of the formula that is huge, or nonzero but astronomically small.
+
+    SymPy evaluates constants while it builds on them (`floor(exp(exp(exp(5))))` asks for every digit of a
+    number with 10**64 digits, and hangs); checking each constant as soon as it is built keeps every later
+    step working on numbers of at most MAX_CONSTANT_BITS bits, so that this check itself stays cheap.
+    """
+    if value.is_Rational:
+        if _rational_bits(value) > MAX_CONSTANT_BITS:
+            raise ParseError(f"a number in the formula has more than {MAX_CONSTANT_BITS} bits; simplify it")
+        return value
+    if not value.is_number:
+        return value
+    approx = value.evalf(15)
+    for part in approx.as_real_imag():
+        mpf = getattr(part, "_mpf_", None)
+        if mpf is None or not mpf[1]:  # not a plain float (zoo, nan), or zero
+            continue
+        magnitude = mpf[2] + mpf[3]  # log2 |x|, from the exponent and the mantissa's length
+        if magnitude > MAX_CONSTANT_BITS:
+            raise ParseError(f"the number {_short(value)} in the formula is too large (over 2**{MAX_CONSTANT_BITS})")
+        if magnitude < -MAX_CONSTANT_BITS:
+            raise ParseError(f"the number {_short(value)} in the formula is too close to zero to evaluate")
+    return value
+
+
+def _rational_bits(value: sympy.Expr) -> int:
+    return int(abs(value.p).bit_length() + value.q.bit_length())  # type: ignore[attr-defined]
+
+
+def _short(value: sympy.Expr) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
