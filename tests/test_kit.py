@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 import zipfile
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from grader.cli import main
 from grader.errors import GraderError
 from grader.grading import grade_submission
 from grader.kit import KitFile, build_kit, check_submission, load, read_kit, write_kit
+from grader.kit.hashing import canonical, matches, point_hash
 from grader.results import QuestionResult
 from grader.rubric import Rubric, load_rubric
 from tests.conftest import DATA, ROOT
@@ -380,3 +383,25 @@ def test_check_in_a_real_kernel(kits: dict[str, Path], tmp_path: Path) -> None:
     assert elapsed < 1.0, elapsed  # torch imported: one question well under a second
     summary = nb.cells[5].outputs[0]["data"]["text/plain"]
     assert "public checks: 4/30 points pass, 26 checked here do not" in summary
+
+
+# -- formula hashing ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expected, yours, same",
+    [
+        (Fraction(3, 10), 0.1 + 0.2, True),  # a float answer equal to an exact value up to rounding
+        (Fraction(1, 2), 0.5000001, False),
+        (5, 5, True),
+        (5, 6, False),
+        (2.0, 2, True),  # log(4)/log(2) evaluates to a float; the exact 2 is the same value
+        (math.log(7), math.log(7) * (1 + 1e-15), True),  # one ulp off, across a rounding boundary or not
+        (math.log(7), math.log(7) * (1 + 1e-7), False),
+        (0.0, -0.0, True),
+    ],
+)
+def test_hashed_values_match_as_the_formula_check_compares(expected: Any, yours: Any, same: bool) -> None:
+    stored = point_hash("salt", (1, 2), canonical(expected))
+    assert matches("salt", (1, 2), yours, stored) is same
+    assert not matches("other salt", (1, 2), expected, stored) and not matches("salt", (2, 1), expected, stored)
