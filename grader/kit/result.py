@@ -117,6 +117,10 @@ class KitReport:
 
         return text(self)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text view (a terminal, or the text/plain of a notebook output) is the report, not the record."""
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
         from grader.kit.show import html
 
