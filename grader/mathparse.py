@@ -147,9 +147,7 @@ def _parse(text: str, symbols: Mapping[str, sympy.Symbol], relation: bool) -> sy
         # SymPy folds numbers while it builds (`floor(H + exp(...))` overflowed with OverflowError): whatever
         # it raises on the student's formula is the formula's problem, said as such.
         raise ParseError(f"the formula cannot be built ({type(exc).__name__}: {str(exc)[:100]})") from None
-    nodes = 0
-    for _ in sympy.preorder_traversal(result):
-        nodes += 1
+    for nodes, _ in enumerate(sympy.preorder_traversal(result), start=1):
         if nodes > MAX_NODES:
             raise ParseError(f"the formula has more than {MAX_NODES} parts; simplify it")
     return result

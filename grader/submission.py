@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,14 +17,24 @@ from grader.errors import SubmissionUnreadable
 MAX_BYTES = 64 * 1024 * 1024
 SUFFIXES = (".ipynb", ".py")
 MAX_PY_CELLS = 500  # cells a .py file is split into, at most
+MAX_NOTEBOOK_CELLS = 2000  # code cells of a notebook: each is a round trip to the worker
 MAX_PADDING = 16 * 1024 * 1024  # blank lines added, over all cells, to keep line numbers true
+MAX_ANSWER = 20_000  # characters kept of one `Answer qX.Y:` cell; the rest is cut, with a note
+PARSE_RECURSION_LIMIT = 4000  # see `parse_python`
 
-# `Answer q1.2:` possibly bold/heading/italic, at the start of a Markdown cell.
+# `Answer q1.2:` possibly bold/heading/italic, at the start of a Markdown cell.  Every quantifier is
+# possessive (`*+`): with plain `\s*` next to `\s*`, a cell of blank space cost quadratic time to reject.
+# The question id is bounded so that a run of digits cannot become a huge dictionary key.
 _ANSWER_RE = re.compile(
-    r"^\s*(?:#{1,6}\s*)?[*_]{0,3}\s*answer\s+(q\d+(?:\.\d+)*)\s*[:.]?\s*[*_]{0,3}\s*[:.]?\s*",
+    r"\s*+(?:#{1,6}+\s*+)?[*_]{0,3}+\s*+answer\s++(q\d{1,6}+(?:\.\d{1,6}+){0,4}+)(?!\d|\.\d)"
+    r"\s*+[:.]?+\s*+[*_]{0,3}+\s*+[:.]?+\s*+",
     re.IGNORECASE,
 )
-_MAGIC_RE = re.compile(r"^\s*[!%]")
+_MAGIC_RE = re.compile(r"\s*+[!%]")
+# Python's own line ends (`str.splitlines` also splits at \x0c, \x1c, U+2028... and would shift line numbers).
+_LINE_RE = re.compile(r"[^\r\n]*+(?:\r\n|\r|\n)|[^\r\n]++")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+SURROGATE_NOTE = "invalid Unicode (lone surrogate characters) in the notebook was replaced by U+FFFD"
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class Submission:
     cells: tuple[Cell, ...]
     answers: dict[str, str] = field(default_factory=dict)  # "q6.1" -> the Markdown after "Answer q6.1:"
     sha256: str = ""
+    notes: tuple[str, ...] = ()  # what the loader changed in the student's text (cut, replaced), for the report
 
     @property
     def source(self) -> str:
@@ -52,10 +64,39 @@ def student_name(path: Path) -> str:
 
 def strip_magics(source: str) -> str:
     """Blank out shell/magic lines (`!pip`, `%matplotlib`, `%%time`) so line numbers stay true."""
-    out = []
-    for line in source.splitlines():
-        out.append("" if _MAGIC_RE.match(line) else line)
-    return "\n".join(out)
+    return "".join(_blank_magic(line) for line in split_lines(source))
+
+
+def _blank_magic(line: str) -> str:
+    if not _MAGIC_RE.match(line):
+        return line
+    return line[len(line.rstrip("\r\n")):]  # keep the line end, drop the command
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their ends, split where Python's tokenizer splits them (\\n, \\r\\n, \\r) and nowhere else."""
+    return _LINE_RE.findall(text)
+
+
+def clean_text(text: str) -> str:
+    """Lone surrogates (a notebook's JSON may hold `"\\ud800"`) become U+FFFD: they cannot be encoded later."""
+    return _SURROGATE_RE.sub("\ufffd", text)
+
+
+def parse_python(source: str) -> ast.Module:
+    """`ast.parse` with room for what the worker's `compile` accepts.
+
+    Python bounds the nesting it parses by the recursion limit *left* at the call (`x + x + ... ` with 3,000
+    terms compiles in a fresh worker); the grader calls from deeper in its stack, so it would fail first and
+    misread a correct file.  The limit is raised around the call (C stack: about 12,000 levels, a few MiB).
+    Raises SyntaxError, ValueError, RecursionError or MemoryError, as `ast.parse` does.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, PARSE_RECURSION_LIMIT))
+    try:
+        return ast.parse(source)
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def find_submissions(targets: list[Path]) -> list[Path]:
@@ -101,14 +142,15 @@ def load_submission(path: Path) -> Submission:
     if "\x00" in text:
         raise SubmissionUnreadable(f"{path.name} contains NUL bytes; it is not a text file")
     sha = hashlib.sha256(data).hexdigest()
+    notes: list[str] = []
     if path.suffix == ".ipynb":
-        cells, answers = _notebook_cells(path.name, text)
+        cells, answers = _notebook_cells(path.name, text, notes)
     else:
         cells, answers = _python_cells(text), {}
-    return Submission(path, student_name(path), tuple(cells), answers, sha)
+    return Submission(path, student_name(path), tuple(cells), answers, sha, tuple(notes))
 
 
-def _notebook_cells(name: str, text: str) -> tuple[list[Cell], dict[str, str]]:
+def _notebook_cells(name: str, text: str, notes: list[str]) -> tuple[list[Cell], dict[str, str]]:
     import json
 
     import nbformat
@@ -138,15 +180,31 @@ def _notebook_cells(name: str, text: str) -> tuple[list[Cell], dict[str, str]]:
             source = "".join(s for s in source if isinstance(s, str))
         if not isinstance(source, str):
             raise SubmissionUnreadable(f"{name}: a cell's source is not text")
+        cleaned = clean_text(source)  # only JSON escapes (`"\\ud800"`) can put lone surrogates here
+        if cleaned != source and SURROGATE_NOTE not in notes:
+            notes.append(SURROGATE_NOTE)
+        source = cleaned
         kind = cell.get("cell_type")
         if kind == "code":
+            if len(cells) >= MAX_NOTEBOOK_CELLS:
+                raise SubmissionUnreadable(
+                    f"{name} has more than {MAX_NOTEBOOK_CELLS} code cells; merge some (the limit is {MAX_NOTEBOOK_CELLS})"
+                )
             cells.append(Cell(len(cells), strip_magics(source)))
         elif kind == "markdown":
             match = _ANSWER_RE.match(source)
             if match:
                 qid = match.group(1).lower()
-                answers.setdefault(qid, source[match.end():].strip())
+                if qid not in answers:
+                    answers[qid] = _bounded_answer(qid, source[match.end():].strip(), notes)
     return cells, answers
+
+
+def _bounded_answer(qid: str, text: str, notes: list[str]) -> str:
+    if len(text) <= MAX_ANSWER:
+        return text
+    notes.append(f"the `Answer {qid}:` cell is {len(text)} characters long; only the first {MAX_ANSWER} were kept")
+    return text[:MAX_ANSWER] + f"\n\n[cut by the grader: the answer was {len(text)} characters, the limit is {MAX_ANSWER}]"
 
 
 def _python_cells(text: str) -> list[Cell]:
@@ -159,9 +217,9 @@ def _python_cells(text: str) -> list[Cell]:
     if re.search(r"^# ?%%", text, re.MULTILINE):
         chunks = re.split(r"^# ?%%.*$", text, flags=re.MULTILINE)
         return [Cell(i, c) for i, c in enumerate(c for c in chunks if c.strip())]
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return [Cell(i, c) for i, c in enumerate(_blocks(lines))]
     starts = []

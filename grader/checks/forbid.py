@@ -33,6 +33,7 @@ from pydantic import Field
 
 from grader.checks.base import Options as BaseOptions
 from grader.results import Outcome
+from grader.submission import parse_python
 
 if TYPE_CHECKING:
     from grader.checks.base import CheckContext
@@ -161,6 +162,7 @@ class Module:
     """What the whole submission binds at top level; later cells override earlier ones, as when run in order."""
 
     cells: dict[int, list[str]] = field(default_factory=dict)  # cell index -> source lines
+    unreadable: dict[int, str] = field(default_factory=dict)  # cell index -> why Python's parser gave up
     units: dict[str, Unit] = field(default_factory=dict)
     aliases: dict[str, list[Alias]] = field(default_factory=dict)
     star: list[str] = field(default_factory=list)  # modules imported with `from m import *`
@@ -172,9 +174,14 @@ def _parse(cells: tuple[Any, ...]) -> Module:
     module = Module()
     for cell in cells:
         try:
-            tree = ast.parse(cell.source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = parse_python(cell.source)
+        except (SyntaxError, ValueError):
             continue  # a cell that does not parse defines nothing when run either
+        except (RecursionError, MemoryError) as exc:
+            # Nested past what the grader's parser takes (the worker may compile it under a raised recursion
+            # limit): what it defines cannot be read, so nothing it defines may pass unread.
+            module.unreadable[cell.index] = type(exc).__name__
+            continue
         module.cells[cell.index] = cell.source.splitlines()
         top = list(_top_level(tree.body))
         for stmt in top:
@@ -267,6 +274,15 @@ def _import_bindings(stmt: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, s
             yield "*", stmt.module or ""
         else:
             yield alias.asname or alias.name, f"{stmt.module}.{alias.name}"
+
+
+def _unparse(node: ast.AST) -> str:
+    """Source text for a message; `ast.unparse` recurses, so a deeply nested expression gets a placeholder."""
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, MemoryError):
+        return "<a deeply nested expression>"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _dotted(node: ast.AST) -> list[str] | None:
@@ -378,19 +394,28 @@ class Walker:
         called = id(node) in self._calls
         self.found.append(Violation(self.cell, line, col, api, text, self.via, called, note))
 
-    def visit(self, node: ast.AST) -> None:
+    def visit(self, root: ast.AST) -> None:
+        # An explicit stack, not recursion: a correct `return x + x + ... + x` of 5,000 terms is a BinOp
+        # nested 5,000 deep.  Children are pushed in reverse so that nodes are read in source order.
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if self._visit_one(node):
+                stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+    def _visit_one(self, node: ast.AST) -> bool:
+        """Check one node; False when its children need no reading."""
         if isinstance(node, ast.Call):
             self._calls.add(id(node.func))
             self._dynamic_call(node)
             if isinstance(node.func, ast.Attribute) and node.func.attr in _LOOKUP_METHODS:
                 if self._namespace_lookup(node.func.value):  # globals().get("eval")
-                    self.report(node, DYNAMIC, f"lookup in {ast.unparse(node.func.value)}")
+                    self.report(node, DYNAMIC, f"lookup in {_unparse(node.func.value)}")
         elif isinstance(node, ast.Subscript) and self._namespace_lookup(node.value):
-            self.report(node, DYNAMIC, f"lookup in {ast.unparse(node.value)}")
+            self.report(node, DYNAMIC, f"lookup in {_unparse(node.value)}")
         elif isinstance(node, (ast.Name, ast.Attribute)) and self._chain(node):
-            return  # a pure dotted chain, reported whole: its inner parts would only repeat it
-        for child in ast.iter_child_nodes(node):
-            self.visit(child)
+            return False  # a pure dotted chain, reported whole: its inner parts would only repeat it
+        return True
 
     def _chain(self, node: ast.Name | ast.Attribute) -> bool:
         """Check a Name/Attribute; True when it was a pure dotted chain reported as such."""
@@ -428,12 +453,12 @@ class Walker:
             for arg in call.args:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                     if set(arg.value.split(".")) & self.banned.attrs:
-                        self.report(call, DYNAMIC, f"{ast.unparse(call.func)}({arg.value!r})")
+                        self.report(call, DYNAMIC, f"{_unparse(call.func)}({arg.value!r})")
                         return True
         return False
 
     def _dynamic_attr(self, call: ast.Call, how: str, obj: ast.expr | None, name: ast.expr | None) -> bool:
-        obj_text = ast.unparse(obj) if obj is not None else "?"
+        obj_text = _unparse(obj) if obj is not None else "?"
         obj_targets = self._targets(obj) if obj is not None else set()
         if isinstance(name, ast.Constant) and isinstance(name.value, str):
             attr = name.value
@@ -489,6 +514,8 @@ def find_violations(submission: Submission, function_name: str, banned: list[str
     """
     rules = Banned.expand(banned)
     module = _parse(tuple(submission.cells))
+    if module.unreadable and rules:
+        return [_unreadable(module, function_name)]
     root = module.units.get(function_name)
     if root is None:
         if function_name in module.aliases:
@@ -515,6 +542,12 @@ def find_violations(submission: Submission, function_name: str, banned: list[str
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.expr)
+
+
+def _unreadable(module: Module, function_name: str) -> Violation:
+    cell = min(module.unreadable)
+    note = f"cell {cell} is nested too deeply for Python's parser to read ({module.unreadable[cell]}); simplify it"
+    return Violation(cell, 0, 0, DYNAMIC, "", (function_name,), note=note)
 
 
 def _imported_answer(module: Module, name: str, rules: Banned) -> list[Violation]:
@@ -547,6 +580,8 @@ def _unique(found: list[Violation]) -> list[Violation]:
 def _where(submission: Submission, v: Violation) -> str:
     # A .py submission's cells are padded so that lines are the file's; its cell numbers mean nothing to a student.
     place = f"line {v.line}" if submission.path.suffix == ".py" else f"cell {v.cell}, line {v.line}"
+    if not v.line:  # a whole cell (one the parser could not read)
+        place = f"cell {v.cell}"
     return f"{place}: `{v.text}`" if v.text else place
 
 

@@ -2,9 +2,10 @@
 
 The student's formula is parsed by the whitelist parser (`grader.mathparse`, `grader.latex`), never evaluated
 as code.  Equivalence is decided on the question's integer domain: every point of a small box at the domain's
-corner and seeded random points further out, evaluated exactly (fractions; floor and ceiling exact) by an
-evaluator of our own.  A counterexample fails the answer; otherwise a time-limited SymPy proof upgrades
-"equal on N points" to "proved equal".
+corner, seeded random points further out, and seeded points at large values (a formula wrong only past
+H = 1000 is caught), evaluated exactly (fractions; floor and ceiling exact) by an evaluator of our own.  A
+counterexample fails the answer; otherwise a time-limited SymPy proof upgrades "equal on N points" to
+"proved equal".  The whole check (reading the formula, every point, the proof) has a time budget.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from fractions import Fraction
 from typing import Any, Union
 
@@ -37,6 +38,7 @@ MAX_BOX_POINTS = 20_000  # the exhaustive box shrinks its side when many symbols
 MAX_BITS = 20_000  # an exact intermediate value larger than this is "too large to evaluate"
 MAX_EXPONENT = 10_000
 ATTEMPTS_PER_POINT = 50  # random draws per wanted point when constraints reject most of them
+SNAP_ABS = 1e-6  # a float is snapped to an integer at most this far away (see `_snap`)
 
 
 class SymbolDomain(BaseModel):
@@ -63,7 +65,10 @@ class FormulaOptions(Options):
     box: int = Field(6, ge=1, le=100, description="side of the exhaustive box at the domain's corner")
     random_points: int = Field(2000, ge=0, le=100_000, description="seeded random points beyond the box")
     sample_max: int = Field(60, ge=1, description="upper end of random values for a symbol without max")
+    large_points: int = Field(200, ge=0, le=10_000, description="seeded points with some symbols at large values")
+    large_max: int = Field(10**9, ge=1, description="upper end of large values for a symbol without max")
     time_limit: float = Field(5.0, ge=0, description="seconds for the symbolic proof; 0 skips it")
+    budget: float = Field(20.0, gt=0, description="seconds for the whole check: reading, every point, the proof")
     rtol: float = Field(1e-9, ge=0, description="relative tolerance where a value is not exact (log, sqrt)")
 
     @field_validator("symbols")
@@ -82,7 +87,8 @@ class FormulaOptions(Options):
             raise ValueError(str(exc)) from None
         except Unsupported as exc:
             raise ValueError(f"the evaluator does not support {exc}") from None
-        if not any(problem.expected_at(p) is not None for p in problem.points(random.Random(0), random_points=0)):
+        box = problem.points(random.Random(0), random_points=0, large_points=0)
+        if not any(problem.expected_at(p) is not None for p in box):
             raise ValueError("no point of the box satisfies the constraints with the expected formula defined")
         return self
 
@@ -97,6 +103,25 @@ class TooLarge(Undefined):
 
 class Unsupported(ValueError):
     """A SymPy node the evaluator does not know (only reachable through SymPy's own rewriting)."""
+
+
+class OutOfTime(BaseException):
+    """The check's budget is spent.  A BaseException, so that SymPy's own `except Exception` cannot eat it."""
+
+
+class Budget:
+    """A deadline checked between steps: it works in any thread, where an alarm works only in the main one."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        if self.left() <= 0:
+            raise OutOfTime()
 
 
 # -- the problem: symbols, expected formula, constraints, domain points ---------------------------------------
@@ -127,13 +152,23 @@ class FormulaProblem:
         except Undefined:
             return None
 
-    def points(self, rng: random.Random, random_points: int | None = None) -> Iterator[Point]:
-        """Distinct admissible points: the whole box first, then random ones (deterministic given `rng`)."""
+    def points(
+        self, rng: random.Random, random_points: int | None = None, large_points: int | None = None
+    ) -> Iterator[Point]:
+        """Distinct admissible points: the whole box, random ones, then large ones (deterministic given `rng`)."""
+        return (point for point, _ in self.labelled_points(rng, random_points, large_points))
+
+    def labelled_points(
+        self, rng: random.Random, random_points: int | None = None, large_points: int | None = None
+    ) -> Iterator[tuple[Point, bool]]:
+        """`points`, each with whether it is one of the large points."""
         seen: set[Point] = set()
-        for point in itertools.chain(self._box(), self._random(rng, random_points)):
+        small = ((p, False) for p in itertools.chain(self._box(), self._random(rng, random_points)))
+        large = ((p, True) for p in self._large(rng, large_points))
+        for point, is_large in itertools.chain(small, large):
             if point not in seen and self.admits(point):
                 seen.add(point)
-                yield point
+                yield point, is_large
 
     def _box(self) -> Iterator[Point]:
         n = len(self.names)
@@ -158,6 +193,28 @@ class FormulaProblem:
                 accepted += 1
                 yield point
 
+    def _large(self, rng: random.Random, wanted: int | None) -> Iterator[Point]:
+        """Points with some symbols far past `sample_max` (up to `large_max` or their own max), others small.
+
+        A formula may differ from the expected one only at large values (`+ Min(1, H // 1000)`), which the box
+        and the small random points never reach.  Values stay in each symbol's domain; constraints still apply.
+        """
+        wanted = self.options.large_points if wanted is None else wanted
+        domains = list(self.options.symbols.values())
+        accepted = 0
+        for _ in range(wanted * ATTEMPTS_PER_POINT):
+            if accepted >= wanted or not domains:
+                return
+            large = [rng.random() < 0.5 for _ in domains]
+            large[rng.randrange(len(domains))] = True  # at least one symbol large
+            point = tuple(
+                _draw_large(rng, d, self.options) if big else _draw(rng, d, self.options.sample_max, log_scale=True)
+                for d, big in zip(domains, large)
+            )
+            if self.admits(point):
+                accepted += 1
+                yield point
+
     def show_point(self, point: Point) -> str:
         return ", ".join(f"{n}={v}" for n, v in zip(self.names, point))
 
@@ -177,6 +234,13 @@ def _draw(rng: random.Random, domain: SymbolDomain, sample_max: int, log_scale: 
     high = domain.max if domain.max is not None else (sample_max if sample_max > low else low + sample_max)
     if not log_scale:
         return rng.randint(low, high)
+    return min(high, low + int(math.exp(rng.uniform(0.0, math.log(high - low + 1)))) - 1)
+
+
+def _draw_large(rng: random.Random, domain: SymbolDomain, options: FormulaOptions) -> int:
+    """Log-uniform between the end of the small range and `large_max` (or the symbol's own max)."""
+    high = domain.max if domain.max is not None else max(options.large_max, domain.min)
+    low = min(max(domain.min, options.sample_max), high)
     return min(high, low + int(math.exp(rng.uniform(0.0, math.log(high - low + 1)))) - 1)
 
 
@@ -234,7 +298,14 @@ def _undefined(env: Sequence[int]) -> Value:
 
 
 def _add(fs: list[Evaluator]) -> Evaluator:
-    return lambda env: sum(f(env) for f in fs)
+    def total(env: Sequence[int]) -> Value:
+        # Bounded at every step: a sum of fractions with different denominators grows as their product.
+        result: Value = 0
+        for f in fs:
+            result = _bounded(result + f(env))
+        return result
+
+    return total
 
 
 def _mul(fs: list[Evaluator]) -> Evaluator:
@@ -301,7 +372,8 @@ def _bounded(value: Value) -> Value:
 def _snap(value: float) -> float:
     """floor(log(8)/log(2)) is 3: a float within rounding error of an integer is that integer."""
     nearest = round(value)
-    return float(nearest) if abs(value - nearest) <= 1e-9 * max(1.0, abs(value)) else value
+    # Relative, but at most SNAP_ABS: at a large point (1e9) a relative 1e-9 would move 333333333.67 to ...34.
+    return float(nearest) if abs(value - nearest) <= min(1e-9 * max(1.0, abs(value)), SNAP_ABS) else value
 
 
 def _floor(fs: list[Evaluator]) -> Evaluator:
@@ -405,8 +477,8 @@ def show_value(value: Value) -> str:
 # -- the symbolic proof -----------------------------------------------------------------------------------------
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """The proof's own limit; a BaseException so that SymPy's `except Exception` blocks let it through."""
 
 
 def prove_equal(yours: sympy.Expr, expected: sympy.Expr, seconds: float) -> bool:
@@ -415,10 +487,10 @@ def prove_equal(yours: sympy.Expr, expected: sympy.Expr, seconds: float) -> bool
     The time limit needs SIGALRM, so the attempt is made only in the main thread; a timer already running
     (the caller's own limit) is shortened around ours and restored afterwards, never lost.
     """
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if seconds <= 0 or not _alarm_usable():
         return False
     try:
-        with _deadline(seconds):
+        with _deadline(seconds, _Timeout):
             return _difference_vanishes(yours - expected)
     except _Timeout:
         return False
@@ -439,10 +511,20 @@ def _difference_vanishes(diff: sympy.Expr) -> bool:
     return diff == 0 or sympy.simplify(diff) == 0
 
 
+def _alarm_usable() -> bool:
+    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+
+def _alarm(seconds: float) -> AbstractContextManager[None]:
+    """The whole check's alarm where signals work (the main thread of the grader or of a pool worker);
+    elsewhere a no-op, and `Budget.check` between points is what stops the check."""
+    return _deadline(seconds, OutOfTime) if _alarm_usable() else nullcontext()
+
+
 @contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
+def _deadline(seconds: float, error: type[BaseException]) -> Iterator[None]:
     def expire(signum: int, frame: object) -> None:
-        raise _Timeout()
+        raise error()
 
     outer_remaining, outer_interval = signal.getitimer(signal.ITIMER_REAL)
     if outer_remaining > 0:
@@ -468,13 +550,25 @@ class FormulaCheck:
 
     def run(self, ctx: CheckContext) -> Outcome:
         opts: FormulaOptions = ctx.question.options  # type: ignore[assignment]
-        problem = FormulaProblem(opts)
-        answer = read_answer(ctx, problem.symbols)
-        if isinstance(answer, Outcome):
-            return answer
-        expr, raw = answer
-        details: dict[str, Any] = {"yours": raw, "expected": opts.expected, "parsed": str(expr)}
-        return judge(problem, expr, _rng(ctx), details)
+        budget = Budget(opts.budget)
+        details: dict[str, Any] = {"expected": opts.expected}
+        try:
+            with _alarm(opts.budget):
+                problem = FormulaProblem(opts)
+                answer = read_answer(ctx, problem.symbols)
+                if isinstance(answer, Outcome):
+                    return answer
+                expr, raw = answer
+                details.update(yours=raw, parsed=_shown(expr))
+                return judge(problem, expr, _rng(ctx), details, budget)
+        except OutOfTime:
+            return Outcome.failed(f"your formula is too large to check in {opts.budget:g} s; simplify it",
+                                  proof="timeout", **details)
+
+
+def _shown(expr: sympy.Expr) -> str:
+    text = str(expr)
+    return text if len(text) <= 2000 else text[:2000] + "..."
 
 
 def _rng(ctx: CheckContext) -> random.Random:
@@ -482,18 +576,25 @@ def _rng(ctx: CheckContext) -> random.Random:
     return random.Random(f"{ctx.seed}:{ctx.question.id}")
 
 
-def judge(problem: FormulaProblem, expr: sympy.Expr, rng: random.Random, details: dict[str, Any]) -> Outcome:
+def judge(
+    problem: FormulaProblem, expr: sympy.Expr, rng: random.Random, details: dict[str, Any], budget: Budget | None = None
+) -> Outcome:
+    """Raises OutOfTime when `budget` runs out before every point is checked."""
+    budget = budget or Budget(problem.options.budget)
     try:
         evaluate = compile_formula(expr, problem.order)
     except Unsupported as exc:
         return Outcome.failed(f"your formula uses {exc}, which is not part of a formula here", **details)
     count = 0
-    for point in problem.points(rng):
+    for point, is_large in problem.labelled_points(rng):
+        budget.check()
         expected = problem.expected_at(point)
         if expected is None:
             continue  # outside the formula's own domain: nothing to compare
-        count += 1
         message = _disagreement(evaluate, point, expected, problem.options.rtol)
+        if message and message[1] == "too large" and is_large:
+            continue  # at a large point, a value too large for exact arithmetic proves nothing either way
+        count += 1
         if message:
             where = problem.show_point(point)
             counterexample = {"point": dict(zip(problem.names, point)), "yours": message[1],
@@ -502,7 +603,7 @@ def judge(problem: FormulaProblem, expr: sympy.Expr, rng: random.Random, details
                                   counterexample=counterexample, **details)
     if count == 0:
         raise GraderError("the formula question's domain has no point where the expected formula is defined")
-    if prove_equal(expr, problem.expected, problem.options.time_limit):
+    if prove_equal(expr, problem.expected, min(problem.options.time_limit, budget.left())):
         return Outcome.passed("proved equal", proof="symbolic", points=count, counterexample=None, **details)
     return Outcome.passed(f"equal on {count} points of the domain", proof="sampled", points=count,
                           counterexample=None, **details)

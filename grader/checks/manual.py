@@ -26,7 +26,11 @@ class ManualCheck:
             # Flagged, still pending: the TA may find the answer elsewhere in the notebook and score it.
             message = f"no Markdown cell starting with `Answer {ctx.question.id}:` was found; {PENDING_MESSAGE}"
             return Outcome(0.0, message, {"answer": None, "missing_answer": True}, Status.PENDING)
-        return Outcome(0.0, PENDING_MESSAGE, {"answer": text, "missing_answer": False}, Status.PENDING)
+        # The loader keeps at most MAX_ANSWER characters of an answer and notes the cut; the TA is told too.
+        prefix = f"the `Answer {ctx.question.id}:` cell is "
+        cut = [n for n in getattr(ctx.submission, "notes", ()) if n.startswith(prefix)]
+        message = f"{PENDING_MESSAGE} ({cut[0]})" if cut else PENDING_MESSAGE
+        return Outcome(0.0, message, {"answer": text, "missing_answer": False, "cut": bool(cut)}, Status.PENDING)
 
 
 def with_ta_score(result: QuestionResult, score: float, comment: str, ta: str = "") -> QuestionResult:
