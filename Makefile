@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean sandbox
+.PHONY: demo test bench fuzz clean sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_grade.py
+
+# The grader-side fuzz test at length (CI runs 60 examples per target; this runs FUZZ_EXAMPLES, about 10 minutes).
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	GRADER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_grader.py
 
 clean:
 	rm -rf out .pytest_cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import logging
 import math
 import re
 import statistics
@@ -30,6 +31,8 @@ from grader import svg
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
 from grader.scoring import atomic_write, student_output
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Audience",
@@ -250,8 +253,14 @@ def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_
     draft = _Draft(ta=audience is Audience.TA, python_file=python_file)
     details = q.details if isinstance(q.details, dict) else {}
     for read in _READERS:
-        read(details, draft)
+        try:
+            read(details, draft)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            # Details are extras for the reader; one of an unexpected shape costs its facts, not the report.
+            log.warning("question %s: details not shown: %r", q.qid, sorted(map(str, details))[:10])
     traceback = details.get("traceback") or ()
+    if not isinstance(traceback, (list, tuple)):
+        traceback = (traceback,)
     return Explanation(
         summary=q.message,
         facts=tuple(draft.facts),
