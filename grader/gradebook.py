@@ -3,11 +3,15 @@
 SQLite in WAL mode, one transaction per submission: a batch killed at any moment leaves every finished
 submission recorded whole and every unfinished one absent, so running the same command again grades only
 what is missing.  A row is reused while the submission's bytes, the rubric's bytes and the grader version are
-unchanged (a cache hit); anything else, or `--force`, grades again.  `history` keeps one line per grading
+unchanged (a cache hit); anything else, or `--force`, grades again.  "Rubric" here means everything that decides
+a verdict (`verdict_key`): the rubric, the reference and the course modules it imports; "grader version" the
+version and a digest of the grader's own code.  `history` keeps one line per grading
 so that "graded exactly once" can be checked after the fact.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import sqlite3
@@ -15,8 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import __version__
 from grader.errors import GraderError
 from grader.results import SubmissionResult
+from grader.rubric import Rubric
 
 FILENAME = "gradebook.sqlite"
 
@@ -51,6 +57,73 @@ class CacheKey:
     submission_sha256: str
     rubric_sha256: str
     grader_version: str
+
+
+def verdict_key(rubric: Rubric, submission: Path) -> CacheKey:
+    """Everything that decides a verdict: the submission's bytes, the rubric's and the reference's (with the
+    course modules it imports), and the grader's version and own code.  Editing any of them grades again."""
+    return CacheKey(file_digest(submission), rubric_digest(rubric), grader_fingerprint())
+
+
+def rubric_digest(rubric: Rubric) -> str:
+    digest = hashlib.sha256(rubric.sha256.encode())
+    root = rubric.reference_path.parent
+    for path in reference_files(rubric.reference_path):
+        digest.update(b"\0" + str(path.relative_to(root)).encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def reference_files(reference: Path) -> list[Path]:
+    """The reference module and every module of its own folder that it imports, directly or not."""
+    root = reference.parent
+    found: dict[Path, None] = {}
+    todo = [reference]
+    while todo:
+        path = todo.pop()
+        if path in found or not path.is_file():
+            continue
+        found[path] = None
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError, RecursionError):
+            continue  # the import itself fails at load, loudly; nothing more to follow here
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                folder = path.parent if node.level else root
+                for _ in range(max(node.level - 1, 0)):
+                    folder = folder.parent
+                names = [f"{base}.{a.name}" if base else a.name for a in node.names] + ([base] if base else [])
+                todo += _module_files(folder, names, root)
+                continue
+            todo += _module_files(root, names, root)
+    return sorted(found)
+
+
+def _module_files(folder: Path, dotted: list[str], root: Path) -> list[Path]:
+    out = []
+    for name in dotted:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            base = folder.joinpath(*parts[:i])
+            for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                if candidate.is_file() and candidate.resolve().is_relative_to(root.resolve()):
+                    out.append(candidate)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def grader_fingerprint() -> str:
+    """The grader's version and a digest of its own code and templates: a fix to a check grades again."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".j2")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
 
 
 def file_digest(path: Path) -> str:

@@ -92,11 +92,22 @@ def small_batch(tmp_path: Path) -> tuple[Path, Path]:
         (None, True, {"ann": 2, "ben": 2}),  # --force grades everything again
         ("ben", False, {"ann": 1, "ben": 2}),  # a resubmission is graded again, its classmate is not
         ("rubric", False, {"ann": 2, "ben": 2}),  # a changed rubric invalidates every result
+        ("reference", False, {"ann": 2, "ben": 2}),  # so does a fix to the reference
+        ("grader", False, {"ann": 2, "ben": 2}),  # and a change to the grader's own code
     ],
 )
-def test_cache_hits_only_when_nothing_changed(small_batch, tmp_path, change, force, gradings):
+def test_cache_hits_only_when_nothing_changed(small_batch, tmp_path, monkeypatch, change, force, gradings):
     submissions, out = small_batch
     rubric = RUBRIC
+    if change == "reference":
+        shutil.copytree(RUBRIC.parent, tmp_path / "mini")
+        rubric = tmp_path / "mini" / "rubric.yaml"
+        reference = tmp_path / "mini" / "reference.py"
+        reference.write_text(reference.read_text() + "\n# a fixed bug\n")
+    elif change == "grader":
+        import grader.gradebook
+
+        monkeypatch.setattr(grader.gradebook, "grader_fingerprint", lambda: "0.1.0+another-build")
     if change == "ben":
         (submissions / "ben.py").write_text((CLASS / "zed_honest.py").read_text())
     elif change == "rubric":
@@ -125,3 +136,20 @@ def test_a_corrupt_gradebook_is_a_grader_error(tmp_path):
     (tmp_path / FILENAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(GraderError, match="cannot open the gradebook"):
         Gradebook(tmp_path / FILENAME)
+
+
+def test_the_course_modules_a_reference_imports_are_in_the_cache_key(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(RUBRIC.parent, course)
+    (course / "course_utils").mkdir()
+    (course / "course_utils" / "__init__.py").write_text("")
+    (course / "course_utils" / "shapes.py").write_text("FACTOR = 1\n")
+    reference = course / "reference.py"
+    reference.write_text("from course_utils.shapes import FACTOR  # noqa: F401\n" + reference.read_text())
+    submissions, out = _class(tmp_path / "class", {"ann": "zed_honest"}), tmp_path / "out"
+    rubric = course / "rubric.yaml"
+    for edit, gradings in ((None, 1), (None, 1), ("FACTOR = 1  # same value, new bytes\n", 2)):
+        if edit:
+            (course / "course_utils" / "shapes.py").write_text(edit)
+        assert grade(rubric, [submissions], out, launcher=choose_launcher("auto")) == 0
+        assert _gradings(out) == {"ann": gradings}

@@ -11,20 +11,19 @@ import logging
 import sys
 from pathlib import Path
 
-from grader import __version__
 from grader.batch import Job, job_names, run_jobs
 from grader.errors import GraderError
-from grader.gradebook import FILENAME, CacheKey, Gradebook, file_digest
+from grader.gradebook import FILENAME, Gradebook, verdict_key
 from grader.grading import preflight
 from grader.outdir import RENDER_SECONDS, finish
 from grader.report import write_index
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
-from grader.terminal import GradeProgress, print_summary
 from grader.scoring import atomic_write, gradebook_csv
-from grader.timeouts import time_limit
 from grader.submission import find_submissions
+from grader.terminal import GradeProgress, print_summary
+from grader.timeouts import time_limit
 
 
 def grade(
@@ -53,7 +52,7 @@ def grade(
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent, out]) if launcher else None
     names = job_names(paths)
     work = [Job(str(p), n, str(out / "logs" / f"{n}.stdout.txt")) for p, n in zip(paths, names)]
-    keys = {job.name: CacheKey(file_digest(Path(job.path)), rubric.sha256, __version__) for job in work}
+    keys = {job.name: verdict_key(rubric, Path(job.path)) for job in work}
     with Gradebook(out / FILENAME) as book:
         done = {} if force else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
         for name, result in done.items():
