@@ -60,6 +60,7 @@ def grade_submission(
         execution_time=time.perf_counter() - start,
         submission_sha256=submission.sha256,
         device=worker_device,
+        notes=submission.notes,
     )
 
 

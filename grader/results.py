@@ -113,6 +113,7 @@ class SubmissionResult:
     # The grader's own failure on this submission (a check, the codec, a report crashed): the traceback, for
     # the TA's eyes and the log only.  The student reads "grader error, needs a TA".
     grader_error: str | None = None
+    notes: tuple[str, ...] = ()  # what the loader changed in the student's text (cut, replaced), for the report
 
     @property
     def score(self) -> float:
@@ -142,6 +143,7 @@ class SubmissionResult:
             "sandbox": self.sandbox,
             "grader_version": self.grader_version,
             "grader_error": self.grader_error,
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -152,6 +154,7 @@ class SubmissionResult:
                 **data,
                 "questions": tuple(QuestionResult.from_dict(q) for q in data["questions"]),
                 "cell_failures": tuple(CellFailure(**c) for c in data["cell_failures"]),
+                "notes": tuple(str(n) for n in data.get("notes", ())),
             }
         )
 

@@ -36,7 +36,7 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
         if q.visibility == "hidden":
             test["extra_data"] = {"ta_output": q.message}
         tests.append(test)
-    output = result.load_error or ""
+    output = "\n".join([*(f"Note: {n}" for n in result.notes), *([result.load_error] if result.load_error else [])])
     if result.cell_failures:
         lines = [f"cell {c.index + 1}: {c.message}" for c in result.cell_failures]
         output = (output + "\n" if output else "") + "Cells that failed:\n" + "\n".join(lines)

@@ -300,3 +300,18 @@ def test_student_text_cannot_drive_the_terminal(text: str, expected: str) -> Non
     from grader.terminal import one_line
 
     assert one_line(text) == expected
+
+
+def test_what_the_loader_changed_is_said_in_the_report(tmp_path: Path, mini_rubric) -> None:
+    from grader.grading import grade_submission
+    from grader.outdir import finish
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(HONEST.read_text() + "\n# odd \ud800 byte\n")]
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")  # JSON carries the lone surrogate as \ud800
+    result = grade_submission(mini_rubric, path)
+    assert result.score == 10 and result.notes and "replaced" in result.notes[0]
+    files = finish(result, mini_rubric).files
+    assert result.notes[0] in json.loads(files["results.json"])["output"]
+    assert "Note:" in files["report.html"] and "**Note:**" in files["report.md"]
