@@ -10,9 +10,10 @@ import json
 import shutil
 import time
 import tracemalloc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,8 +165,8 @@ answer = 42
     s = session(source, Limits(cell_timeout=2, call_timeout=2, wall_seconds=120))
     assert time.monotonic() - start < 40
     failures = {f.index: (f.reason, f.message) for f in s.failures.values()}
-    assert failures[1] == ("timeout", "the cell could not be sent: your code stopped the worker from reading the "
-                                      "grader's requests, so it was stopped")
+    stopped = "your code stopped the worker from reading the grader's requests, so it was stopped"
+    assert failures[1] == ("timeout", f"the cell could not be sent: {stopped}")
     assert failures[2] == ("timeout", "the cell ran past its time limit (2 s) and was stopped")
 
 
@@ -202,10 +203,10 @@ def weird(mini_rubric: Rubric, tmp_path_factory: pytest.TempPathFactory) -> Subm
         ("q1.2", "`pair` is wrong: [0]: expected 5, got an integer of 401 digits"),
         ("q1.3", "`flag` is wrong: expected False, got an integer of 401 digits"),
         ("q1.4", "`ratio` is wrong: expected 0.25, got nan"),
-        ("q2.1", "on inputs x=<3x4>, k=1: expected a tensor of shape (3, 4), got a complex tensor (complex64, shape "
-                 "(3, 4)): this question expects real values"),
-        ("q3.1", "on inputs x=<1>, g=<1>: expected a tensor of shape (1,), got a sparse tensor (sparse_coo, shape "
-                 "(1,)): return a dense one (.to_dense())"),
+        ("q2.1", "on inputs x=<3x4>, k=1: expected a tensor of shape (3, 4), got "
+                 + "a complex tensor (complex64, shape (3, 4)): this question expects real values"),
+        ("q3.1", "on inputs x=<1>, g=<1>: expected a tensor of shape (1,), got "
+                 + "a sparse tensor (sparse_coo, shape (1,)): return a dense one (.to_dense())"),
         ("q3.2", "`cube_jac(x=<3>)` failed: ValueError: bad \ufffd value"),
     ],
 )

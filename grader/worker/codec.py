@@ -121,10 +121,11 @@ def _encode_tensor(value: Any) -> Any:
         return None
     if not isinstance(value, torch.Tensor):
         return None
+    layout: Any = getattr(value, "layout", None)
     try:
-        layout, shape = value.layout, [int(n) for n in value.shape]
+        shape = [int(n) for n in value.shape]
     except Exception:  # noqa: BLE001 - a nested (jagged) tensor has no plain shape
-        layout, shape = getattr(value, "layout", None), []
+        shape = []
     if layout != torch.strided:  # sparse: no strides, so no plain view of it either
         return {"$sparse": {"layout": str(layout).removeprefix("torch."), "shape": shape}}
     t = torch.Tensor.as_subclass(value, torch.Tensor).detach()
@@ -220,7 +221,7 @@ def decode(data: Any, *, as_torch: bool = True, depth: int = 0) -> Any:
     raise CodecError(f"unknown value tag {tag[:40]!r}")
 
 
-_DIGITS = re.compile(r"-?[0-9]{1,%d}" % MAX_BIGINT_DIGITS)
+_DIGITS = re.compile(rf"-?[0-9]{{1,{MAX_BIGINT_DIGITS}}}")
 
 
 def _decode_bigint(body: Any) -> int | Opaque:

@@ -7,6 +7,7 @@ student's code; the grader treats what comes back as the student's answer, nothi
 from __future__ import annotations
 
 import builtins
+import functools
 import io
 import linecache
 import os
@@ -18,10 +19,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
-from grader.worker import codec
-from grader.worker import protocol
+from grader.worker import codec, protocol
 from grader.worker.protocol import ChannelClosed, read_message
 
 
@@ -48,7 +48,7 @@ class Worker:
         from grader.worker import extensions
 
         for name, op in extensions.OPS.items():
-            self.ops[name] = lambda req, op=op: op(self, req)
+            self.ops[name] = functools.partial(op, self)
 
     # -- loop -------------------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -273,9 +273,9 @@ def cap_output() -> None:
         cap = min(cap, soft - used - NOTICE_ROOM)
     budget = _OutputBudget(max(cap, 0))
     for name, fd in (("stdout", 1), ("stderr", 2)):
-        stream = io.TextIOWrapper(
-            _CappedRaw(fd, budget), encoding="utf-8", errors="backslashreplace", line_buffering=True, write_through=True
-        )
+        # Straight onto the raw writer, as with PYTHONUNBUFFERED: output reaches the log even if the worker is killed.
+        raw = cast(Any, _CappedRaw(fd, budget))  # typeshed wants a buffered writer; a raw one is what -u uses too
+        stream = io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=True, write_through=True)
         setattr(sys, name, stream)
 
 

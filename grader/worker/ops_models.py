@@ -156,7 +156,8 @@ def describe_groups(groups: Any, model: nn.Module) -> dict[str, Any]:
     if not isinstance(groups, (list, tuple)):
         return {"error": f"param_groups returned a {type(groups).__name__}, not a list of dicts"}
     names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
-    described, for_sgd = [], []
+    described: list[dict[str, Any]] = []
+    for_sgd: list[dict[str, Any]] = []
     for group in groups:
         if not isinstance(group, dict):
             described.append({"type": type(group).__name__})

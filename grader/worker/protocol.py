@@ -144,6 +144,7 @@ class Reply(BaseModel):
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def parse_reply(data: bytes) -> Reply:
@@ -157,8 +158,10 @@ def parse_reply(data: bytes) -> Reply:
         raise MalformedReply(f"not valid JSON ({str(exc)[:100]})") from None
     if type(raw) is not dict:
         raise MalformedReply("not a JSON object")
+    if _ESCAPED_SURROGATE.search(data):  # the worker writes ASCII JSON: a surrogate can only come escaped
+        raw = _clean(raw)
     try:
-        return Reply.model_validate(_clean(raw))
+        return Reply.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "reply"
@@ -167,6 +170,8 @@ def parse_reply(data: bytes) -> Reply:
 
 def _check_shape(data: bytes) -> None:
     """Bound nesting and the number of values before json builds anything (it would recurse and allocate)."""
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH and data.count(b",") <= MAX_JSON_ITEMS:
+        return  # counted inside strings too, so bounds of the real figures: a tensor's reply ends here, fast
     skeleton = np.frombuffer(_STRING.sub(b'""', data), dtype=np.uint8)
     opens = (skeleton == ord("[")) | (skeleton == ord("{"))
     closes = (skeleton == ord("]")) | (skeleton == ord("}"))
@@ -193,7 +198,7 @@ def _clean(value: Any) -> Any:
     """The parsed reply with lone surrogates (JSON "\\ud800") made U+FFFD, so any text can be written as UTF-8."""
     kind = type(value)
     if kind is str:
-        return _SURROGATE.sub("\ufffd", value)
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
     if kind is list:
         return [_clean(v) for v in value]
     if kind is dict:
