@@ -239,8 +239,11 @@ def print_summary(
 # ---------------------------------------------------------------------------------------------- check
 
 
-def print_check(result: SubmissionResult, stream: TextIO | None = None) -> None:
-    """A student's self-check: one row per question, then the first problem explained in full."""
+def print_check(result: SubmissionResult, stream: TextIO | None = None, *, footer: str | None = None) -> None:
+    """A student's self-check: one row per question, then the first problem explained in full.
+
+    `footer` replaces the closing "public questions: X/Y" line ("" for none: a caller that says more).
+    """
     stream = stream if stream is not None else sys.stdout
     if result.load_error:
         print(f"Your submission could not be read: {one_line(result.load_error)}", file=stream)
@@ -258,7 +261,10 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None) -> None:
         print(f"\ncode cell {c.index + 1} failed ({c.reason}): {one_line(c.message)}", file=stream)
         for line in c.traceback[-6:]:
             print(f"    {one_line(line)}", file=stream)
-    print(f"\npublic questions: {result.score:g}/{result.max_score:g}", file=stream)
+    if footer is None:
+        footer = f"\npublic questions: {result.score:g}/{result.max_score:g}"
+    if footer:
+        print(footer, file=stream)
 
 
 def _print_first_problem(q: QuestionResult, v: Explanation, *, stream: TextIO) -> None:

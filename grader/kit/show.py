@@ -21,13 +21,14 @@ _COLOURS = {
     Status.FAILED: "#cf222e",
     Status.ERROR: "#cf222e",
     Status.PENDING: "#0969da",
+    Status.GRADER_ERROR: "#8250df",
 }
 
 
 def print_report(report: KitReport, stream: TextIO | None = None) -> None:
     stream = stream if stream is not None else sys.stdout
     if report.result.questions or report.result.load_error:
-        print_check(report.result, stream)
+        print_check(report.result, stream, footer="")  # the kit's own summary line says it, honestly
     if report.unchecked:
         print("\nnot checked here (graded when you submit):", file=stream)
         for u in report.unchecked:
