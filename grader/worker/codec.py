@@ -63,7 +63,7 @@ class CodecError(ValueError):
 
 def encode(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
-        return {"$opaque": {"type": "nested", "text": "nested deeper than %d levels" % MAX_DEPTH}}
+        return {"$opaque": {"type": "nested", "text": f"nested deeper than {MAX_DEPTH} levels"}}
     if value is None or type(value) in (bool, str):
         return value
     if type(value) is int:

@@ -24,7 +24,6 @@ from typing import Any, Callable, cast
 from grader.worker import codec, protocol
 from grader.worker.protocol import ChannelClosed, read_message
 
-
 OUTPUT_CAP = 8 * 1024 * 1024  # bytes of a worker's stdout and stderr kept in the log
 NOTICE_ROOM = 256  # bytes kept under the file-size limit for the truncation notice
 
