@@ -34,7 +34,7 @@ class Job:
 # Names of what `grader grade` writes beside the students' folders; no student folder may take one.
 CLASS_FILES = frozenset({
     "gradebook.csv", "gradebook.sqlite", "gradebook.sqlite-wal", "gradebook.sqlite-shm", "gradebook.sqlite-journal",
-    "index.html", "grader.log", "rubric-path", "logs",
+    "index.html", "grader.log", "rubric-path", "logs", "assignment.json",
 })
 MAX_NAME = 60  # characters of a folder name (at most 240 bytes in UTF-8, under every file system's 255)
 
@@ -128,11 +128,13 @@ def run_jobs(
         # A pool process that dies (the machine's OOM killer, say) breaks the whole pool: the submissions it
         # held are tried once more in a fresh pool, then recorded as grader errors; none is lost or repeated.
         broken: list[Job] = []
-        with ProcessPoolExecutor(
+        pending: dict[Future[dict[str, object]], Job] = {}
+        pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_pool_init,
             initargs=(str(rubric.path), launcher, device, public_only),
-        ) as pool:
-            pending: dict[Future[dict[str, object]], Job] = {pool.submit(_pool_grade, job): job for job in queue}
+        )
+        try:
+            pending = {pool.submit(_pool_grade, job): job for job in queue}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -145,6 +147,9 @@ def run_jobs(
                         log.exception("grading %s failed in a pool process", job.path)
                         yield replace(failed_submission(rubric, Path(job.path), traceback.format_exc(),
                                                         public_only=public_only), student=job.name)
+        finally:
+            # On Ctrl-C (or the consumer stopping early) nothing queued may start, and nothing waits for it.
+            pool.shutdown(wait=not pending, cancel_futures=True)
         queue = []
         for job in broken:
             tries[job.name] += 1

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     g.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' for training checks")
     g.add_argument("--force", action="store_true", help="grade again submissions the gradebook already holds")
+    g.add_argument("--only", action="append", metavar="STUDENT", help="grade (again) only this student's submission "
+                   "(folder or file name; repeat for more); the class files keep everyone")
     _sandbox_option(g, "grade")
 
     c = sub.add_parser("check", help="self-check one submission on the public questions")
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
         return grade(
             args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
-            launcher=choose_launcher(args.sandbox), force=args.force,
+            launcher=choose_launcher(args.sandbox), force=args.force, only=args.only,
         )
     if args.command == "check":
         from grader.commands.check import check

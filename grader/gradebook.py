@@ -209,6 +209,15 @@ class Gradebook:
                 self.db.execute("ROLLBACK")
             raise
 
+    def results(self) -> list[SubmissionResult]:
+        """Every student ever graded into this folder, the latest result each, by name."""
+        rows = self.db.execute("SELECT result FROM results ORDER BY name").fetchall()
+        return [SubmissionResult.from_dict(json.loads(row[0])) for row in rows]
+
+    def assignments(self) -> set[str]:
+        rows = self.db.execute("SELECT DISTINCT json_extract(result, '$.assignment') FROM results").fetchall()
+        return {str(row[0]) for row in rows if row[0] is not None}
+
     def gradings(self) -> dict[str, int]:
         """How many times each name was graded (not served from the cache) in this output folder."""
         return dict(self.db.execute("SELECT name, COUNT(*) FROM history GROUP BY name").fetchall())

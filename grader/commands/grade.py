@@ -6,24 +6,19 @@ submission whose bytes, rubric and grader version are unchanged since its last g
 """
 from __future__ import annotations
 
-import html
-import logging
 import sys
 from pathlib import Path
 
 from grader.batch import Job, job_names, run_jobs
 from grader.errors import GraderError
-from grader.gradebook import FILENAME, Gradebook, verdict_key
+from grader.gradebook import verdict_key
 from grader.grading import preflight
-from grader.outdir import RENDER_SECONDS, finish
-from grader.report import write_index
+from grader.outdir import OutDir, finish
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
-from grader.scoring import atomic_write, gradebook_csv
 from grader.submission import find_submissions
 from grader.terminal import GradeProgress, print_summary
-from grader.timeouts import time_limit
 
 
 def grade(
@@ -35,6 +30,7 @@ def grade(
     launcher: Launcher | None = None,
     device: str = "cpu",
     force: bool = False,
+    only: list[str] | None = None,
 ) -> int:
     rubric = load_rubric(rubric_path)
     preflight(rubric)  # a bad rubric or reference stops here, before any student code runs
@@ -44,34 +40,41 @@ def grade(
     paths = find_submissions(targets)
     if not paths:
         raise GraderError(f"no .ipynb or .py submissions in {', '.join(map(str, targets))}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
-    atomic_write(out / "rubric-path", f"{rubric.path}\n")  # lets `grader manual --out DIR` find the rubric
+    folder = OutDir(out)
+    folder.claim(rubric)
     # The reference, the rubrics and the outputs stay out of the worker's sight even where they sit in a
     # folder it must see (a reference package installed in the virtual environment, say).
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent, out]) if launcher else None
-    names = job_names(paths)
-    work = [Job(str(p), n, str(out / "logs" / f"{n}.stdout.txt")) for p, n in zip(paths, names)]
+    work = [Job(str(p), n, str(folder.log_path(n))) for p, n in zip(paths, job_names(paths))]
+    if only:
+        work = _only(work, only)
     keys = {job.name: verdict_key(rubric, Path(job.path)) for job in work}
-    with Gradebook(out / FILENAME) as book:
-        done = {} if force else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
-        for name, result in done.items():
-            done[name] = _write_outputs(result, rubric, out)  # cheap, and heals outputs a kill left unwritten
-        if done:
-            print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their results "
-                  "(--force grades them again)", file=sys.stderr)
-        todo = [job for job in work if job.name not in done]
-        for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device)):
-            student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
-            book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
-            student.write(out / result.student)
-            done[result.student] = student.result
-    results = [done[job.name] for job in work]
-    atomic_write(out / "gradebook.csv", gradebook_csv(rubric, results))
-    index = _write_index(results, rubric, out)
-    print_summary(results, rubric)
-    print(f"graded {len(todo)} submissions, {len(work) - len(todo)} unchanged; class summary: {index}")
-    flagged = [r.student for r in results if r.needs_ta]
+    todo: list[Job] = []
+    with folder.gradebook() as book:
+        try:
+            done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
+            for name, result in done.items():
+                done[name] = _write_outputs(result, rubric, out)  # cheap, and heals outputs a kill left unwritten
+            if done:
+                print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their "
+                      "results (--force grades them again)", file=sys.stderr)
+            todo = [job for job in work if job.name not in done]
+            for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device)):
+                student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
+                book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
+                student.write(out / result.student)
+                done[result.student] = student.result
+        except KeyboardInterrupt:
+            _, index = folder.write_class(rubric, book)
+            print(f"grader: interrupted: {len(done)} of {len(work)} submissions are graded and in {index} and "
+                  f"gradebook.csv; run the same command again to grade the other {len(work) - len(done)}",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        everyone, index = folder.write_class(rubric, book)
+    print_summary(everyone, rubric)
+    print(f"graded {len(todo)} submissions, {len(work) - len(todo)} unchanged; {len(everyone)} in the class "
+          f"folder; class summary: {index}")
+    flagged = [r.student for r in everyone if r.needs_ta]
     if flagged:
         print(f"grader: {len(flagged)} submission{'s' if len(flagged) > 1 else ''} need a TA (grader error; "
               f"details in {out / 'grader.log'} and their report-ta.html): {', '.join(flagged)}", file=sys.stderr)
@@ -80,22 +83,20 @@ def grade(
 
 
 EXIT_NEEDS_TA = 1  # grading finished, every file was written, and some submissions need a person
+EXIT_INTERRUPTED = 130
+
+
+def _only(work: list[Job], only: list[str]) -> list[Job]:
+    """The jobs `--only` names, by folder name, file name or file stem; an unknown name is the TA's typo."""
+    chosen = [job for job in work if {job.name, Path(job.path).name, Path(job.path).stem} & set(only)]
+    known = {x for job in chosen for x in (job.name, Path(job.path).name, Path(job.path).stem)}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise GraderError(f"--only {unknown[0]}: no such submission among {len(work)} (use the folder name or file name)")
+    return chosen
 
 
 def _write_outputs(result: SubmissionResult, rubric: Rubric, out: Path) -> SubmissionResult:
     student = finish(result, rubric)
     student.write(out / result.student)
     return student.result
-
-
-def _write_index(results: list[SubmissionResult], rubric: Rubric, out: Path) -> Path:
-    try:
-        with time_limit(RENDER_SECONDS * 2, "writing the class summary"):
-            return write_index(results, rubric, out)
-    except Exception:  # noqa: BLE001 - the class files are written whatever one student's text holds
-        logging.getLogger(__name__).exception("the class summary could not be rendered; writing a plain one")
-        rows = "".join(f"<li>{html.escape(r.student)}: {r.score:g} / {r.max_score:g}</li>" for r in results)
-        path = out / "index.html"
-        atomic_write(path, f'<!doctype html>\n<meta charset="utf-8"><title>class</title><p>The full summary '
-                           f"could not be written (see grader.log).</p><ul>{rows}</ul>\n")
-        return path
