@@ -50,6 +50,32 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--rubric", type=Path, help="the rubric it was graded with (default: OUT/rubric-path)")
     m.add_argument("--ta", default="", help="the TA's name, kept with each score")
     m.add_argument("--rescore", action="store_true", help="prompt for answers already scored, too")
+
+    # LMS round trip.  Positional class folders are `folder`, not `out`: these verbs only read, and must not
+    # start a log file in the class folder.
+    e = sub.add_parser("export", help="grades to Canvas or Moodle, or a Gradescope autograder")
+    lms = e.add_subparsers(dest="lms", required=True)
+    ec = lms.add_parser("canvas", help="Canvas gradebook import CSV of a graded class")
+    ec.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    ec.add_argument("--roster", type=Path, required=True, help="the class roster CSV")
+    ec.add_argument("--to", type=Path, required=True, help="the CSV file to write")
+    ec.add_argument("--assignment-title", help="the assignment's title in Canvas (default: the rubric's assignment)")
+    ec.add_argument("--assignment-id", help="Canvas's assignment id; without it Canvas creates a new assignment")
+    em = lms.add_parser("moodle", help="Moodle grade import CSV of a graded class")
+    em.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    em.add_argument("--roster", type=Path, required=True, help="the class roster CSV")
+    em.add_argument("--to", type=Path, required=True, help="the CSV file to write")
+    em.add_argument("--assignment-title", help="the grade column's title (default: the rubric's assignment)")
+    em.add_argument("--key", choices=["email", "idnumber"], default="email",
+                    help="the column Moodle identifies users by (default: %(default)s)")
+    eg = lms.add_parser("gradescope", help="Gradescope autograder zip of a rubric")
+    eg.add_argument("rubric", type=Path)
+    eg.add_argument("--out", dest="zip_file", type=Path, required=True, help="the zip to write, e.g. autograder.zip")
+    sh = sub.add_parser("show", help="one student's result of a graded class, in the terminal")
+    sh.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    sh.add_argument("student", help="the student's folder name (or key, sid, email, name)")
+    st = sub.add_parser("status", help="a graded class: graded, pending TA scores, unreadable, timed out, needs a TA")
+    st.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     return parser
 
 
@@ -99,6 +125,23 @@ def run(args: argparse.Namespace) -> int:
         from grader.commands.manual import run_manual
 
         return run_manual(args.action, args.file, args.out, args.rubric, ta=args.ta, rescore=args.rescore)
+    if args.command == "export":
+        from grader.commands import export
+
+        if args.lms == "canvas":
+            return export.export_canvas(args.folder, args.roster, args.to, title=args.assignment_title,
+                                        assignment_id=args.assignment_id)
+        if args.lms == "moodle":
+            return export.export_moodle(args.folder, args.roster, args.to, title=args.assignment_title, key=args.key)
+        return export.export_gradescope(args.rubric, args.zip_file)
+    if args.command == "show":
+        from grader.commands.show import show
+
+        return show(args.folder, args.student)
+    if args.command == "status":
+        from grader.commands.status import status
+
+        return status(args.folder)
     raise AssertionError(args.command)
 
 

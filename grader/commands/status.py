@@ -1,0 +1,66 @@
+"""`grader status OUT`: where a class stands: how many are graded, waiting for TA scores, unreadable, timed out,
+or need a TA because the grader failed on them.  Reads OUT/gradebook.sqlite only."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from grader.classbook import read_results
+from grader.results import Status, SubmissionResult
+from grader.terminal import one_line
+
+
+@dataclass(frozen=True)
+class ClassStatus:
+    """Each category: (student folder, why) pairs.  A submission may be in several (pending and timed out)."""
+
+    total: int
+    graded: tuple[str, ...]  # nothing left to do: no pending question, readable, no grader error
+    pending: tuple[tuple[str, str], ...]
+    unreadable: tuple[tuple[str, str], ...]
+    timed_out: tuple[tuple[str, str], ...]
+    needs_ta: tuple[tuple[str, str], ...]
+
+    def serialize(self) -> dict[str, object]:
+        return {
+            "total": self.total, "graded": list(self.graded),
+            **{k: [list(p) for p in getattr(self, k)] for k in ("pending", "unreadable", "timed_out", "needs_ta")},
+        }
+
+
+def classify(results: list[SubmissionResult]) -> ClassStatus:
+    pending, unreadable, timed_out, needs_ta, graded = [], [], [], [], []
+    for r in results:
+        waiting = [q.qid for q in r.questions if q.status is Status.PENDING]
+        if waiting:
+            pending.append((r.student, ", ".join(waiting)))
+        if r.load_error:
+            unreadable.append((r.student, r.load_error))
+        slow = [f"cell {c.index + 1} {c.reason}" for c in r.cell_failures if c.reason in ("timeout", "died")]
+        slow += [q.qid for q in r.questions if q.status is Status.ERROR and "time limit" in q.message]
+        if slow:
+            timed_out.append((r.student, ", ".join(slow)))
+        if r.needs_ta:
+            broken = [q.qid for q in r.questions if q.status is Status.GRADER_ERROR]
+            needs_ta.append((r.student, f"grader error ({', '.join(broken) or 'whole submission'})"))
+        if not (waiting or r.load_error or r.needs_ta):
+            graded.append(r.student)
+    return ClassStatus(len(results), tuple(graded), tuple(pending), tuple(unreadable), tuple(timed_out), tuple(needs_ta))
+
+
+def status(folder: Path, stream: TextIO | None = None) -> int:
+    stream = stream or sys.stdout
+    s = classify(read_results(folder))
+    print(f"{folder}: {s.total} submissions", file=stream)
+    rows = [("graded", [(n, "") for n in s.graded]), ("pending TA scores", list(s.pending)),
+            ("unreadable", list(s.unreadable)), ("timed out", list(s.timed_out)), ("needs a TA", list(s.needs_ta))]
+    for label, items in rows:
+        print(f"  {label + ':':<19}{len(items):>5}", file=stream)
+    for label, items in rows[1:]:
+        if items:
+            print(f"\n{label}:", file=stream)
+            for name, why in items:
+                print(f"  {one_line(name)}: {one_line(why)}", file=stream)
+    return 0

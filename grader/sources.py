@@ -1,0 +1,499 @@
+"""Where submissions come from: a folder of files, a folder per student, or an LMS's download.
+
+`discover(targets, layout, roster)` turns what the TA points at into one `Entry` per student submission: the
+main file to grade, the helper files graded with it, and who the student is.  Nothing here reads a
+submission's contents; an unreadable file is still an entry (grading gives it a clear 0).
+
+Layouts (`auto` picks one per folder, in this order of evidence):
+
+- `gradescope`: Gradescope's "Download submissions" export: `submission_<id>/` folders beside a
+  `submission_metadata.yml` whose entries, keyed by folder name, list the `:submitters:` with `:name:`, `:sid:`
+  and `:email:` (Ruby-symbol keys; seen in parsers of real exports, e.g. `Gradescope_Answer_Extractor`-style
+  tools and the "provenance" ingesters that read `metadata[folder][':submitters'][0][':name']`).
+- `moodle`: Moodle's "Download all submissions".  mod/assign/locallib.php `download_submissions` names each
+  student `clean_filename(str_replace('_', ' ', fullname) . '_' . uniqueid)` (underscores in the name become
+  spaces, so the participant number is the last `_` field), then `{prefix}_assignsubmission_file_/` as a folder
+  (Moodle >= 3.1, the default) or `{prefix}_assignsubmission_file_{filename}` flat (the older form).  Blind
+  marking writes `Participant_{id}`; team submissions `{group}-{name}_{id}`.
+- `canvas`: Canvas's "Download submissions" zip.  lib/content_zipper.rb names each file
+  `[sortable_name, ("LATE" if late), user_id].join("_")` with non-word characters removed and lowercased,
+  then `_{attachment_id}_{display_name}`: `smithalice_1001_5_hw2.ipynb`, `smithalice_late_1001_5_hw2.ipynb`
+  (older zips keep `LATE` in capitals: matched case-insensitively).  All files of one user id are one submission.
+- `folders`: a folder per student (`alice/hw2.ipynb`, `alice/utils.py`); the folder is the student.
+- `files`: a folder of `.ipynb`/`.py` files (extensions in any case), one student per file (the original
+  behaviour).
+
+**The main file** of a student with several: the notebooks if there are any, else the `.py` files; of those,
+the one whose name (without extension, and without a Canvas resubmission suffix `-1`) equals the assignment
+name, ignoring case, spaces, `-` and `_`; else the largest (then the first by name).  The other `.py` files are
+helpers graded with it, under the names the student gave them (`Entry.names`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from grader.errors import GraderError
+from grader.roster import Identity, Roster
+
+__all__ = [
+    "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
+    "is_submission_file", "stage", "gradescope_metadata", "student_files",
+]
+
+LAYOUTS = ("auto", "files", "folders", "moodle", "canvas", "gradescope")
+SUFFIXES = (".ipynb", ".py")
+GRADESCOPE_METADATA = "submission_metadata.yml"
+MAX_METADATA_BYTES = 64 * 1024 * 1024
+MAX_FILES_PER_STUDENT = 200  # a student folder with more is not homework; the rest are ignored
+MAX_DEPTH = 4  # folders inside a student's folder that are searched for files
+_SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
+
+# Moodle: "Alice Smith_1001_assignsubmission_file_" (folder) or "..._assignsubmission_file_hw2.ipynb" (flat).
+_MOODLE_RE = re.compile(r"^(?P<name>.*)_(?P<pid>\d+)_assignsubmission_(?P<plugin>[a-z]+)_(?P<rest>.*)$", re.DOTALL)
+# Canvas: "smithalice[_late]_1001_5_hw2.ipynb"; the name part may hold `_` (word characters survive the clean-up),
+# so it is matched lazily and the ids anchor the rest.  Anonymous grading drops the name.
+_CANVAS_RE = re.compile(
+    r"^(?:(?P<login>.*?)_)??(?:(?P<late>late)_)?(?P<uid>\d+)_(?P<att>\d+)_(?P<file>.+)$", re.IGNORECASE | re.DOTALL
+)
+_GRADESCOPE_DIR_RE = re.compile(r"^submission_(?P<id>\d+)$")
+_RESUBMISSION_RE = re.compile(r"-\d+$")  # Canvas renames a second "hw2.ipynb" of one student "hw2-1.ipynb"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One student's submission: the file to grade, the files graded with it, and who handed it in."""
+
+    main: Path
+    files: tuple[Path, ...]  # the main file first, then helpers
+    student: Identity
+    names: tuple[str, ...] = ()  # per file: the name the student gave it (an LMS's prefix removed)
+    layout: str = "files"
+    late: bool = False  # the LMS marked it late (Canvas)
+    members: tuple[Identity, ...] = ()  # a group submission's other submitters (Gradescope)
+
+    @property
+    def staged_names(self) -> dict[str, Path]:
+        """File name in the student's working folder -> the file: what grading must copy beside the main file
+        so that `import utils` in the notebook finds the student's `utils.py`."""
+        names = self.names or tuple(p.name for p in self.files)
+        return dict(zip(names, self.files))
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "main": str(self.main), "files": [str(p) for p in self.files], "student": self.student.serialize(),
+            "names": list(self.names), "layout": self.layout, "late": self.late,
+            "members": [m.serialize() for m in self.members],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        return cls(
+            main=Path(data["main"]), files=tuple(Path(p) for p in data["files"]),
+            student=Identity.from_dict(data["student"]), names=tuple(data.get("names", ())),
+            layout=str(data.get("layout", "files")), late=bool(data.get("late", False)),
+            members=tuple(Identity.from_dict(m) for m in data.get("members", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Every submission found (`entries`, unmatched ones included: they are graded all the same), those the
+    roster does not know (`unmatched`), and the roster's students with no submission (`missing`)."""
+
+    entries: tuple[Entry, ...]
+    unmatched: tuple[Entry, ...] = ()
+    missing: tuple[Identity, ...] = ()
+    layouts: tuple[str, ...] = ()  # the layout used for each target, in order
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    @property
+    def mains(self) -> list[Path]:
+        return [e.main for e in self.entries]
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "entries": [e.serialize() for e in self.entries], "unmatched": [e.serialize() for e in self.unmatched],
+            "missing": [m.serialize() for m in self.missing], "layouts": list(self.layouts),
+        }
+
+
+def is_submission_file(path: Path) -> bool:
+    return path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
+
+
+def discover(
+    targets: list[Path], layout: str = "auto", roster: Roster | None = None, *, assignment: str = ""
+) -> Discovery:
+    """Entries for the files and folders in `targets` (see the module's docstring for the layouts).
+
+    `assignment` (the rubric's assignment name) helps choose the main file of a student with several.  With a
+    roster, each entry's student is the roster's (its key, name, sid, email, ids); a submission the roster
+    does not know keeps what its own name says and is listed in `unmatched`.
+    """
+    if layout not in LAYOUTS:
+        raise GraderError(f"unknown submission layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    entries: list[Entry] = []
+    used: list[str] = []
+    for target in targets:
+        if target.is_dir() and not target.is_symlink():
+            chosen = detect_layout(target) if layout == "auto" else layout
+            entries += _READERS[chosen](target, assignment)
+        else:
+            chosen = "files"
+            entries.append(_single(target, target.stem))
+        used.append(chosen)
+    if roster is None:
+        return Discovery(tuple(entries), layouts=tuple(used))
+    return _with_roster(entries, roster, tuple(used))
+
+
+def _with_roster(entries: list[Entry], roster: Roster, used: tuple[str, ...]) -> Discovery:
+    placed: list[Entry] = []
+    unmatched: list[Entry] = []
+    found: set[str] = set()
+    for e in entries:
+        known = roster.merged(e.student)
+        if known is None:
+            unmatched.append(e)
+            placed.append(e)
+            continue
+        found.add(known.key)
+        members = tuple(roster.merged(m) or m for m in e.members)
+        found.update(m.key for m in members)
+        placed.append(Entry(e.main, e.files, known, e.names, e.layout, e.late, members))
+    missing = tuple(s for s in roster.students if s.key not in found)
+    return Discovery(tuple(placed), tuple(unmatched), missing, used)
+
+
+def detect_layout(folder: Path) -> str:
+    """The layout a folder is in, from its names alone (see the module's docstring)."""
+    if (folder / GRADESCOPE_METADATA).is_file():
+        return "gradescope"
+    children = [p for p in _listdir(folder) if not p.name.startswith(".") and p.name not in _SKIP_DIRS]
+    if children and any(_MOODLE_RE.match(p.name) for p in children):
+        return "moodle"
+    files = [p for p in children if p.is_file() and is_submission_file(p)]
+    dirs = [p for p in children if p.is_dir() and not p.is_symlink()]
+    if files and all(_canvas_match(p.name) for p in files):
+        return "canvas"
+    if not files and any(student_files(d) for d in dirs):
+        return "folders"
+    return "files"
+
+
+def _canvas_match(name: str) -> re.Match[str] | None:
+    m = _CANVAS_RE.match(name)
+    # Without a name part, any `1_2_x.py` would look like Canvas's; auto-detection wants the full form.
+    return m if m and m.group("login") else None
+
+
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise GraderError(f"cannot list {folder}: {exc.strerror or exc}") from exc
+
+
+def student_files(folder: Path, depth: int = 0) -> list[Path]:
+    """The submission files under a student's folder, hidden files and caches skipped, bounded in depth and count."""
+    found: list[Path] = []
+    try:
+        children = sorted(folder.iterdir())
+    except OSError:
+        return found  # an unreadable folder holds nothing gradable; the entry says so when graded
+    for p in children:
+        if p.name.startswith(".") or p.name in _SKIP_DIRS or p.is_symlink():
+            continue
+        if p.is_dir():
+            if depth + 1 < MAX_DEPTH:
+                found += student_files(p, depth + 1)
+        elif is_submission_file(p):
+            found.append(p)
+        if len(found) >= MAX_FILES_PER_STUDENT:
+            break
+    return found[:MAX_FILES_PER_STUDENT]
+
+
+def _norm_stem(name: str) -> str:
+    stem = _RESUBMISSION_RE.sub("", Path(name).stem)
+    return re.sub(r"[\s\-_]+", "", stem).casefold()
+
+
+def choose_main(files: list[Path], assignment: str = "", names: list[str] | None = None) -> Path:
+    """The file to grade among one student's files (the rule is in the module's docstring)."""
+    names = names or [p.name for p in files]
+    by_name = dict(zip(files, names))
+    notebooks = [p for p in files if by_name[p].lower().endswith(".ipynb")]
+    pool = notebooks or files
+    if len(pool) == 1:
+        return pool[0]
+    wanted = _norm_stem(assignment + ".x") if assignment else ""
+    named = [p for p in pool if wanted and _norm_stem(by_name[p]) == wanted]
+    if named:
+        return named[0]
+
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except OSError:
+            return -1
+
+    return sorted(pool, key=lambda p: (-size(p), by_name[p]))[0]
+
+
+def _entry(files: list[Path], student: Identity, layout: str, assignment: str, names: list[str] | None = None,
+           late: bool = False, members: tuple[Identity, ...] = ()) -> Entry:
+    names = names or [p.name for p in files]
+    main = choose_main(files, assignment, names)
+    order = [main, *(p for p in files if p != main and by_suffix(p, names[files.index(p)]))]
+    return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members)
+
+
+def by_suffix(path: Path, name: str) -> bool:
+    """Helpers graded beside the main file are Python modules (a second notebook cannot be imported)."""
+    return name.lower().endswith(".py")
+
+
+def _single(path: Path, key: str, layout: str = "files") -> Entry:
+    return Entry(path, (path,), _probe(key), (path.name,), layout)
+
+
+def _probe(text: str) -> Identity:
+    """What a bare file or folder name may be: a sid, an email, a name; the roster decides which."""
+    return Identity(key=text, name=text, sid=text, email=text if "@" in text else "")
+
+
+# -- layouts ---------------------------------------------------------------------------------------------------
+
+def _read_files(folder: Path, assignment: str) -> list[Entry]:
+    # Today's behaviour: files of the folder, one level; anything not a regular file (a folder, a FIFO) is an
+    # entry too, so that it becomes a clear unreadable result instead of vanishing.
+    return [
+        _single(p, p.stem) for p in _listdir(folder)
+        if not p.name.startswith(".") and (is_submission_file(p) or not p.is_file())
+    ]
+
+
+def _read_folders(folder: Path, assignment: str) -> list[Entry]:
+    entries = []
+    for p in _listdir(folder):
+        if p.name.startswith(".") or p.name in _SKIP_DIRS:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            entries.append(_folder_entry(p, _probe(p.name), "folders", assignment))
+        elif is_submission_file(p):
+            entries.append(_single(p, p.stem))
+    return entries
+
+
+def _folder_entry(folder: Path, student: Identity, layout: str, assignment: str, **kw: Any) -> Entry:
+    files = student_files(folder)
+    if not files:
+        # Nothing gradable: the folder itself is the entry, and grading reports it unreadable (0, with a reason).
+        return Entry(folder, (folder,), student, (folder.name,), layout, **kw)
+    names = [str(p.relative_to(folder)) for p in files]
+    return _entry(files, student, layout, assignment, names, **kw)
+
+
+def _moodle_identity(name: str, pid: str) -> Identity:
+    name = name.strip()
+    if name.lower() == "participant":  # blind marking hides the name
+        name = ""
+    return Identity(key=pid, name=name, lms_ids={"moodle_id": pid})
+
+
+def _read_moodle(folder: Path, assignment: str) -> list[Entry]:
+    groups: dict[tuple[str, str], list[tuple[Path, str]]] = {}
+    entries: list[Entry] = []
+    for p in _listdir(folder):
+        if p.name.startswith(".") or p.name in _SKIP_DIRS:
+            continue
+        m = _MOODLE_RE.match(p.name)
+        if m is None:
+            entries += [_single(p, p.stem)] if is_submission_file(p) else []
+            continue
+        slot = groups.setdefault((m.group("name"), m.group("pid")), [])
+        if p.is_dir() and not p.is_symlink():
+            slot += [(f, str(f.relative_to(p))) for f in student_files(p)]
+        elif is_submission_file(Path(m.group("rest"))):
+            slot.append((p, m.group("rest")))  # the older, flat download
+    for (name, pid), files in groups.items():
+        student = _moodle_identity(name, pid)
+        if not files:
+            # An online-text-only or empty submission: nothing to run; the folder reports why.
+            first = next(p for p in _listdir(folder) if p.name.startswith(f"{name}_{pid}_"))
+            entries.append(Entry(first, (first,), student, (first.name,), "moodle"))
+            continue
+        entries.append(_entry([f for f, _ in files], student, "moodle", assignment, [n for _, n in files]))
+    return entries
+
+
+def _read_canvas(folder: Path, assignment: str) -> list[Entry]:
+    groups: dict[str, list[tuple[Path, re.Match[str]]]] = {}
+    entries: list[Entry] = []
+    for p in _listdir(folder):
+        if p.name.startswith(".") or not is_submission_file(p):
+            continue
+        m = _CANVAS_RE.match(p.name)
+        if m is None:
+            entries.append(_single(p, p.stem))
+            continue
+        groups.setdefault(m.group("uid"), []).append((p, m))
+    for uid, found in groups.items():
+        login = next((m.group("login") for _, m in found if m.group("login")), "") or ""
+        student = Identity(key=uid, name=login, lms_ids={"canvas_id": uid})
+        late = any(m.group("late") for _, m in found)
+        entries.append(_entry([p for p, _ in found], student, "canvas", assignment, [m.group("file") for _, m in found], late))
+    return entries
+
+
+class _MetadataLoader(yaml.SafeLoader):
+    """Safe YAML that reads Ruby's tagged values (`!ruby/object:BigDecimal ...`) as the plain values under them."""
+
+
+def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_MetadataLoader.add_multi_constructor("!", _plain)
+
+
+def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
+    """`submission_<id>` -> its submitters, from the export's `submission_metadata.yml`."""
+    path = folder / GRADESCOPE_METADATA
+    try:
+        if path.stat().st_size > MAX_METADATA_BYTES:
+            raise GraderError(f"{path}: larger than {MAX_METADATA_BYTES // 2**20} MiB")
+        data = yaml.load(path.read_bytes(), Loader=_MetadataLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise GraderError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise GraderError(f"{path}: not readable YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise GraderError(f"{path}: expected a mapping of submission folders to their submitters")
+    out: dict[str, list[Identity]] = {}
+    for folder_name, record in data.items():
+        gid = _GRADESCOPE_DIR_RE.match(str(folder_name))
+        submitters = record.get(":submitters") if isinstance(record, dict) else None
+        people = []
+        for s in submitters if isinstance(submitters, list) else []:
+            if not isinstance(s, dict):
+                continue
+            sid, email, name = (str(s.get(k) or "").strip() for k in (":sid", ":email", ":name"))
+            ids = {"gradescope_id": gid.group("id")} if gid else {}
+            people.append(Identity(key=sid or email or str(folder_name), name=name, sid=sid, email=email, lms_ids=ids))
+        out[str(folder_name)] = people
+    return out
+
+
+def _read_gradescope(folder: Path, assignment: str) -> list[Entry]:
+    metadata = gradescope_metadata(folder)
+    entries = []
+    for p in _listdir(folder):
+        if p.name.startswith(".") or p.name in _SKIP_DIRS or p.name == GRADESCOPE_METADATA:
+            continue
+        if not (p.is_dir() and not p.is_symlink()):
+            entries += [_single(p, p.stem)] if is_submission_file(p) else []
+            continue
+        people = metadata.get(p.name) or []
+        gid = _GRADESCOPE_DIR_RE.match(p.name)
+        student = people[0] if people else Identity(
+            key=p.name, lms_ids={"gradescope_id": gid.group("id")} if gid else {}
+        )
+        entries.append(_folder_entry(p, student, "gradescope", assignment, members=tuple(people[1:])))
+    return entries
+
+
+_READERS = {
+    "files": _read_files, "folders": _read_folders, "moodle": _read_moodle, "canvas": _read_canvas,
+    "gradescope": _read_gradescope,
+}
+
+
+def identify(path: Path) -> Identity:
+    """What a submission's own path says about its student, for a class graded before identities were stored.
+
+    Reads the LMS naming conventions above from the file and its folder (and a Gradescope export's metadata
+    beside the folder when it is still there); else the file's stem.
+    """
+    for part in (path.parent.name, path.name):
+        m = _MOODLE_RE.match(part)
+        if m:
+            return _moodle_identity(m.group("name"), m.group("pid"))
+    m = _CANVAS_RE.match(path.name)
+    if m and m.group("login"):
+        return Identity(key=m.group("uid"), name=m.group("login"), lms_ids={"canvas_id": m.group("uid")})
+    for folder in (path.parent, path.parent.parent):
+        if _GRADESCOPE_DIR_RE.match(folder.name) and (folder.parent / GRADESCOPE_METADATA).is_file():
+            try:
+                people = gradescope_metadata(folder.parent).get(folder.name) or []
+            except GraderError:
+                people = []
+            if people:
+                return people[0]
+    return _probe(path.stem)
+
+
+def folder_names(entries: Iterable[Entry]) -> list[str]:
+    """One output folder name per entry, unique by construction and deterministic.
+
+    A class of plain files (layout `files`, no roster) gets exactly `grader.batch.job_names` (today's folder
+    names, so its gradebook cache still applies).  Otherwise the student's key (`1001`, the sid), made safe;
+    where two entries share a key (two files of one student), the name of the file tells them apart.
+    """
+    from grader.batch import CLASS_FILES, MAX_NAME, job_names, safe_name
+
+    entries = list(entries)
+    if all(e.layout == "files" and e.student.key == e.main.stem for e in entries):
+        return job_names([e.main for e in entries])
+    bases = [safe_name(e.student.key) for e in entries]
+    counts = Counter(b.casefold() for b in bases)
+    names: list[str] = []
+    taken: set[str] = set()
+    for base, e in zip(bases, entries):
+        name = base
+        if counts[base.casefold()] > 1 or base.casefold() in CLASS_FILES or base.casefold() in taken:
+            digest = hashlib.sha256(os.fsencode(str(e.main))).hexdigest()
+            name = f"{base[: MAX_NAME - 9]}-{digest[:8]}"
+            while name.casefold() in taken:
+                digest = hashlib.sha256(digest.encode()).hexdigest()
+                name = f"{base[: MAX_NAME - 9]}-{digest[:8]}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def stage(entry: Entry, folder: Path) -> Path:
+    """Copy an entry's files into `folder` under the names the student gave them; returns the main file's copy.
+
+    This is the working folder grading needs for a notebook that imports its helper modules.  Names are kept
+    inside `folder` (a name with `..` or an absolute path is reduced to its last part).
+    """
+    import shutil
+
+    main = folder / entry.main.name
+    for name, path in entry.staged_names.items():
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
+            rel = Path(rel.name)
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, dest)
+        if path == entry.main:
+            main = dest
+    return main
