@@ -1,0 +1,794 @@
+"""Mutation analysis of a rubric: small wrong versions of the reference, graded by the rubric's own checks.
+
+A question that gives full points to a wrong answer is weak.  This module makes such wrong answers (mutants) of
+the reference and grades each through the same engine a student's submission goes through:
+
+* function mutants: one AST transformation of a reference function (an operator swapped, a constant ±1, an
+  off-by-one slice or range bound, a dropped term, a transposed result, sum↔mean, an activation or a
+  max-subtraction removed, an in-place update), defined in a worker that holds the reference as the
+  "submission", then the questions that read the function are run there (`grader.grading.run_question`);
+* value mutants: the same transformations of a top-level assignment the answer names;
+* formula mutants: the rubric's `expected` formula with its floor dropped, ±1, a symbol swapped, an operator
+  swapped, given to the formula check as the student's answer.
+
+A mutant survives a question when the question still gives full points.  Mutants are the author's code, not
+a student's, so one worker per thread serves them all (the definition is swapped in, the questions run, the
+original definition is put back); that is what keeps a few hundred mutants within a minute or two.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.checks import CheckContext
+from grader.errors import GraderError, RubricError
+from grader.execution import GetResult, ReplyTooLarge, WorkerDied, WorkerSession, WorkerTimeout
+from grader.grading import run_question
+from grader.results import QuestionResult
+from grader.rubric import Question, Rubric
+from grader.sandbox import Launcher
+from grader.submission import load_submission
+from grader.worker.protocol import MalformedReply
+
+log = logging.getLogger(__name__)
+
+MAX_PER_TARGET = 40  # mutants kept per function, value or formula (a deterministic choice beyond that)
+FUNCTION_KINDS = ("function", "gradient", "property")
+MUTANT_CELL = 1_000_000  # the cell index mutant definitions run under (names their tracebacks `<cell …>`)
+MIN_TIMEOUT = 5.0  # seconds a mutant's call may take, at least ...
+TIMEOUT_FACTOR = 10.0  # ... or this many times the reference's time on the whole question
+ACTIVATIONS = frozenset({"sigmoid", "relu", "tanh", "softmax", "log_softmax", "gelu", "elu", "leaky_relu", "silu"})
+MAX_NAMES = frozenset({"max", "amax", "logsumexp"})
+ROUNDINGS = {"floor": "ceiling", "ceiling": "floor", "ceil": "floor"}  # formulas' and math's; dropped or swapped
+NOT_MUTATED = {
+    "training": "not mutated: a training question scores a seeded run's accuracy, not the code",
+    "manual": "not mutated: graded by a TA",
+    "forbid": "not mutated: a static check of the submission's source",
+}
+
+
+class Verdict(str, Enum):
+    KILLED = "killed"  # the question took points off
+    SURVIVED = "survived"  # full points for a wrong answer: the question is weak, or the mutant is equivalent
+    EQUIVALENT = "equivalent"  # proved equal (formulas): not a wrong answer at all
+    ALLOWED = "allowed"  # survived, and the allow-list says why it is equivalent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One wrong version of one reference name (a function, a value) or of a formula question's expected text."""
+
+    id: str  # stable while the target's code is unchanged: `conv1d_forward:BinOp#3:Add->Sub`
+    target: str  # the function or variable name, or `expected` for a formula
+    kind: str  # "function", "value" or "formula"
+    original: str  # source (a definition, `name = expr`, or a formula)
+    source: str  # the mutated source
+    questions: tuple[str, ...]  # the questions that read the target
+
+    @property
+    def digest(self) -> str:
+        """An id that survives edits elsewhere in the function: `src:` and the mutant source's SHA-256 prefix."""
+        return "src:" + hashlib.sha256(self.source.encode()).hexdigest()[:12]
+
+    def diff(self) -> list[str]:
+        """The changed lines, `-` the reference's and `+` the mutant's."""
+        lines = difflib.unified_diff(self.original.splitlines(), self.source.splitlines(), lineterm="", n=0)
+        return [line for line in lines if line[:1] in "+-" and line[:3] not in ("---", "+++")]
+
+    def serialize(self) -> dict[str, Any]:
+        return {**asdict(self), "questions": list(self.questions), "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class MutantResult:
+    """What one question made of one mutant."""
+
+    mutant: Mutant
+    question: str
+    verdict: Verdict
+    score: float
+    max_score: float
+    message: str = ""  # the check's message (why it was killed), or the allow-list's reason
+
+    def serialize(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mutant"] = self.mutant.serialize()
+        data["verdict"] = self.verdict.value
+        return data
+
+
+# -- making mutants -----------------------------------------------------------------------------------------------
+
+Make = Callable[[ast.AST], ast.AST]
+
+
+@dataclass(frozen=True)
+class _Site:
+    index: int  # the node's position in `_preorder` of the target
+    label: str  # `BinOp#3:Add->Sub`
+    make: Make  # node (in a fresh copy of the target) -> its replacement
+
+
+@dataclass(frozen=True)
+class _Node:
+    node: ast.AST
+    parent: ast.AST | None
+    field: str
+    position: int | None  # index in the parent's list field
+
+
+_SKIPPED_FIELDS = frozenset({"annotation", "returns", "decorator_list", "type_comment"})
+
+
+def _preorder(root: ast.AST, fields: Sequence[str] | None = None) -> Iterator[_Node]:
+    """Every node under `root` (only under `fields` of the root when given) in source order, with its parent."""
+    stack: list[_Node] = []
+
+    def children(node: ast.AST, only: Sequence[str] | None) -> list[_Node]:
+        out = []
+        for name, value in ast.iter_fields(node):
+            if (only is not None and name not in only) or name in _SKIPPED_FIELDS:
+                continue
+            if isinstance(value, ast.AST):
+                out.append(_Node(value, node, name, None))
+            elif isinstance(value, list):
+                out.extend(_Node(v, node, name, i) for i, v in enumerate(value) if isinstance(v, ast.AST))
+        return out
+
+    stack.extend(reversed(children(root, fields)))
+    while stack:
+        item = stack.pop()
+        yield item
+        stack.extend(reversed(children(item.node, None)))
+
+
+_BINOP_SWAPS: dict[type[ast.operator], tuple[type[ast.operator], ...]] = {
+    ast.Add: (ast.Sub,),
+    ast.Sub: (ast.Add,),
+    ast.Mult: (ast.Div,),
+    ast.Div: (ast.Mult,),
+    ast.FloorDiv: (ast.Div,),
+    ast.Mod: (ast.FloorDiv,),
+    ast.Pow: (ast.Mult,),
+    ast.MatMult: (ast.Mult,),
+}
+_COMPARE_SWAPS: dict[type[ast.cmpop], tuple[type[ast.cmpop], ...]] = {
+    ast.Lt: (ast.LtE, ast.Gt),
+    ast.LtE: (ast.Lt, ast.GtE),
+    ast.Gt: (ast.GtE, ast.Lt),
+    ast.GtE: (ast.Gt, ast.LtE),
+    ast.Eq: (ast.NotEq,),
+    ast.NotEq: (ast.Eq,),
+    ast.Is: (ast.IsNot,),
+    ast.IsNot: (ast.Is,),
+    ast.In: (ast.NotIn,),
+    ast.NotIn: (ast.In,),
+}
+
+
+def _name(node: ast.AST) -> str:
+    return type(node).__name__
+
+
+def _plus(expr: ast.expr, delta: int) -> ast.expr:
+    op: ast.operator = ast.Add() if delta > 0 else ast.Sub()
+    return ast.BinOp(left=expr, op=op, right=ast.Constant(abs(delta)))
+
+
+def _called_name(call: ast.Call) -> str | None:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return None
+
+
+def _is_max_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and _called_name(node) in MAX_NAMES
+
+
+def _sites(root: ast.AST, fields: Sequence[str] | None, symbols: Sequence[str] = ()) -> list[_Site]:
+    """Every single transformation of `root`, in source order.  `symbols`: names a formula may swap."""
+    sites: list[_Site] = []
+    counters: dict[str, int] = {}
+
+    def add(index: int, family: str, detail: str, make: Make) -> None:
+        sites.append(_Site(index, f"{family}#{counters[family]}:{detail}", make))
+
+    for index, item in enumerate(_preorder(root, fields)):
+        node = item.node
+        family = _name(node)
+        counters[family] = counters.get(family, 0) + 1
+        for detail, make in _transformations(node, item, symbols):
+            add(index, family, detail, make)
+    return sites
+
+
+def _transformations(node: ast.AST, item: _Node, symbols: Sequence[str]) -> Iterator[tuple[str, Make]]:
+    if isinstance(node, ast.BinOp):
+        yield from _binop(node)
+    elif isinstance(node, ast.AugAssign):
+        for new in _BINOP_SWAPS.get(type(node.op), ()):
+            yield f"{_name(node.op)}->{new.__name__}", _set("op", new)
+        yield "dropped", lambda n: ast.Pass()
+    elif isinstance(node, ast.Compare):
+        for i, cmp in enumerate(node.ops):
+            for swap in _COMPARE_SWAPS.get(type(cmp), ()):
+                yield f"{_name(cmp)}->{swap.__name__}", _set_compare(i, swap)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not _in_subscript_step(item):
+        yield from _constant(node)
+    elif isinstance(node, ast.Slice):
+        for bound in ("lower", "upper"):
+            if getattr(node, bound) is not None:
+                for delta in (1, -1):
+                    yield f"{bound}{delta:+d}", _shift(bound, delta)
+    elif isinstance(node, ast.Call):
+        yield from _call(node)
+    elif isinstance(node, ast.Return) and isinstance(node.value, (ast.Call, ast.Name, ast.BinOp, ast.Subscript, ast.Attribute)):
+        yield "transposed", _transpose_return
+    elif isinstance(node, ast.Assign):
+        yield from _in_place(node)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
+        yield f"{_name(node.op)}-dropped", lambda n: cast(ast.UnaryOp, n).operand
+    elif isinstance(node, ast.Name) and node.id in symbols:
+        for other in symbols:
+            if other != node.id:
+                yield f"{node.id}->{other}", _rename(other)
+
+
+def _binop(node: ast.BinOp) -> Iterator[tuple[str, Make]]:
+    for new in _BINOP_SWAPS.get(type(node.op), ()):
+        yield f"{_name(node.op)}->{new.__name__}", _set("op", new)
+    if isinstance(node.op, (ast.Add, ast.Sub)):
+        right = "max-subtraction-dropped" if isinstance(node.op, ast.Sub) and _is_max_call(node.right) else "right-dropped"
+        yield right, lambda n: cast(ast.BinOp, n).left
+        if isinstance(node.op, ast.Add):
+            yield "left-dropped", lambda n: cast(ast.BinOp, n).right
+
+
+def _constant(node: ast.Constant) -> Iterator[tuple[str, Make]]:
+    value = node.value
+    if isinstance(value, bool):
+        yield f"{value}->{not value}", lambda n: ast.Constant(not cast(ast.Constant, n).value)
+        return
+    for delta in (1, -1):
+        yield f"{value!r}{delta:+d}", _add_constant(delta)
+
+
+def _add_constant(delta: int) -> Make:
+    return lambda n: ast.Constant(cast(float, cast(ast.Constant, n).value) + delta)
+
+
+def _in_subscript_step(item: _Node) -> bool:
+    """The `1` of `[::-1]` is the UnaryOp's business (reversal dropped), not a constant to shift."""
+    return item.field == "step"
+
+
+def _call(node: ast.Call) -> Iterator[tuple[str, Make]]:
+    called = _called_name(node)
+    if isinstance(node.func, ast.Attribute) and called in ("sum", "mean"):
+        other = "mean" if called == "sum" else "sum"
+        yield f"{called}->{other}", _attr_call(other)
+    if called in ACTIVATIONS:
+        if isinstance(node.func, ast.Attribute) and not node.args and not _is_module(node.func.value):
+            yield f"{called}-removed", lambda n: cast(ast.Attribute, cast(ast.Call, n).func).value
+        elif node.args:
+            yield f"{called}-removed", lambda n: cast(ast.Call, n).args[0]
+    if called in ROUNDINGS and len(node.args) == 1:
+        yield f"{called}-dropped", lambda n: cast(ast.Call, n).args[0]
+        if isinstance(node.func, ast.Name):
+            yield f"{called}->{ROUNDINGS[called]}", _rename_call(ROUNDINGS[called])
+    if called == "range" and isinstance(node.func, ast.Name) and node.args:
+        positions = {"stop": min(len(node.args) - 1, 1)} if len(node.args) > 1 else {"stop": 0}
+        if len(node.args) > 1:
+            positions["start"] = 0
+        for bound, i in positions.items():
+            for delta in (1, -1):
+                yield f"range-{bound}{delta:+d}", _shift_arg(i, delta)
+
+
+def _is_module(node: ast.expr) -> bool:
+    """`torch.sigmoid()` / `F.relu()` name a module function; `z.sigmoid()` is a method of a tensor."""
+    return isinstance(node, ast.Name) and node.id in ("torch", "F", "nn", "np", "functional")
+
+
+def _in_place(node: ast.Assign) -> Iterator[tuple[str, Make]]:
+    """`x = x - y` becomes `x -= y`: the same value, unless `x` is the caller's tensor (then it changes it)."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name) or not isinstance(node.value, ast.BinOp):
+        return
+    name, value = node.targets[0].id, node.value
+    if isinstance(value.left, ast.Name) and value.left.id == name:
+        yield "in-place", lambda n: _augassign(cast(ast.Assign, n), left_is_target=True)
+    elif isinstance(value.op, (ast.Add, ast.Mult)) and isinstance(value.right, ast.Name) and value.right.id == name:
+        yield "in-place", lambda n: _augassign(cast(ast.Assign, n), left_is_target=False)
+
+
+def _augassign(node: ast.Assign, left_is_target: bool) -> ast.AST:
+    value = cast(ast.BinOp, node.value)
+    return ast.AugAssign(target=cast(ast.Name, node.targets[0]), op=value.op, value=value.right if left_is_target else value.left)
+
+
+def _set(attr: str, new: type[ast.AST]) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        setattr(n, attr, new())
+        return n
+
+    return make
+
+
+def _set_compare(i: int, new: type[ast.cmpop]) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        cast(ast.Compare, n).ops[i] = new()
+        return n
+
+    return make
+
+
+def _shift(bound: str, delta: int) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        setattr(n, bound, _plus(getattr(n, bound), delta))
+        return n
+
+    return make
+
+
+def _shift_arg(i: int, delta: int) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        call = cast(ast.Call, n)
+        call.args[i] = _plus(call.args[i], delta)
+        return n
+
+    return make
+
+
+def _rename_call(name: str) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        cast(ast.Name, cast(ast.Call, n).func).id = name
+        return n
+
+    return make
+
+
+def _attr_call(attr: str) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        cast(ast.Attribute, cast(ast.Call, n).func).attr = attr
+        return n
+
+    return make
+
+
+def _rename(name: str) -> Make:
+    def make(n: ast.AST) -> ast.AST:
+        cast(ast.Name, n).id = name
+        return n
+
+    return make
+
+
+def _transpose_return(n: ast.AST) -> ast.AST:
+    ret = cast(ast.Return, n)
+    ret.value = ast.Attribute(value=cast(ast.expr, ret.value), attr="T", ctx=ast.Load())
+    return ret
+
+
+def _apply(root: ast.AST, fields: Sequence[str] | None, site: _Site) -> ast.AST:
+    """A copy of `root` with the one transformation of `site` applied."""
+    tree = copy.deepcopy(root)
+    for index, item in enumerate(_preorder(tree, fields)):
+        if index == site.index:
+            new = site.make(item.node)
+            assert item.parent is not None
+            if item.position is None:
+                setattr(item.parent, item.field, new)
+            else:
+                getattr(item.parent, item.field)[item.position] = new
+            break
+    return ast.fix_missing_locations(tree)
+
+
+def mutate(
+    root: ast.AST,
+    target: str,
+    kind: str,
+    questions: tuple[str, ...],
+    *,
+    fields: Sequence[str] | None = None,
+    symbols: Sequence[str] = (),
+    render: Callable[[ast.AST], str] = ast.unparse,
+    valid: Callable[[str], bool] | None = None,
+    cap: int = MAX_PER_TARGET,
+) -> list[Mutant]:
+    """The mutants of one target: one transformation each, in source order, duplicates and identities dropped.
+
+    Past `cap` a deterministic choice is kept (the first `cap` in the order of their ids' SHA-256), so that the
+    same code always gives the same mutants.
+    """
+    original = render(root)
+    seen = {original}
+    mutants = []
+    for site in _sites(root, fields, symbols):
+        try:
+            source = render(_apply(root, fields, site))
+        except (AttributeError, TypeError, ValueError, RecursionError):
+            continue  # a transformation that does not fit this node's shape
+        if source in seen or not (valid or _compiles)(source):
+            continue
+        seen.add(source)
+        mutants.append(Mutant(f"{target}:{site.label}", target, kind, original, source, questions))
+    if len(mutants) > cap:
+        keep = set(sorted(range(len(mutants)), key=lambda i: hashlib.sha256(mutants[i].id.encode()).hexdigest())[:cap])
+        mutants = [m for i, m in enumerate(mutants) if i in keep]
+    return mutants
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<mutant>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+# -- what to mutate -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every mutant of a rubric, and why some questions have none."""
+
+    mutants: tuple[Mutant, ...]
+    notes: dict[str, str] = field(default_factory=dict)  # question id -> why it is not mutated
+
+    def for_question(self, qid: str) -> list[Mutant]:
+        return [m for m in self.mutants if qid in m.questions]
+
+
+def plan(rubric: Rubric, cap: int = MAX_PER_TARGET) -> Plan:
+    """The mutants of a rubric's reference functions, values and formulas, each with the questions it is run on."""
+    tree = ast.parse(rubric.reference_path.read_text(encoding="utf-8"))
+    functions = {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    values = _assignments(tree)
+    owners = _owners(rubric, functions)
+    mutants: list[Mutant] = []
+    notes: dict[str, str] = {}
+    for name, qids in owners.items():
+        mutants.extend(mutate(functions[name], name, "function", qids, cap=cap))
+    for q in rubric.questions:
+        kind, answer = q.spec.kind, q.spec.answer
+        if kind in NOT_MUTATED:
+            notes[q.id] = NOT_MUTATED[kind]
+        elif kind == "formula":
+            mutants.extend(formula_mutants(q, cap))
+        elif kind == "value" and answer in values:
+            node = values[answer]
+            render = _assignment_renderer(answer)
+            mutants.extend(mutate(node, answer, "value", (q.id,), render=render, cap=cap))
+        elif kind == "value":
+            notes[q.id] = f"not mutated: `{answer}` is not a top-level assignment of the reference"
+        elif kind in FUNCTION_KINDS and answer not in functions:
+            notes[q.id] = f"not mutated: `{answer}` is not a top-level function of the reference"
+    return Plan(tuple(mutants), notes)
+
+
+def _assignments(tree: ast.Module) -> dict[str, ast.expr]:
+    """Top-level `name = expr` (the last one wins, as when the module runs)."""
+    out: dict[str, ast.expr] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            out[stmt.targets[0].id] = stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            out[stmt.target.id] = stmt.value
+    return out
+
+
+def _assignment_renderer(name: str) -> Callable[[ast.AST], str]:
+    return lambda node: f"{name} = {ast.unparse(node)}"
+
+
+def _owners(rubric: Rubric, functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> dict[str, tuple[str, ...]]:
+    """Reference function -> the questions its mutants run on.
+
+    A function a question names as its answer belongs to that question alone: a mutant of `input_gradient`
+    is graded by the input-gradient question, not by the FGSM question that calls it (a scaled gradient is a
+    right FGSM).  A helper no question names belongs to every question whose answer reaches it.
+    """
+    answers: dict[str, list[str]] = {}
+    for q in rubric.questions:
+        if q.spec.kind in FUNCTION_KINDS and q.spec.answer in functions:
+            answers.setdefault(q.spec.answer, []).append(q.id)
+    owners: dict[str, list[str]] = {name: list(qids) for name, qids in answers.items()}
+    for answer, qids in answers.items():
+        for helper in sorted(_reachable(answer, functions) - {answer}):
+            if helper not in answers:
+                owners.setdefault(helper, []).extend(q for q in qids if q not in owners.get(helper, []))
+    order = list(functions)
+    return {name: tuple(qids) for name, qids in sorted(owners.items(), key=lambda kv: order.index(kv[0]))}
+
+
+def _reachable(start: str, functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        node = functions[todo.pop()]
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in functions and sub.id not in seen:
+                seen.add(sub.id)
+                todo.append(sub.id)
+    return seen
+
+
+def formula_mutants(q: Question, cap: int = MAX_PER_TARGET) -> list[Mutant]:
+    """The expected formula with one change: an operator, a constant ±1, floor dropped, a symbol swapped, ±1.
+
+    Ids start with the question's answer name (`conv_output_size:BinOp#1:Add->Sub`), or its id without one.
+    """
+    from grader.checks.formula import FormulaOptions
+    from grader.mathparse import ParseError, make_symbols, parse_expression
+
+    opts = cast(FormulaOptions, q.options)
+    names = list(opts.symbols)
+    symbols = make_symbols(names, {})
+    target = q.spec.answer or q.id
+
+    def valid(text: str) -> bool:
+        try:
+            parse_expression(text, symbols)
+        except (ParseError, ValueError, TypeError):
+            return False
+        return True
+
+    try:
+        tree: ast.Expression | None = ast.parse(opts.expected.strip(), mode="eval")
+    except SyntaxError:
+        tree = None  # the student grammar is wider than Python's (`2P`): only the whole formula is changed
+    mutants = []
+    original = opts.expected.strip()
+    if tree is not None:
+        original = _render_formula(tree)
+        mutants = mutate(tree, target, "formula", (q.id,), symbols=names, render=_render_formula, valid=valid, cap=cap)
+    seen = {m.source for m in mutants} | {original}
+    for delta in (1, -1):
+        source = f"({original}) {'+' if delta > 0 else '-'} 1"
+        if source not in seen and valid(source):
+            mutants.append(Mutant(f"{target}:whole{delta:+d}", target, "formula", original, source, (q.id,)))
+    return mutants
+
+
+def _render_formula(node: ast.AST) -> str:
+    return ast.unparse(cast(ast.Expression, node).body)
+
+
+# -- the allow-list -------------------------------------------------------------------------------------------------
+
+
+class AllowEntry(BaseModel):
+    """A surviving mutant the author has shown to be equivalent (or out of the handout's scope), and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str
+    mutant: str = Field(min_length=1, description="the mutant's id, or its `src:` digest")
+    reason: str = Field(min_length=1)
+
+    def matches(self, qid: str, mutant: Mutant) -> bool:
+        return self.question == qid and self.mutant in (mutant.id, mutant.digest)
+
+
+def allow_list_path(rubric: Rubric) -> Path:
+    """`rubrics/mutants/<rubric stem>.yaml`: in a folder of its own, so that `rubrics/*.yaml` stays all rubrics."""
+    return rubric.path.parent / "mutants" / f"{rubric.path.stem}.yaml"
+
+
+def load_allow_list(path: Path, rubric: Rubric) -> tuple[AllowEntry, ...]:
+    """The entries of an allow-list file (none where it does not exist); errors name the file and the entry."""
+    if not path.exists():
+        return ()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RubricError(str(path), f"cannot read the allow-list: {exc}") from exc
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise RubricError(str(path), "an allow-list is a list of {question, mutant, reason}")
+    known = {q.id for q in rubric.questions}
+    entries = []
+    for i, item in enumerate(raw):
+        try:
+            entry = AllowEntry.model_validate(item)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise RubricError(str(path), err["msg"], f"entry #{i + 1}", ".".join(map(str, err["loc"])) or None) from exc
+        if entry.question not in known:
+            raise RubricError(str(path), f"no question {entry.question} in {rubric.path.name}", f"entry #{i + 1}", "question")
+        entries.append(entry)
+    return tuple(entries)
+
+
+# -- running mutants ----------------------------------------------------------------------------------------------
+
+
+class _Answer:
+    """Stands in for a worker for formula mutants: the formula check asks it for the student's answer only."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get(self, name: str) -> GetResult:
+        return GetResult(True, self.text)
+
+
+FORMULA_ANSWER = "_mutant_formula"  # the answer name given to a formula question that reads only Answer cells
+
+
+class Runner:
+    """Grades mutants through `run_question`: function and value mutants in `jobs` warm workers that hold the
+    reference as the submission, formula mutants in this thread (where the formula check's alarm works)."""
+
+    def __init__(
+        self,
+        rubric: Rubric,
+        *,
+        launcher: Launcher | None = None,
+        device: str = "cpu",
+        jobs: int = 2,
+        baseline: dict[str, float] | None = None,
+        allowed: Sequence[AllowEntry] = (),
+    ) -> None:
+        self.rubric = rubric
+        self.reference = rubric.load_reference()
+        self.launcher = launcher
+        self.device = device
+        self.jobs = max(1, jobs)
+        self.allowed = tuple(allowed)
+        baseline = baseline or {}
+        self.questions = {q.id: _with_timeout(rubric, q, baseline.get(q.id)) for q in rubric.questions}
+        self.cost = {q.id: baseline.get(q.id, 1.0) for q in rubric.questions}
+        self.submission = load_submission(rubric.reference_path)
+        # Mutants share one worker for the whole run; the submission's total time limit is a student's bound.
+        self.limits = rubric.limits.model_copy(update={"wall_seconds": 7 * 24 * 3600.0})
+        self._lock = threading.Lock()
+        self._results: list[MutantResult] = []
+        self._errors: list[BaseException] = []
+
+    def run(self, mutants: Sequence[Mutant], on_done: Callable[[int, int], None] | None = None) -> list[MutantResult]:
+        """Every (mutant, question) result, in the order of `mutants` and their questions."""
+        total, done = len(mutants), [0]
+
+        def finished(results: list[MutantResult]) -> None:
+            with self._lock:
+                self._results.extend(results)
+                done[0] += 1
+                if on_done is not None:
+                    on_done(done[0], total)
+
+        in_workers = [m for m in mutants if m.kind != "formula"]
+        # The costliest first, so that no long mutant starts last and leaves the other workers idle.
+        work: queue.Queue[Mutant] = queue.Queue()
+        for m in sorted(in_workers, key=lambda m: -sum(self.cost[q] for q in m.questions)):
+            work.put(m)
+        threads = [
+            threading.Thread(target=self._serve, args=(work, finished), name=f"mutants-{i}", daemon=True)
+            for i in range(min(self.jobs, len(in_workers)))
+        ]
+        for t in threads:
+            t.start()
+        for m in mutants:
+            if m.kind == "formula":
+                finished(self._formula(m))
+        for t in threads:
+            t.join()
+        if self._errors:
+            raise GraderError(f"mutation analysis failed: {self._errors[0]!r}") from self._errors[0]
+        order = {(m.id, q): i for i, m in enumerate(mutants) for q in m.questions}
+        return sorted(self._results, key=lambda r: order[(r.mutant.id, r.question)])
+
+    # -- formulas ---------------------------------------------------------------------------------------------
+    def _formula(self, m: Mutant) -> list[MutantResult]:
+        results = []
+        for qid in m.questions:
+            q = self.questions[qid]
+            if not q.spec.answer:
+                q = replace(q, spec=q.spec.model_copy(update={"answer": FORMULA_ANSWER}))
+            session = cast(WorkerSession, _Answer(m.source))
+            result = run_question(CheckContext(self.rubric, q, self.submission, session, self.reference, self.device))
+            results.append(self._verdict(m, result))
+        return results
+
+    # -- functions and values, in workers -------------------------------------------------------------------------
+    def _serve(self, work: queue.Queue[Mutant], finished: Callable[[list[MutantResult]], None]) -> None:
+        try:
+            with WorkerSession(self.submission, self.limits, self.launcher) as session:
+                failures = session.run_cells()
+                if failures:
+                    raise GraderError(f"the reference failed in a worker: cell {failures[0].index + 1}: {failures[0].message}")
+                while True:
+                    try:
+                        m = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    finished(self._in_worker(session, m))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it as the run's failure
+            log.exception("a mutation worker failed")
+            with self._lock:
+                self._errors.append(exc)
+            while not work.empty():  # the other threads stop early too: the run has failed
+                try:
+                    work.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _in_worker(self, session: WorkerSession, m: Mutant) -> list[MutantResult]:
+        timeout = self.rubric.limits.cell_timeout
+        problem = define(session, m.source, timeout)
+        if problem is not None:
+            # As a student's cell that raises: the name keeps no wrong value to grade, the answer is lost.
+            return [self._killed(m, qid, f"the mutant failed when defined: {problem}") for qid in m.questions]
+        results = []
+        try:
+            for i, qid in enumerate(m.questions):
+                if i and not session_alive(session):
+                    # The worker died on the last question and a fresh one replays the reference: redefine.
+                    if define(session, m.source, timeout) is not None:
+                        results.append(self._killed(m, qid, "the mutant could not be defined again"))
+                        continue
+                ctx = CheckContext(self.rubric, self.questions[qid], self.submission, session, self.reference, self.device)
+                results.append(self._verdict(m, run_question(ctx)))
+        finally:
+            if define(session, m.original, timeout) is not None:
+                session.close()  # the next request starts a fresh worker, which replays the reference's cells
+        return results
+
+    # -- verdicts -------------------------------------------------------------------------------------------------
+    def _verdict(self, m: Mutant, result: QuestionResult) -> MutantResult:
+        if result.max_score <= 0 or result.score < result.max_score:
+            return MutantResult(m, result.qid, Verdict.KILLED, result.score, result.max_score, result.message)
+        if m.kind == "formula" and result.details.get("proof") == "symbolic":
+            return MutantResult(m, result.qid, Verdict.EQUIVALENT, result.score, result.max_score, "proved equal by SymPy")
+        entry = next((e for e in self.allowed if e.matches(result.qid, m)), None)
+        if entry is not None:
+            return MutantResult(m, result.qid, Verdict.ALLOWED, result.score, result.max_score, entry.reason)
+        return MutantResult(m, result.qid, Verdict.SURVIVED, result.score, result.max_score, result.message)
+
+    def _killed(self, m: Mutant, qid: str, message: str) -> MutantResult:
+        q = self.questions[qid]
+        return MutantResult(m, qid, Verdict.KILLED, 0.0, q.spec.points, message)
+
+
+def _with_timeout(rubric: Rubric, q: Question, seconds: float | None) -> Question:
+    """The question with a call limit fitted to the reference's time on it: a mutant that loops costs seconds."""
+    limit = q.spec.timeout or rubric.limits.call_timeout
+    if seconds is not None:
+        limit = min(limit, max(MIN_TIMEOUT, TIMEOUT_FACTOR * seconds))
+    return replace(q, spec=q.spec.model_copy(update={"timeout": limit}))
+
+
+# The worker session runs a student's cells; mutants are definitions run after them that a restarted worker must
+# not replay (it replays the reference), so they go through the session's transport directly.
+def session_alive(session: WorkerSession) -> bool:
+    return session._alive()
+
+
+def define(session: WorkerSession, source: str, timeout: float) -> str | None:
+    """Run `source` (a definition) in the session's worker, outside its replayed cells; None, or what went wrong."""
+    try:
+        session._ensure_replayed()
+        reply = session._request({"op": "exec", "index": MUTANT_CELL, "source": source, "timeout": timeout}, timeout)
+    except (WorkerDied, WorkerTimeout, ReplyTooLarge, MalformedReply) as exc:
+        return str(exc) or type(exc).__name__
+    if not reply.ok:
+        return reply.error or reply.reason
+    return None
