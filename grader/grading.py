@@ -106,13 +106,18 @@ def failed_submission(rubric: Rubric, path: Path, trace: str, *, public_only: bo
 
 
 def preflight(rubric: Rubric) -> None:
-    """What must hold before any student code runs: the reference imports and has every name the rubric
-    points at.  A failure here is the rubric's or the reference's (GraderError), and stops the run."""
+    """What must hold before any student code runs: the reference imports, has every name the rubric points
+    at, and passes each kind's self-check (gradients against finite differences).  A failure here is the
+    rubric's or the reference's (GraderError), and stops the run."""
     reference = rubric.load_reference()
     for q in rubric.questions:
         for key, name in _reference_names(q):
             if not hasattr(reference, name):
                 raise RubricError(str(rubric.path), f"the reference {rubric.reference_path.name} has no {name!r}", q.id, key)
+    for q in rubric.questions:
+        check = getattr(get_kind(q.spec.kind), "preflight", None)  # a kind's own self-check of the reference
+        if check is not None:
+            check(rubric, q, reference)
 
 
 def _reference_names(q: Question) -> list[tuple[str, str]]:

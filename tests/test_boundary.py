@@ -315,3 +315,10 @@ def test_what_the_loader_changed_is_said_in_the_report(tmp_path: Path, mini_rubr
     files = finish(result, mini_rubric).files
     assert result.notes[0] in json.loads(files["results.json"])["output"]
     assert "Note:" in files["report.html"] and "**Note:**" in files["report.md"]
+
+
+def test_a_loss_too_large_for_a_float_is_named_not_a_crash() -> None:
+    from grader.checks.training import _curve, losses_problem
+
+    assert losses_problem([0.5, 10**400], 2) == "loss 1 is an integer of 401 digits, too large"
+    assert _curve([10**400, 0.5]) == [None, 0.5]

@@ -641,6 +641,8 @@ def read_answer(ctx: CheckContext, symbols: Mapping[str, sympy.Symbol]) -> tuple
             return parse_answer_cell(cell, symbols), cell
         except ParseError as exc:
             return Outcome.failed(f"your `Answer {qid}:` cell could not be read as a formula: {exc}", yours=cell)
+    if got is not None and got.unread:  # the worker could not say (time up, a dead worker): not "not defined"
+        return Outcome.error(got.error)
     missing = f"`{name}` is not defined and there is no `Answer {qid}:` cell" if name else f"there is no `Answer {qid}:` cell"
     if got is not None and got.error:
         missing += f" ({got.error})"

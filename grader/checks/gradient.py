@@ -5,7 +5,8 @@ few coordinates, so a wrong reference is caught as an authoring error rather tha
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from grader.checks.function import call_failure
 from grader.compare import describe, is_array, relative_error, to_numpy
 from grader.errors import ReferenceError_
 from grader.results import Outcome
+
+if TYPE_CHECKING:
+    from grader.rubric import Question, Rubric
 
 
 class GradientOptions(Options):
@@ -87,6 +91,20 @@ def gradient_error(expected: torch.Tensor, got: Any) -> tuple[float | None, str]
 
 class GradientCheck:
     Options = GradientOptions
+
+    def preflight(self, rubric: Rubric, question: Question, reference: ModuleType) -> None:
+        """The reference's gradients on every case, once, before any student code runs: a reference whose
+        autograd disagrees with finite differences stops the run here (ReferenceError_), not in a student's."""
+        opts: GradientOptions = question.options  # type: ignore[assignment]
+        where = f"{rubric.path.name}: {question.id}"
+        forward = getattr(reference, opts.forward)
+        at = getattr(reference, opts.at) if opts.at else None
+        for case in generate_cases(getattr(reference, opts.cases), rubric.spec.seed if opts.seed is None else opts.seed, where):
+            point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
+            try:
+                expected_gradient(forward, case, opts, point)
+            except ReferenceError_ as exc:
+                raise ReferenceError_(f"{where}: {exc}") from None
 
     def run(self, ctx: CheckContext) -> Outcome:
         opts: GradientOptions = ctx.question.options  # type: ignore[assignment]

@@ -94,9 +94,17 @@ def losses_problem(losses: Any, epochs: int) -> str | None:
     for i, loss in enumerate(losses):
         if isinstance(loss, bool) or not isinstance(loss, Real):
             return f"loss {i} is {describe(loss)}, not a float (use `.item()`)"
-        if not math.isfinite(loss):
-            return f"loss {i} is {loss}"
+        if not _finite(loss):
+            return f"loss {i} is {loss}" if isinstance(loss, float) else f"loss {i} is {describe(loss)}, too large"
     return None
+
+
+def _finite(x: Real) -> bool:
+    """math.isfinite, which raises OverflowError for an integer too large for a float (a student's 10**400)."""
+    try:
+        return math.isfinite(x)
+    except (OverflowError, TypeError, ValueError):
+        return False
 
 
 def _curve(losses: Any) -> list[float | None] | None:
@@ -109,7 +117,7 @@ def _curve(losses: Any) -> list[float | None] | None:
 def _point(x: Any) -> float | None:
     if is_array(x) and to_numpy(x).size == 1 and to_numpy(x).dtype.kind == "f":
         x = float(to_numpy(x).reshape(-1)[0])
-    if isinstance(x, bool) or not isinstance(x, Real) or not math.isfinite(x):
+    if isinstance(x, bool) or not isinstance(x, Real) or not _finite(x):
         return None
     return float(x)
 

@@ -53,5 +53,12 @@ def test_a_wrong_reference_is_caught_by_finite_differences(tmp_path, write_py):
         "assignment: wrongref\nreference: ref.py\nquestions:\n"
         "  - {id: q1.1, title: t, points: 1, kind: gradient, answer: f, cases: cases, forward: cube, wrt: x, upstream: g}\n"
     )
-    with pytest.raises(GraderError, match="finite differences"):
-        grade_submission(load_rubric(tmp_path / "r.yaml"), write_py("def f(x, g):\n    return x"))
+    from grader.grading import preflight
+    from grader.results import Status
+
+    rubric = load_rubric(tmp_path / "r.yaml")
+    with pytest.raises(GraderError, match="r.yaml: q1.1: the reference's autograd gradient disagrees with finite differences"):
+        preflight(rubric)  # `grader grade` stops here, before any student code runs
+    # Graded anyway (grade_submission does not preflight), the question is the grader's failure, not the student's.
+    result = grade_submission(rubric, write_py("def f(x, g):\n    return x"))
+    assert [q.status for q in result.questions] == [Status.GRADER_ERROR]
