@@ -224,9 +224,10 @@ def student_files(folder: Path, depth: int = 0) -> list[Path]:
     return found[:MAX_FILES_PER_STUDENT]
 
 
-def _norm_stem(name: str) -> str:
-    stem = _RESUBMISSION_RE.sub("", Path(name).stem)
-    return re.sub(r"[\s\-_]+", "", stem).casefold()
+def _norm_stems(name: str) -> set[str]:
+    """A file's stem compared with the assignment name: as written, and without a resubmission suffix."""
+    stem = Path(name).stem
+    return {re.sub(r"[\s\-_]+", "", s).casefold() for s in (stem, _RESUBMISSION_RE.sub("", stem))}
 
 
 def choose_main(files: list[Path], assignment: str = "", names: list[str] | None = None) -> Path:
@@ -237,8 +238,8 @@ def choose_main(files: list[Path], assignment: str = "", names: list[str] | None
     pool = notebooks or files
     if len(pool) == 1:
         return pool[0]
-    wanted = _norm_stem(assignment + ".x") if assignment else ""
-    named = [p for p in pool if wanted and _norm_stem(by_name[p]) == wanted]
+    wanted = re.sub(r"[\s\-_]+", "", assignment).casefold()
+    named = [p for p in pool if wanted and wanted in _norm_stems(by_name[p])]
     if named:
         return named[0]
 

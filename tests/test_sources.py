@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.batch import job_names
+from grader.errors import GraderError
+from grader.roster import Identity, Roster
+from grader.sources import Entry, choose_main, detect_layout, discover, folder_names, identify, stage
+
+LMS = Path(__file__).parent / "data" / "lms"
+
+
+@pytest.fixture(scope="module")
+def roster() -> Roster:
+    return Roster.load(LMS / "roster.csv")
+
+
+@pytest.mark.parametrize("layout", ["files", "folders", "moodle", "canvas", "gradescope"])
+def test_each_layout_is_detected(layout: str) -> None:
+    assert detect_layout(LMS / layout) == layout
+    assert discover([LMS / layout]).layouts == (layout,)
+
+
+def test_files_layout_matches_extensions_in_any_case() -> None:
+    d = discover([LMS / "files"])
+    assert [e.main.name for e in d.entries] == ["alice.IPYNB", "bob.py"]  # notes.txt is not a submission
+    assert [e.student.key for e in d.entries] == ["alice", "bob"]
+    assert d.unmatched == () and d.missing == ()  # no roster, nothing to compare with
+
+
+def test_folders_layout_a_folder_is_a_student_with_helpers() -> None:
+    alice, bob = discover([LMS / "folders"], assignment="hw2").entries
+    assert alice.main == LMS / "folders" / "alice" / "hw2.ipynb"
+    assert alice.files == (alice.main, LMS / "folders" / "alice" / "utils.py")
+    assert alice.names == ("hw2.ipynb", "utils.py")
+    assert alice.student.key == "alice" and bob.main.name == "hw2.py"
+
+
+@pytest.mark.parametrize(
+    ("layout", "main", "alice_ids"),
+    [
+        ("moodle", "hw2.ipynb", {"moodle_id": "1001"}),
+        ("canvas", "smithalice_1001_5_hw2.ipynb", {"canvas_id": "1001"}),
+        ("gradescope", "hw2.ipynb", {"gradescope_id": "501"}),
+    ],
+)
+def test_lms_layouts_name_the_student(layout: str, main: str, alice_ids: dict[str, str]) -> None:
+    d = discover([LMS / layout], assignment="hw2")
+    assert len(d.entries) == 2
+    alice = next(e for e in d.entries if "1001" in e.student.key or e.student.sid == "s001")
+    assert alice.main.name == main and alice.names == ("hw2.ipynb", "utils.py")
+    assert alice.student.lms_ids == alice_ids
+
+
+def test_moodle_reads_name_and_participant_and_merges_plugin_folders() -> None:
+    d = discover([LMS / "moodle"], assignment="hw2")
+    bob = next(e for e in d.entries if e.student.key == "1002")
+    assert bob.student.name == "Bob Jones"
+    assert bob.main.name == "hw2.py" and bob.files == (bob.main,)  # the online-text folder holds nothing to run
+
+
+def test_canvas_groups_files_of_one_user_and_reads_late() -> None:
+    d = discover([LMS / "canvas"], assignment="hw2")
+    by_key = {e.student.key: e for e in d.entries}
+    assert by_key["1001"].files == (LMS / "canvas" / "smithalice_1001_5_hw2.ipynb", LMS / "canvas" / "smithalice_1001_6_utils.py")
+    assert by_key["1001"].staged_names == {"hw2.ipynb": by_key["1001"].files[0], "utils.py": by_key["1001"].files[1]}
+    assert by_key["1002"].late and not by_key["1001"].late
+    assert by_key["1002"].student.name == "jonesbob"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("smithalice_1001_5_hw2.ipynb", ("smithalice", None, "1001", "hw2.ipynb")),
+        ("smithalice_late_1001_5_hw2.ipynb", ("smithalice", "late", "1001", "hw2.ipynb")),
+        ("smithalice_LATE_1001_5_hw2.ipynb", ("smithalice", "LATE", "1001", "hw2.ipynb")),
+        ("smith_jrbob_1001_5_hw_2_final.py", ("smith_jrbob", None, "1001", "hw_2_final.py")),
+        ("smithalice_1001_5_hw2-1.ipynb", ("smithalice", None, "1001", "hw2-1.ipynb")),
+    ],
+)
+def test_canvas_file_names(tmp_path: Path, name: str, expected: tuple[str, str | None, str, str]) -> None:
+    (tmp_path / name).write_text("x = 1\n")
+    assert detect_layout(tmp_path) == "canvas"
+    (entry,) = discover([tmp_path]).entries
+    login, late, uid, original = expected
+    assert (entry.student.name, entry.late, entry.student.key, entry.names) == (login, late is not None, uid, (original,))
+
+
+def test_gradescope_reads_ruby_yaml_and_groups(roster: Roster) -> None:
+    d = discover([LMS / "gradescope"], assignment="hw2")
+    alice, bob = d.entries
+    assert (alice.student.name, alice.student.sid, alice.student.email) == ("Alice Smith", "s001", "alice@example.edu")
+    assert [m.name for m in bob.members] == ["Dan Park"]  # a group submission: both get the score
+    d = discover([LMS / "gradescope"], roster=roster, assignment="hw2")
+    assert [s.key for s in d.missing] == ["s003"]  # Dan is Bob's partner, so not missing
+
+
+def test_gradescope_bad_metadata_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "submission_1").mkdir()
+    (tmp_path / "submission_metadata.yml").write_text("submission_1: [unclosed\n")
+    with pytest.raises(GraderError, match=r"submission_metadata.yml: not readable YAML"):
+        discover([tmp_path])
+
+
+@pytest.mark.parametrize("layout", ["moodle", "canvas", "gradescope"])
+def test_roster_matches_lms_submissions(layout: str, roster: Roster) -> None:
+    d = discover([LMS / layout], roster=roster, assignment="hw2")
+    assert sorted(e.student.key for e in d.entries) == ["s001", "s002"]
+    assert d.unmatched == ()
+    assert "s003" in [s.key for s in d.missing]
+    alice = next(e for e in d.entries if e.student.key == "s001")
+    assert alice.student.name == "Alice Smith" and alice.student.lms_ids["section"] == "L01"
+
+
+def test_unknown_submissions_are_graded_and_listed(tmp_path: Path, roster: Roster) -> None:
+    for name in ("s001.py", "Bob Jones.py", "stranger.py"):
+        (tmp_path / name).write_text("answer = 42\n")
+    d = discover([tmp_path], roster=roster)
+    assert [e.student.key for e in d.entries] == ["s002", "s001", "stranger"]  # by sid, by name, unknown
+    assert [e.student.key for e in d.unmatched] == ["stranger"]
+    assert [s.key for s in d.missing] == ["s003", "s004"]
+
+
+def test_choose_main_rule(tmp_path: Path) -> None:
+    def f(name: str, size: int) -> Path:
+        p = tmp_path / name
+        p.write_text("#" * size)
+        return p
+
+    small_nb, big_nb, py = f("scratch.ipynb", 10), f("draft.ipynb", 50), f("big.py", 500)
+    assert choose_main([py, small_nb, big_nb]) == big_nb  # a notebook wins over .py; then the largest
+    named = f("HW-2.ipynb", 1)
+    assert choose_main([small_nb, big_nb, named], assignment="hw2") == named  # named like the assignment
+    resub = f("x_1_2_hw2-1.ipynb", 1)
+    assert choose_main([big_nb, resub], "hw2", names=["draft.ipynb", "hw2-1.ipynb"]) == resub
+    assert choose_main([py]) == py
+
+
+def test_empty_student_folder_is_an_entry(tmp_path: Path) -> None:
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "notes.txt").write_text("no code")
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "bob" / "hw.py").write_text("x = 1")
+    d = discover([tmp_path], layout="folders")
+    assert [e.main for e in d.entries] == [tmp_path / "alice", tmp_path / "bob" / "hw.py"]
+
+
+def test_folder_names_keep_todays_names_for_plain_files(tmp_path: Path) -> None:
+    for name in ("ann.py", "ann.ipynb", "logs.py", "bob.py"):
+        (tmp_path / name).write_text("x = 1")
+    d = discover([tmp_path])
+    assert folder_names(d.entries) == job_names(d.mains)
+
+
+def test_folder_names_are_unique_keys(roster: Roster) -> None:
+    d = discover([LMS / "canvas"], roster=roster)
+    assert folder_names(d.entries) == ["s002", "s001"]
+    twice = [*d.entries, d.entries[1]]
+    names = folder_names(twice)
+    assert len({n.casefold() for n in names}) == 3 and all(n.startswith(("s001", "s002")) for n in names)
+    logs = Entry(Path("x/logs.py"), (Path("x/logs.py"),), Identity("logs"), layout="folders")
+    assert folder_names([logs]) != ["logs"]  # never a class file's name
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        (LMS / "canvas" / "jonesbob_LATE_1002_7_hw2.py", "1002"),
+        (LMS / "moodle" / "Alice Smith_1001_assignsubmission_file_" / "hw2.ipynb", "1001"),
+        (LMS / "gradescope" / "submission_502" / "hw2.py", "s002"),
+        (LMS / "files" / "bob.py", "bob"),
+    ],
+)
+def test_identify_reads_what_a_path_says(path: Path, key: str) -> None:
+    assert identify(path).key == key
+
+
+def test_stage_restores_the_students_names(tmp_path: Path) -> None:
+    (entry,) = [e for e in discover([LMS / "canvas"]).entries if e.student.key == "1001"]
+    main = stage(entry, tmp_path)
+    assert main == tmp_path / "hw2.ipynb"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hw2.ipynb", "utils.py"]
+
+
+def test_entry_round_trips() -> None:
+    for e in discover([LMS / "gradescope"]).entries:
+        assert Entry.from_dict(e.serialize()) == e
+
+
+def test_unknown_layout_is_refused() -> None:
+    with pytest.raises(GraderError, match="unknown submission layout 'blackboard'"):
+        discover([LMS / "files"], layout="blackboard")
+
+
+def test_a_single_file_target(tmp_path: Path) -> None:
+    target = tmp_path / "x.PY"
+    shutil.copy(LMS / "files" / "bob.py", target)
+    (entry,) = discover([target]).entries
+    assert entry.main == target and entry.student.key == "x"
