@@ -91,6 +91,51 @@ def test_decoding_deep_nesting_is_refused_without_recursion(depth: int) -> None:
         pass
 
 
+REPLY_FIELDS = st.fixed_dictionaries(
+    {}, optional={k: JSONISH for k in ("ok", "error", "traceback", "value", "args_after", "kwargs_after", "timed_out",
+                                        "missing", "duration", "reason", "exists", "device", "id", "nonce")},
+)
+
+
+@FUZZ
+@given(st.one_of(REPLY_FIELDS, JSONISH))
+def test_any_reply_payload_parses_to_a_reply_or_a_malformed_reply(reply: Any) -> None:
+    from grader.worker.protocol import MalformedReply, parse_reply
+
+    data = json.dumps(reply, allow_nan=True).encode()
+    try:
+        parsed = within_bound(lambda: parse_reply(data))
+    except MalformedReply as exc:
+        assert str(exc)
+        return
+    assert isinstance(parsed.ok, bool)
+    parsed.model_dump_json()  # everything in it can be written back out (no lone surrogates, no odd types)
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=2000), st.integers(1, 200_000).map(lambda n: b"[" * n + b"]" * n),
+                 st.integers(1, 20_000).map(lambda n: b'{"ok": true, "error": "' + b"\\ud800" * n + b'"}'),
+                 st.integers(1, 5000).map(lambda n: b'{"ok": true, "duration": ' + b"9" * n + b"}")))
+def test_any_reply_bytes_parse_or_are_refused(data: bytes) -> None:
+    from grader.worker.protocol import MalformedReply, parse_reply
+
+    try:
+        within_bound(lambda: parse_reply(data))
+    except MalformedReply:
+        pass
+
+
+@FUZZ
+@given(st.binary(min_size=0, max_size=64))
+def test_any_frame_header_is_read_or_refused(data: bytes) -> None:
+    from grader.worker.protocol import HEADER, GarbledStream, Header
+
+    try:
+        Header.unpack(data.ljust(HEADER.size, b"\0")[: HEADER.size])
+    except GarbledStream:
+        pass
+
+
 # ----------------------------------------------------------------------------------------------- loader
 
 
@@ -194,7 +239,7 @@ def test_any_result_renders_to_every_report_or_to_the_fallback(result: Submissio
     from grader.outdir import finish
 
     student = within_bound(lambda: finish(result, None))
-    for name, text in student.files.items():
+    for text in student.files.values():
         text.encode("utf-8")
     if student.result.grader_error is None or result.grader_error is not None:
         tokens = MarkdownIt("commonmark").parse(student.files["report.md"])
@@ -210,8 +255,8 @@ def test_any_class_renders_a_summary(results: list[SubmissionResult]) -> None:
     results = [plain(r) for r in results]
     within_bound(lambda: render_index(results))
     for r in results:
-        within_bound(lambda: render_report(r))
-        within_bound(lambda: render_markdown(r))
+        within_bound(lambda r=r: render_report(r))  # type: ignore[misc]
+        within_bound(lambda r=r: render_markdown(r))  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------------- names
