@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -33,19 +35,28 @@ def clone(value: Any) -> Any:
 
 
 def label(case: dict[str, Any]) -> str:
-    """A short description of a case for messages: shapes of tensors, values of scalars."""
+    """A short description of a case for messages: shapes of tensors, values of scalars, and the author's
+    label first where the case has one (`[tied maxima] x=<2x3x4x4>, pool_param={...}`)."""
     parts = []
     for name, value in case.items():
         parts.append(f"{name}={_short(value)}")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    name = case.label if isinstance(case, Case) else ""
+    return f"[{name}] {text}" if name else text
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, OutputOf):
+        return value.describe()
     if is_array(value):
         return f"<{'x'.join(map(str, to_numpy(value).shape)) or 'scalar'}>"
     if isinstance(value, (list, tuple)):
         inner = ", ".join(_short(v) for v in value[:4]) + (", …" if len(value) > 4 else "")
         return f"[{inner}]"
+    if isinstance(value, dict):
+        # A parameter dict (`bn_param`) may hold arrays: their shapes, not their numbers, keep a message short.
+        inner = ", ".join(f"{k!r}: {_short(v)}" for k, v in list(value.items())[:6]) + (", …" if len(value) > 6 else "")
+        return f"{{{inner}}}"
     return repr(value)
 
 
@@ -84,3 +95,92 @@ def call_reference(fn: Callable[..., Any], case: dict[str, Any], where: str) -> 
         return fn(**{k: clone(v) for k, v in case.items()})
     except Exception as exc:
         raise GraderError(f"{where}: the reference failed on {label(case)}: {exc!r}") from exc
+
+
+# -- for authors: what a case may hold, and helpers for writing case generators ------------------------------------
+
+
+class Case(dict[str, Any]):
+    """One call's arguments (a dict, in the student's positional order) with a short label for reports.
+
+    Made with `case("tied maxima", x=..., pool_param=...)`; a plain dict is a case without a label.
+    """
+
+    label: str = ""
+
+
+def case(label: str, /, **args: Any) -> Case:
+    """A labelled case: `case("pad=0", x=x, w=w, conv_param={"pad": 0, "stride": 1})`.
+
+    The label is shown before the inputs wherever the case is named (`on inputs [pad=0] x=<2x3x5x5>, ...`).
+    """
+    made = Case(args)
+    made.label = str(label)
+    return made
+
+
+@dataclass(frozen=True)
+class OutputOf:
+    """A case argument that is another function's result, for chained calls (a backward pass given its cache).
+
+    In the student's process the *student's* function of that name is called on these arguments and its result
+    (or item `item` of it) stays there, passed to the answer as it is: the grader never reads it.  In the
+    grader the *reference's* function of that name gives the reference's side.  Build it with `output_of`.
+    """
+
+    function: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    item: int | str | None = None
+
+    def describe(self) -> str:
+        inner = [_short(a) for a in self.args] + [f"{k}={_short(v)}" for k, v in self.kwargs.items()]
+        pick = "" if self.item is None else f"[{self.item!r}]"
+        return f"{self.function}({', '.join(inner)}){pick}"
+
+
+def output_of(function: str, /, *args: Any, item: int | str | None = None, **kwargs: Any) -> OutputOf:
+    """`output_of("affine_forward", x, w, b, item=1)`: item 1 (the cache) of `affine_forward(x, w, b)`.
+
+    Its arguments may themselves be `output_of(...)`; anything else is plain data, as in any case.
+    """
+    return OutputOf(function, tuple(args), dict(kwargs), item)
+
+
+def randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
+    """Standard normal float64 values from the case generator's seeded generator."""
+    return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+
+def with_ties(gen: torch.Generator, *shape: int, levels: int = 3) -> torch.Tensor:
+    """Float64 values drawn from only `levels` numbers (0, 1, ...), so that maxima are tied in most windows.
+
+    A max-pool whose backward sends the gradient to every tied maximum, or to another one than the
+    reference's, is caught here and nowhere else.
+    """
+    return torch.randint(0, levels, shape, generator=gen).to(torch.float64)
+
+
+def grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    """Every combination of the given settings, in order: `grid(pad=[0, 1], stride=[1, 2])` gives four dicts."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def as_numpy(value: Any) -> Any:
+    """The value with every tensor made a NumPy array, inside lists, tuples, dicts and cases, labels kept.
+
+    For courses whose handout passes NumPy arrays: the student's function receives `np.ndarray`s.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, Case):
+        return case(value.label, **{k: as_numpy(v) for k, v in value.items()})
+    if isinstance(value, OutputOf):
+        return OutputOf(value.function, as_numpy(value.args), as_numpy(value.kwargs), value.item)
+    if isinstance(value, dict):
+        return {k: as_numpy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(as_numpy(v) for v in value)
+    return value
+

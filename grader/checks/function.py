@@ -1,13 +1,32 @@
-"""`function`: call the student's function and the reference on the same generated inputs, compare outputs."""
+"""`function`: call the student's function and the reference on the same generated inputs, compare outputs.
+
+Beyond the whole return value, a question may compare only some items of it (`output: 0` for the `out` of a
+forward pass's `(out, cache)`), feed one student function's result into another (a case argument
+`output_of("affine_forward", x, w, b, item=1)`: the student's own cache, kept in the student's process), and
+check arguments after the call (`after: {bn_param: [running_mean, running_var]}`) against the reference's
+arguments after its own call.  Whatever is not compared (a cache) is never read by the grader.
+"""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable
 
-from grader.cases import call_reference, clone, generate_cases, label, roll_up
+from pydantic import Field, field_validator
+
+from grader.cases import OutputOf, clone, generate_cases, label, roll_up
 from grader.checks.base import CheckContext, Options
-from grader.compare import Tolerance, compare
+from grader.compare import Mismatch, Tolerance, compare, describe
+from grader.errors import GraderError
 from grader.execution import CallResult
+from grader.hints import library_hint
 from grader.results import Outcome
+from grader.worker import codec
+from grader.worker.codec import Handle
+from grader.worker.ops_chain import pick
+
+Selector = int | str  # an index of a returned tuple or list, or a key of a returned dict
+Problem = tuple[str | None, dict[str, Any]]
 
 
 class FunctionOptions(Options):
@@ -18,22 +37,69 @@ class FunctionOptions(Options):
     pure: bool = False  # the inputs (tensors, lists of tensors) must be unchanged after the call
     partial: bool = False  # credit in proportion to the cases passed, instead of all or nothing
     seed: int | None = None
+    # Only these items of the result are compared (tuple/list indices, dict keys); the rest is never read.
+    output: Selector | list[Selector] | None = None
+    # Post-conditions: argument name -> the keys (or indices) of it that must equal the reference's argument's
+    # after the call; null compares the whole argument.  With `pure`, every other argument must stay unchanged.
+    after: dict[str, Selector | list[Selector] | None] = Field(default_factory=dict)
+
+    @field_validator("output", "after", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # YAML's `output: yes` would otherwise pass as the index 1.
+        items = value.values() if isinstance(value, dict) else [value]
+        for item in items:
+            for one in item if isinstance(item, list) else [item]:
+                if isinstance(one, bool):
+                    raise ValueError("a selector is an index (0, 1, ...) or a key, not true/false")
+            if item == []:
+                raise ValueError("an empty list selects nothing; leave the key out (or null for the whole argument)")
+        return value
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one question compares: the result's items (None: all of it) and the arguments after the call."""
+
+    outputs: tuple[Selector, ...] | None = None
+    after: dict[str, tuple[Selector, ...] | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, opts: FunctionOptions) -> Plan:
+        return cls(_selectors(opts.output), {name: _selectors(sel) for name, sel in opts.after.items()})
+
+
+def _selectors(selection: Selector | list[Selector] | None) -> tuple[Selector, ...] | None:
+    if selection is None:
+        return None
+    return tuple(selection) if isinstance(selection, list) else (selection,)
+
+
+def output_name(selector: Selector, function: str) -> str:
+    """How a message names a selected item: `output 0 of `affine_forward``."""
+    return f"output {selector!r} of `{function}`"
 
 
 def call_failure(name: str, result: CallResult, case: dict[str, Any]) -> str:
     text = f"`{name}({label(case)})` failed: {result.explain()}"
-    return text
+    hint = library_hint(result.error)
+    return f"{text}\n{hint}" if hint else text
 
 
-def side_effect(case: dict[str, Any], sent: dict[str, Any], result: CallResult) -> str | None:
+def side_effect(
+    case: dict[str, Any], sent: dict[str, Any], result: CallResult, skip: frozenset[str] = frozenset()
+) -> str | None:
     """Name the first input the call changed in place, comparing what was sent with what the worker holds after.
 
     The path into a container is kept (`grads[2]`), so a student learns which tensor of a list was touched.
+    Arguments in `skip` (post-conditions say how they change) and chained ones (the student's own) are not compared.
     """
     if len(result.args_after) != len(sent):
         # An honest worker always echoes every argument; only code run in the worker can break that.
         return "the inputs could not be read back after the call"
     for (name, before), after in zip(sent.items(), result.args_after):
+        if name in skip or isinstance(before, OutputOf):
+            continue
         bad = compare(before, after, Tolerance(0.0, 0.0))
         if bad is not None:
             return f"`{name}{bad.where}` was changed in place"
@@ -50,28 +116,218 @@ class FunctionCheck:
         seed = ctx.seed if opts.seed is None else opts.seed
         cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
         tol = Tolerance(opts.rtol, opts.atol)
+        plan = Plan.of(opts)
 
-        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-            return self._one(ctx, case, call_reference(reference, case, where), tol, opts.pure)
+        def one(case: dict[str, Any]) -> Problem:
+            expected, after = reference_side(ctx.reference, reference, case, plan, where)
+            return self._one(ctx, case, expected, tol, opts.pure, plan, after)
 
         return roll_up(cases, one, opts.partial)
 
     def _one(
-        self, ctx: CheckContext, case: dict[str, Any], expected: Any, tol: Tolerance, pure: bool
-    ) -> tuple[str | None, dict[str, Any]]:
+        self,
+        ctx: CheckContext,
+        case: dict[str, Any],
+        expected: Any,
+        tol: Tolerance,
+        pure: bool,
+        plan: Plan = Plan(),
+        expected_after: dict[str, Any] | None = None,
+    ) -> Problem:
+        """One case against the reference's side: `expected` is the whole result, or with `plan.outputs` the
+        tuple of the selected items; `expected_after` holds, per post-condition, the argument or its items."""
         sent = {k: clone(v) for k, v in case.items()}
-        result = ctx.session.call(ctx.answer, list(sent.values()), timeout=ctx.timeout, echo_args=pure)
+        args: list[Any] = []
+        for name, value in sent.items():
+            if not isinstance(value, OutputOf):
+                args.append(value)
+                continue
+            chained = _student_chain(ctx, value, name)
+            if not isinstance(chained, Handle):
+                return chained
+            args.append(chained)
+        keep = plan.outputs is not None
+        result = ctx.session.call(ctx.answer, args, timeout=ctx.timeout, echo_args=pure or bool(plan.after), keep=keep)
         if not result.ok:
             if result.missing:
                 return f"`{ctx.answer}` is not defined", {"missing": True}
             if result.time_up:
                 return result.explain(), {"not_checked": True}
             return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
-        bad = compare(expected, result.value, tol)
-        if bad:
-            return f"on inputs {label(case)}: {bad.explain()}", bad.details
+        on = f"on inputs {label(case)}"
+        if plan.outputs is None:
+            bad = compare(expected, result.value, tol)
+            if bad:
+                return f"{on}: {bad.explain()}", bad.details
+        else:
+            problem, details = _compare_outputs(ctx, result.value, plan.outputs, expected, tol)
+            if problem:
+                return f"{on}: {problem}", details
+        if plan.after:
+            problem, details = _compare_after(list(sent), result, plan, expected_after or {}, tol)
+            if problem:
+                return f"{on}: {problem}", details
         if pure:
-            changed = side_effect(case, sent, result)
+            changed = side_effect(case, sent, result, frozenset(plan.after))
             if changed:
-                return f"on inputs {label(case)}: {changed}; the handout requires inputs to be left unchanged", {}
+                return f"{on}: {changed}; the handout requires inputs to be left unchanged", {}
         return None, {}
+
+
+# -- the reference's side: chained calls resolved, selected items and arguments after the call --------------------
+
+
+def reference_side(
+    module: ModuleType, fn: Callable[..., Any], case: dict[str, Any], plan: Plan, where: str
+) -> tuple[Any, dict[str, Any]]:
+    """The reference's answer to one case, as `_one` compares it: (the result or its selected items, and per
+    post-condition the argument after the call or its selected items).  Any failure is the grader's."""
+    args = {k: _reference_value(module, clone(v), where) for k, v in case.items()}
+    try:
+        value = fn(**args)
+    except Exception as exc:
+        raise GraderError(f"{where}: the reference failed on {label(case)}: {exc!r}") from exc
+    if plan.outputs is not None:
+        value = tuple(_reference_item(value, s, "the reference's result", where) for s in plan.outputs)
+    after: dict[str, Any] = {}
+    for name, selectors in plan.after.items():
+        if name not in args:
+            raise GraderError(f"{where}: after: the cases have no argument `{name}` (they have {', '.join(args)})")
+        arg = args[name]
+        after[name] = arg if selectors is None else tuple(
+            _reference_item(arg, s, f"the reference's `{name}` after the call", where) for s in selectors
+        )
+    return value, after
+
+
+def _reference_value(module: ModuleType, value: Any, where: str) -> Any:
+    """A case argument on the reference's side: an `output_of` is the reference's own function's result."""
+    if not isinstance(value, OutputOf):
+        return value
+    fn = getattr(module, value.function, None)
+    if not callable(fn):
+        raise GraderError(f"{where}: output_of: the reference module has no function '{value.function}'")
+    args = [_reference_value(module, a, where) for a in value.args]
+    kwargs = {k: _reference_value(module, v, where) for k, v in value.kwargs.items()}
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        raise GraderError(f"{where}: the reference's {value.describe()} failed: {exc!r}") from exc
+    return result if value.item is None else _reference_item(result, value.item, f"the reference's {value.function}", where)
+
+
+def _reference_item(value: Any, selector: Selector, what: str, where: str) -> Any:
+    found, item = pick(value, selector)
+    if not found:
+        raise GraderError(f"{where}: {what} has no item {selector!r} ({describe(value)})")
+    return item
+
+
+# -- the student's side: chained calls kept in the worker, items read from there --------------------------------
+
+
+def _student_chain(ctx: CheckContext, value: OutputOf, name: str) -> Handle | Problem:
+    """Call the student's `value.function` in the worker and keep its result there: a handle on it (or on its
+    item `value.item`), or the failed case's `(message, details)`."""
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for key, arg in [*((None, a) for a in value.args), *value.kwargs.items()]:
+        if isinstance(arg, OutputOf):
+            arg = _student_chain(ctx, arg, name)
+            if not isinstance(arg, Handle):
+                return arg
+        if key is None:
+            args.append(arg)
+        else:
+            kwargs[key] = arg
+    needed = f"`{ctx.answer}` is checked on what your `{value.function}` returns (its input `{name}`)"
+    result = ctx.session.call(value.function, args, kwargs, timeout=ctx.timeout, keep=True)
+    if not result.ok:
+        if result.missing:
+            return f"`{value.function}` is not defined; {needed}", {"missing": True}
+        if result.time_up:
+            return result.explain(), {"not_checked": True}
+        message = f"`{value.describe()}` failed, so `{ctx.answer}` could not be checked: {result.explain()}"
+        hint = library_hint(result.error)
+        return f"{message}\n{hint}" if hint else message, {"traceback": result.traceback}
+    if not isinstance(result.value, Handle):
+        return f"the result of `{value.describe()}` could not be kept for `{ctx.answer}`", {}
+    if value.item is None:
+        return result.value
+    picked = _pick(ctx, result.value, value.item, keep=True, function=value.function)
+    if isinstance(picked, str):
+        return f"{picked}; {needed}", {}
+    item: Handle = picked.value
+    return item
+
+
+def _pick(ctx: CheckContext, handle: Handle, selector: Selector, *, keep: bool, function: str = "") -> Any:
+    """Item `selector` of a value kept in the worker (plain data, or a new handle with `keep`); a problem in
+    words (a str) when it has no such item."""
+    request = {"op": "pick", "handle": handle.id, "item": codec.encode(selector), "keep": keep}
+    result = ctx.session.request_call(request, ctx.timeout)
+    reply = result.value if result.ok and isinstance(result.value, dict) else {}
+    function = function or handle.type_name
+    if reply.get("found") is True and "item" in reply:
+        item = reply["item"]
+        if keep and not isinstance(item, Handle):
+            return f"output {selector!r} of `{function}` could not be kept"
+        return _Picked(item)
+    if not result.ok:
+        return f"output {selector!r} of `{function}` could not be read: {result.explain()}"
+    kind, size = str(reply.get("type", "?")), reply.get("size")
+    if isinstance(selector, str) and isinstance(size, int):
+        return f"`{function}` returned a {kind} without the key {selector!r}"
+    if isinstance(size, int):
+        return f"`{function}` returned a {kind} of {size} items, so it has no output {selector!r}"
+    return f"`{function}` returned a {kind}, not a tuple, so it has no output {selector!r}"
+
+
+@dataclass(frozen=True)
+class _Picked:
+    """An item read from the worker (a `str` from `_pick` is a problem, so a picked string is wrapped)."""
+
+    value: Any
+
+
+def _compare_outputs(
+    ctx: CheckContext, kept: Any, outputs: tuple[Selector, ...], expected: tuple[Any, ...], tol: Tolerance
+) -> Problem:
+    if not isinstance(kept, Handle):
+        return f"the result of `{ctx.answer}` could not be kept", {}
+    for selector, want in zip(outputs, expected):
+        got = _pick(ctx, kept, selector, keep=False, function=ctx.answer)
+        if isinstance(got, str):
+            return got, {}
+        bad = compare(want, got.value, tol)
+        if bad:
+            return f"{output_name(selector, ctx.answer)}{bad.where}: {bad.message}", {**bad.details, "output": selector}
+    return None, {}
+
+
+def _compare_after(
+    names: list[str], result: CallResult, plan: Plan, expected: dict[str, Any], tol: Tolerance
+) -> Problem:
+    if len(result.args_after) != len(names):
+        return "the inputs could not be read back after the call", {}
+    after = dict(zip(names, result.args_after))
+    for name, selectors in plan.after.items():
+        got = after.get(name)
+        if selectors is None:
+            bad = compare(expected[name], got, tol)
+            if bad:
+                return _after_message(f"`{name}{bad.where}`", bad), bad.details
+            continue
+        for selector, want in zip(selectors, expected[name]):
+            found, item = pick(got, selector)
+            if not found:
+                what = "key" if isinstance(selector, str) else "item"
+                return f"`{name}` has no {what} {selector!r} after the call ({describe(got)})", {}
+            bad = compare(want, item, tol)
+            if bad:
+                return _after_message(f"`{name}[{selector!r}]{bad.where}`", bad), bad.details
+    return None, {}
+
+
+def _after_message(where: str, bad: Mismatch) -> str:
+    return f"{where} after the call: {bad.message}"

@@ -96,8 +96,9 @@ class Worker:
         if "handle" not in request and str(request.get("name")) not in self.namespace:
             return {"ok": False, "missing": True, "error": f"`{request.get('name')}` is not defined"}
         fn = self._resolve(request)
-        args = [self._decode_arg(a) for a in request.get("args", [])]
-        kwargs = {str(k): self._decode_arg(v) for k, v in (request.get("kwargs") or {}).items()}
+        raw_args, raw_kwargs = request.get("args", []), request.get("kwargs") or {}
+        args = [self._decode_arg(a) for a in raw_args]
+        kwargs = {str(k): self._decode_arg(v) for k, v in raw_kwargs.items()}
         if request.get("seed") is not None:
             seed_everything(int(request["seed"]))
         start = time.perf_counter()
@@ -115,8 +116,9 @@ class Worker:
             value = self.keep(value)
         reply["value"] = codec.encode(value)
         if request.get("echo_args"):
-            reply["args_after"] = [codec.encode(a) for a in args]
-            reply["kwargs_after"] = {k: codec.encode(v) for k, v in kwargs.items()}
+            # A kept object passed by handle (a student's own cache) is echoed as its handle: it is not the grader's to read.
+            reply["args_after"] = [_echo(raw, a) for raw, a in zip(raw_args, args)]
+            reply["kwargs_after"] = {k: _echo(raw_kwargs[k], v) for k, v in kwargs.items()}
         return reply
 
     def op_get(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +148,11 @@ class Worker:
     def _decode_arg(self, data: Any) -> Any:
         value = codec.decode(data)
         return self.handles[value.id] if isinstance(value, codec.Handle) else value
+
+
+def _echo(raw: Any, value: Any) -> Any:
+    """An argument as it is after the call, encoded; one sent as a handle goes back as that handle."""
+    return raw if isinstance(raw, dict) and "$handle" in raw else codec.encode(value)
 
 
 def _encode_reply(reply: dict[str, Any], limit: int) -> bytes:
