@@ -37,6 +37,8 @@ demo: $(STAMP) sandbox
 	@echo "Class summaries:"; for a in $(ASSIGNMENTS); do echo "  $$(pwd)/out/$$a/index.html"; done
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -12,8 +12,8 @@ the reference and grades each through the same engine a student's submission goe
   swapped, given to the formula check as the student's answer.
 
 A mutant survives a question when the question still gives full points.  Mutants are the author's code, not
-a student's, so one worker per thread serves them all (the definition is swapped in, the questions run, the
-original definition is put back); that is what keeps a few hundred mutants within a minute or two.
+a student's, so one warm worker per process serves them all (the definition is swapped in, the questions run,
+the original definition is put back); that is what keeps a few hundred mutants within a minute or two.
 """
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ import copy
 import difflib
 import hashlib
 import logging
-import queue
-import threading
+import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, cast
 
@@ -634,69 +635,35 @@ class _Answer:
 FORMULA_ANSWER = "_mutant_formula"  # the answer name given to a formula question that reads only Answer cells
 
 
-class Runner:
-    """Grades mutants through `run_question`: function and value mutants in `jobs` warm workers that hold the
-    reference as the submission, formula mutants in this thread (where the formula check's alarm works)."""
+class Grader:
+    """Grades mutants of one rubric in this process through `run_question`.
 
-    def __init__(
-        self,
-        rubric: Rubric,
-        *,
-        launcher: Launcher | None = None,
-        device: str = "cpu",
-        jobs: int = 2,
-        baseline: dict[str, float] | None = None,
-        allowed: Sequence[AllowEntry] = (),
-    ) -> None:
+    Function and value mutants go to one warm worker holding the reference as the submission (started on first
+    use); formula mutants need no worker.  Not thread-safe: grader-side model building seeds torch's global
+    generator, so parallel runs use processes (`Runner`), never threads.
+    """
+
+    def __init__(self, rubric: Rubric, *, launcher: Launcher | None = None, device: str = "cpu",
+                 baseline: dict[str, float] | None = None) -> None:
         self.rubric = rubric
         self.reference = rubric.load_reference()
         self.launcher = launcher
         self.device = device
-        self.jobs = max(1, jobs)
-        self.allowed = tuple(allowed)
         baseline = baseline or {}
         self.questions = {q.id: _with_timeout(rubric, q, baseline.get(q.id)) for q in rubric.questions}
-        self.cost = {q.id: baseline.get(q.id, 1.0) for q in rubric.questions}
         self.submission = load_submission(rubric.reference_path)
         # Mutants share one worker for the whole run; the submission's total time limit is a student's bound.
         self.limits = rubric.limits.model_copy(update={"wall_seconds": 7 * 24 * 3600.0})
-        self._lock = threading.Lock()
-        self._results: list[MutantResult] = []
-        self._errors: list[BaseException] = []
+        self._session: WorkerSession | None = None
 
-    def run(self, mutants: Sequence[Mutant], on_done: Callable[[int, int], None] | None = None) -> list[MutantResult]:
-        """Every (mutant, question) result, in the order of `mutants` and their questions."""
-        total, done = len(mutants), [0]
+    def grade(self, m: Mutant) -> list[MutantResult]:
+        return self._formula(m) if m.kind == "formula" else self._in_worker(m)
 
-        def finished(results: list[MutantResult]) -> None:
-            with self._lock:
-                self._results.extend(results)
-                done[0] += 1
-                if on_done is not None:
-                    on_done(done[0], total)
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
-        in_workers = [m for m in mutants if m.kind != "formula"]
-        # The costliest first, so that no long mutant starts last and leaves the other workers idle.
-        work: queue.Queue[Mutant] = queue.Queue()
-        for m in sorted(in_workers, key=lambda m: -sum(self.cost[q] for q in m.questions)):
-            work.put(m)
-        threads = [
-            threading.Thread(target=self._serve, args=(work, finished), name=f"mutants-{i}", daemon=True)
-            for i in range(min(self.jobs, len(in_workers)))
-        ]
-        for t in threads:
-            t.start()
-        for m in mutants:
-            if m.kind == "formula":
-                finished(self._formula(m))
-        for t in threads:
-            t.join()
-        if self._errors:
-            raise GraderError(f"mutation analysis failed: {self._errors[0]!r}") from self._errors[0]
-        order = {(m.id, q): i for i, m in enumerate(mutants) for q in m.questions}
-        return sorted(self._results, key=lambda r: order[(r.mutant.id, r.question)])
-
-    # -- formulas ---------------------------------------------------------------------------------------------
     def _formula(self, m: Mutant) -> list[MutantResult]:
         results = []
         for qid in m.questions:
@@ -705,33 +672,22 @@ class Runner:
                 q = replace(q, spec=q.spec.model_copy(update={"answer": FORMULA_ANSWER}))
             session = cast(WorkerSession, _Answer(m.source))
             result = run_question(CheckContext(self.rubric, q, self.submission, session, self.reference, self.device))
-            results.append(self._verdict(m, result))
+            results.append(_verdict(m, result))
         return results
 
-    # -- functions and values, in workers -------------------------------------------------------------------------
-    def _serve(self, work: queue.Queue[Mutant], finished: Callable[[list[MutantResult]], None]) -> None:
-        try:
-            with WorkerSession(self.submission, self.limits, self.launcher) as session:
-                failures = session.run_cells()
-                if failures:
-                    raise GraderError(f"the reference failed in a worker: cell {failures[0].index + 1}: {failures[0].message}")
-                while True:
-                    try:
-                        m = work.get_nowait()
-                    except queue.Empty:
-                        return
-                    finished(self._in_worker(session, m))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it as the run's failure
-            log.exception("a mutation worker failed")
-            with self._lock:
-                self._errors.append(exc)
-            while not work.empty():  # the other threads stop early too: the run has failed
-                try:
-                    work.get_nowait()
-                except queue.Empty:
-                    break
+    def _warm(self) -> WorkerSession:
+        if self._session is None:
+            session = WorkerSession(self.submission, self.limits, self.launcher)
+            failures = session.run_cells()
+            if failures:
+                session.close()
+                first = failures[0]
+                raise GraderError(f"the reference fails as a submission: cell {first.index + 1}: {first.message}")
+            self._session = session
+        return self._session
 
-    def _in_worker(self, session: WorkerSession, m: Mutant) -> list[MutantResult]:
+    def _in_worker(self, m: Mutant) -> list[MutantResult]:
+        session = self._warm()
         timeout = self.rubric.limits.cell_timeout
         problem = define(session, m.source, timeout)
         if problem is not None:
@@ -746,26 +702,112 @@ class Runner:
                         results.append(self._killed(m, qid, "the mutant could not be defined again"))
                         continue
                 ctx = CheckContext(self.rubric, self.questions[qid], self.submission, session, self.reference, self.device)
-                results.append(self._verdict(m, run_question(ctx)))
+                results.append(_verdict(m, run_question(ctx)))
         finally:
             if define(session, m.original, timeout) is not None:
                 session.close()  # the next request starts a fresh worker, which replays the reference's cells
         return results
 
-    # -- verdicts -------------------------------------------------------------------------------------------------
-    def _verdict(self, m: Mutant, result: QuestionResult) -> MutantResult:
-        if result.max_score <= 0 or result.score < result.max_score:
-            return MutantResult(m, result.qid, Verdict.KILLED, result.score, result.max_score, result.message)
-        if m.kind == "formula" and result.details.get("proof") == "symbolic":
-            return MutantResult(m, result.qid, Verdict.EQUIVALENT, result.score, result.max_score, "proved equal by SymPy")
-        entry = next((e for e in self.allowed if e.matches(result.qid, m)), None)
-        if entry is not None:
-            return MutantResult(m, result.qid, Verdict.ALLOWED, result.score, result.max_score, entry.reason)
-        return MutantResult(m, result.qid, Verdict.SURVIVED, result.score, result.max_score, result.message)
-
     def _killed(self, m: Mutant, qid: str, message: str) -> MutantResult:
-        q = self.questions[qid]
-        return MutantResult(m, qid, Verdict.KILLED, 0.0, q.spec.points, message)
+        return MutantResult(m, qid, Verdict.KILLED, 0.0, self.questions[qid].spec.points, message)
+
+
+def _verdict(m: Mutant, result: QuestionResult) -> MutantResult:
+    """Killed when the question took points off; a formula proved equal is no wrong answer at all."""
+    if result.max_score <= 0 or result.score < result.max_score:
+        return MutantResult(m, result.qid, Verdict.KILLED, result.score, result.max_score, result.message)
+    if m.kind == "formula" and result.details.get("proof") == "symbolic":
+        return MutantResult(m, result.qid, Verdict.EQUIVALENT, result.score, result.max_score, "proved equal by SymPy")
+    return MutantResult(m, result.qid, Verdict.SURVIVED, result.score, result.max_score, result.message)
+
+
+def allow(results: Sequence[MutantResult], entries: Sequence[AllowEntry]) -> list[MutantResult]:
+    """Survivors the allow-list justifies become ALLOWED, with its reason as their message."""
+    out = []
+    for r in results:
+        entry = next((e for e in entries if e.matches(r.question, r.mutant)), None)
+        if r.verdict is Verdict.SURVIVED and entry is not None:
+            r = replace(r, verdict=Verdict.ALLOWED, message=entry.reason)
+        out.append(r)
+    return out
+
+
+def unused_entries(results: Sequence[MutantResult], entries: Sequence[AllowEntry]) -> list[AllowEntry]:
+    """Entries that justify no survivor (the mutant is now killed, or no longer made): stale, to be removed."""
+    allowed = [r for r in results if r.verdict is Verdict.ALLOWED]
+    return [e for e in entries if not any(e.matches(r.question, r.mutant) for r in allowed)]
+
+
+class Runner:
+    """Runs a plan's mutants: formulas in this process, functions and values in `jobs` processes that each keep
+    one warm worker for all their mutants (a worker start costs more than most mutants)."""
+
+    def __init__(self, rubric: Rubric, *, launcher: Launcher | None = None, device: str = "cpu", jobs: int = 2,
+                 baseline: dict[str, float] | None = None) -> None:
+        self.rubric = rubric
+        self.launcher = launcher
+        self.device = device
+        self.jobs = max(1, jobs)
+        self.baseline = dict(baseline or {})
+
+    def run(self, mutants: Sequence[Mutant], on_done: Callable[[int, int], None] | None = None) -> list[MutantResult]:
+        """Every (mutant, question) result, in the order of `mutants` and of their questions."""
+        total, done = len(mutants), [0]
+        results: dict[str, list[MutantResult]] = {}
+
+        def finished(m: Mutant, rs: list[MutantResult]) -> None:
+            results[m.id] = rs
+            done[0] += 1
+            if on_done is not None:
+                on_done(done[0], total)
+
+        local = Grader(self.rubric, launcher=self.launcher, device=self.device, baseline=self.baseline)
+        in_workers = [m for m in mutants if m.kind != "formula"]
+        try:
+            if self.jobs == 1 or len(in_workers) < 2 * self.jobs:
+                for m in mutants:
+                    finished(m, local.grade(m))
+            else:
+                self._pool(mutants, in_workers, local, finished)
+        finally:
+            local.close()
+        return [r for m in mutants for r in results[m.id]]
+
+    def _pool(self, mutants: Sequence[Mutant], in_workers: list[Mutant], local: Grader,
+              finished: Callable[[Mutant, list[MutantResult]], None]) -> None:
+        # The costliest first, so that no long mutant starts last while the other processes sit idle.
+        order = sorted(in_workers, key=lambda m: -sum(self.baseline.get(q, 1.0) for q in m.questions))
+        ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx, initializer=_pool_init,
+                                 initargs=(str(self.rubric.path), self.launcher, self.device, self.baseline)) as pool:
+            futures = {pool.submit(_pool_grade, m): m for m in order}
+            for m in mutants:  # the formulas meanwhile, here, where the formula check's alarm works
+                if m.kind == "formula":
+                    finished(m, local.grade(m))
+            for future in as_completed(futures):
+                try:
+                    finished(futures[future], future.result())
+                except GraderError:
+                    raise
+                except Exception as exc:
+                    raise GraderError(f"mutation analysis failed on {futures[future].id}: {exc!r}") from exc
+
+
+_POOL: dict[str, Grader] = {}
+
+
+def _pool_init(rubric_path: str, launcher: Launcher | None, device: str, baseline: dict[str, float]) -> None:
+    from multiprocessing import util
+
+    from grader.rubric import load_rubric
+
+    grader = Grader(load_rubric(rubric_path), launcher=launcher, device=device, baseline=baseline)
+    _POOL["grader"] = grader
+    util.Finalize(None, grader.close, exitpriority=10)  # atexit does not run in pool processes
+
+
+def _pool_grade(m: Mutant) -> list[MutantResult]:
+    return _POOL["grader"].grade(m)
 
 
 def _with_timeout(rubric: Rubric, q: Question, seconds: float | None) -> Question:
@@ -776,8 +818,8 @@ def _with_timeout(rubric: Rubric, q: Question, seconds: float | None) -> Questio
     return replace(q, spec=q.spec.model_copy(update={"timeout": limit}))
 
 
-# The worker session runs a student's cells; mutants are definitions run after them that a restarted worker must
-# not replay (it replays the reference), so they go through the session's transport directly.
+# The worker session runs a student's cells; a mutant is a definition run after them that a restarted worker must
+# not replay (it replays the reference), so it goes through the session's transport directly.
 def session_alive(session: WorkerSession) -> bool:
     return session._alive()
 

@@ -9,7 +9,6 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -149,21 +149,21 @@ def loss_curve(losses: Sequence[float], marks: Sequence[Mark] = (), *, title: st
     for run in _finite_runs(values):
         points = [f"{_num(x_of(i))},{_num(y_of(values[i]))}" for i in run]
         if len(points) == 1:
-            x, y = points[0].split(",")
-            out.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{_BAR}"/>')
+            cx, cy = points[0].split(",")
+            out.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{_BAR}"/>')
         else:
             out.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{_BAR}" stroke-width="2"/>')
     for i, v in enumerate(values):
         if not math.isfinite(v):
-            x = _num(x_of(i))
-            out.append(f'<line x1="{x}" y1="{top + plot_h}" x2="{x}" y2="{top + plot_h - 8}" stroke="{_LINE}" stroke-width="2"/>')
+            gap = _num(x_of(i))
+            out.append(f'<line x1="{gap}" y1="{top + plot_h}" x2="{gap}" y2="{top + plot_h - 8}" stroke="{_LINE}" stroke-width="2"/>')
     for mark in marks:
         if not math.isfinite(mark.value) or (log and mark.value <= 0):
             continue
-        y = _num(y_of(mark.value))
+        my = _num(y_of(mark.value))
         out.append(
-            f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="{_LINE}" stroke-dasharray="5 3"/>'
-            f'<text x="{left + plot_w + 4}" y="{y}" dy="4" fill="{_LINE}">{escape(mark.label)}</text>'
+            f'<line x1="{left}" y1="{my}" x2="{left + plot_w}" y2="{my}" stroke="{_LINE}" stroke-dasharray="5 3"/>'
+            f'<text x="{left + plot_w + 4}" y="{my}" dy="4" fill="{_LINE}">{escape(mark.label)}</text>'
         )
     out.append("</svg>")
     return "\n".join(out)

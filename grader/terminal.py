@@ -7,7 +7,6 @@ logs stay greppable.  Both modes print the same facts; the rows are built once a
 from __future__ import annotations
 
 import re
-
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +14,15 @@ from types import TracebackType
 from typing import Iterable, Iterator, Sequence, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -121,7 +128,7 @@ class GradeProgress:
         self.live = is_live(self.stream) if live is None else live
         self._start = time.monotonic()
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> GradeProgress:
         if self.live:

@@ -5,8 +5,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from grader.commands.grade import grade
 from grader.sandbox import choose_launcher
 from tests.conftest import DATA

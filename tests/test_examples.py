@@ -1,8 +1,6 @@
 """The shipped example submissions get exactly the scores they deserve."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from grader.grading import grade_submission

@@ -15,15 +15,15 @@ GOOD_Q = "{id: q1.1, title: t, points: 1, kind: value, answer: a}"
 @pytest.mark.parametrize(
     "text, question, key, fragment",
     [
-        (f"assignment: x\nreference: r.py\nquestions:\n  - {{id: q1.1, title: t, points: 1, kind: nope}}\n", "q1.1", "kind", "unknown check kind 'nope'"),
-        (f"assignment: x\nreference: r.py\nquestions:\n  - {{id: q1.1, title: t, points: -1, kind: value}}\n", "q1.1", "points", "greater than or equal"),
-        (f"assignment: x\nreference: r.py\nquestions:\n  - {{id: q1.1, title: t, points: 1, kind: function, answer: f}}\n", "q1.1", "cases", "Field required"),
-        (f"assignment: x\nreference: r.py\nquestions:\n  - {{id: q1.1, title: t, points: 1, kind: value, answer: a, tolerance: 1}}\n", "q1.1", "tolerance", "Extra inputs"),
+        ("assignment: x\nreference: r.py\nquestions:\n  - {id: q1.1, title: t, points: 1, kind: nope}\n", "q1.1", "kind", "unknown check kind 'nope'"),
+        ("assignment: x\nreference: r.py\nquestions:\n  - {id: q1.1, title: t, points: -1, kind: value}\n", "q1.1", "points", "greater than or equal"),
+        ("assignment: x\nreference: r.py\nquestions:\n  - {id: q1.1, title: t, points: 1, kind: function, answer: f}\n", "q1.1", "cases", "Field required"),
+        ("assignment: x\nreference: r.py\nquestions:\n  - {id: q1.1, title: t, points: 1, kind: value, answer: a, tolerance: 1}\n", "q1.1", "tolerance", "Extra inputs"),
         (f"assignment: x\nreference: r.py\nquestions:\n  - {GOOD_Q}\n  - {GOOD_Q}\n", None, "questions", "appears twice"),
         (f"assignment: x\nreference: r.py\ntotal: 5\nquestions:\n  - {GOOD_Q}\n", None, "total", "add up to 1"),
         (f"assignment: x\nreference: r.py\nlimits: {{cell_timeout: 0}}\nquestions:\n  - {GOOD_Q}\n", None, "limits.cell_timeout", "greater than 0"),
         (f"assignment: x\nquestions:\n  - {GOOD_Q}\n", None, "reference", "Field required"),
-        (f"assignment: x\nreference: r.py\nquestions:\n  - {{id: 1.1, title: t, points: 1, kind: value}}\n", "1.1", "id", "valid string"),
+        ("assignment: x\nreference: r.py\nquestions:\n  - {id: 1.1, title: t, points: 1, kind: value}\n", "1.1", "id", "valid string"),
     ],
 )
 def test_rubric_errors_point_at_the_fault(tmp_path, text, question, key, fragment):

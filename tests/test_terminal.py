@@ -63,7 +63,7 @@ def test_progress_off_a_tty_is_one_plain_line_per_submission(plain: io.StringIO,
 def test_progress_counts_a_result_once_the_loop_body_has_run(plain: io.StringIO, klass: list[SubmissionResult]) -> None:
     progress = GradeProgress(len(klass), plain)
     seen = []
-    for result in progress.track(klass):
+    for _result in progress.track(klass):
         seen.append(progress.done)  # the result in hand is not counted yet: its files are not written
     assert seen == [0, 1, 2] and progress.done == 3
 

@@ -444,6 +444,7 @@ class Walker:
         """getattr / attrgetter / __getattribute__ with a name that reaches a banned API."""
         func_targets = self._targets(call.func)
         if func_targets & _GETATTR or (isinstance(call.func, ast.Attribute) and call.func.attr == "__getattribute__"):
+            obj: ast.expr | None
             if isinstance(call.func, ast.Attribute):  # x.__getattribute__("grad") or object.__getattribute__(x, "grad")
                 obj, names = (call.args[0] if len(call.args) > 1 else call.func.value), call.args[-1:]
             else:

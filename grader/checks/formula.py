@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any
 
 import sympy
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,7 +30,7 @@ from grader.mathparse import FUNCTIONS, ParseError, make_symbols, parse_expressi
 from grader.results import Outcome
 from grader.worker.codec import Opaque, SympyText
 
-Value = Union[int, Fraction, float]  # ints as long as possible: Fraction arithmetic is slow
+Value = int | Fraction | float  # ints as long as possible: Fraction arithmetic is slow
 EXACT = (int, Fraction)
 Point = tuple[int, ...]
 
@@ -419,6 +419,10 @@ def _exp(fs: list[Evaluator]) -> Evaluator:
     return exp
 
 
+def _abs(value: Value) -> Value:
+    return -value if value < 0 else value
+
+
 def _unary(function: Callable[[Value], Value]) -> Callable[[list[Evaluator]], Evaluator]:
     return lambda fs: (lambda env: function(fs[0](env)))
 
@@ -445,7 +449,7 @@ _NODES: dict[type, Callable[[list[Evaluator]], Evaluator]] = {
     sympy.ceiling: _ceiling,
     sympy.log: _log,
     sympy.exp: _exp,
-    sympy.Abs: _unary(abs),
+    sympy.Abs: _unary(_abs),
     sympy.Max: _many(max),
     sympy.Min: _many(min),
     sympy.Mod: _many(_mod),

@@ -241,13 +241,13 @@ def enter_scores(
         say("nothing to score: no TA-graded answer is pending")
         return 0
     for folder in sorted({f for f, _ in todo}):
-        scores = []
+        scores: list[TAScore] = []
         for _, q in (item for item in todo if item[0] == folder):
             _show(say, folder, q, guides.get(q.qid, ""))
             entry = _prompt(ask, say, folder, q)
             if entry == "quit":
                 return _finish(out, rubric, results, folder, scores, ta, say)
-            if entry is not None:
+            if isinstance(entry, TAScore):
                 scores.append(entry)
         _finish(out, rubric, results, folder, scores, ta, say)
     say(f"done; {_pending(results)} answers still wait for a TA")
