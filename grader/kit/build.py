@@ -22,10 +22,10 @@ from types import ModuleType
 from typing import Any
 
 from grader import __version__
-from grader.cases import call_reference, clone, generate_cases
+from grader.cases import OutputOf, clone, generate_cases
 from grader.checks.forbid import ForbidCheck
 from grader.checks.formula import FormulaOptions, FormulaProblem, Point
-from grader.checks.function import FunctionOptions
+from grader.checks.function import FunctionOptions, Plan, reference_side
 from grader.checks.gradient import GradientOptions, expected_gradient
 from grader.checks.training import TrainingOptions
 from grader.checks.value import ValueOptions
@@ -124,21 +124,40 @@ def _has_opaque(value: Any) -> bool:
     return False
 
 
-def _case(src: _Source, case: dict[str, Any], expected: Any) -> Case:
+def _case(src: _Source, case: dict[str, Any], expected: Any, after: dict[str, Any] | None = None) -> Case:
     return Case(
         names=list(case),
-        args=[src.encode(v, f"the test input `{k}`") for k, v in case.items()],
+        args=[src.encode(chain_to_plain(v), f"the test input `{k}`") for k, v in case.items()],
         expected=src.encode(expected, "the reference's output"),
+        after={k: src.encode(v, f"the reference's `{k}` after the call") for k, v in (after or {}).items()},
     )
+
+
+def chain_to_plain(value: Any) -> Any:
+    """A chained argument (`output_of`) as plain data: the function's name, its inputs, the item taken.
+
+    The kit check gives it back to `FunctionCheck`, which calls the student's own function, as grading does.
+    """
+    if not isinstance(value, OutputOf):
+        return value
+    return {"$output_of": {
+        "function": value.function,
+        "args": [chain_to_plain(a) for a in value.args],
+        "kwargs": {k: chain_to_plain(v) for k, v in value.kwargs.items()},
+        "item": value.item,
+    }}
 
 
 def _function(src: _Source) -> FunctionData:
     opts: FunctionOptions = src.options
     fn = src.attr(opts.reference or src.question.spec.answer or "")
     cases = generate_cases(src.attr(opts.cases), src.seed(opts.seed), src.where)
+    plan = Plan.of(opts)
+    stored = [_case(src, case, *reference_side(src.reference, fn, case, plan, src.where)) for case in cases]
     return FunctionData(
-        cases=[_case(src, case, call_reference(fn, case, src.where)) for case in cases],
-        rtol=opts.rtol, atol=opts.atol, pure=opts.pure, partial=opts.partial,
+        cases=stored, rtol=opts.rtol, atol=opts.atol, pure=opts.pure, partial=opts.partial,
+        output=None if plan.outputs is None else list(plan.outputs),
+        after={k: None if v is None else list(v) for k, v in plan.after.items()},
     )
 
 

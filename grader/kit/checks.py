@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from grader.cases import label, roll_up
+from grader.cases import OutputOf, label, roll_up
 from grader.checks.base import CheckContext
 from grader.checks.forbid import ForbidCheck, forbid_outcome
 from grader.checks.formula import (
@@ -29,7 +29,7 @@ from grader.checks.formula import (
     read_answer,
     show_value,
 )
-from grader.checks.function import FunctionCheck, call_failure
+from grader.checks.function import FunctionCheck, Plan, call_failure
 from grader.checks.gradient import gradient_error
 from grader.checks.training import TrainingCheck
 from grader.checks.value import ValueCheck, ValueOptions
@@ -102,10 +102,34 @@ def _cases(cases: list[Case]) -> list[tuple[dict[str, Any], Any]]:
 def check_function(ctx: CheckContext) -> Outcome:
     data: FunctionData = ctx.question.options  # type: ignore[assignment]
     pairs = _cases(data.cases)
-    expected = {id(case): output for case, output in pairs}
+    cases = [{k: _chain(v) for k, v in case.items()} for case, _ in pairs]
+    expected = {id(case): output for case, (_, output) in zip(cases, pairs)}
+    after = {id(case): {k: decoded(v) for k, v in stored.after.items()} for case, stored in zip(cases, data.cases)}
+    plan = Plan(
+        None if data.output is None else tuple(data.output),
+        {k: None if v is None else tuple(v) for k, v in data.after.items()},
+    )
     tol = Tolerance(data.rtol, data.atol)
     one = FunctionCheck()._one  # the grading's own comparison of one case, given the expected output
-    return roll_up([case for case, _ in pairs], lambda case: one(ctx, case, expected[id(case)], tol, data.pure), data.partial)
+
+    def check(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        return one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
+
+    return roll_up(cases, check, data.partial)
+
+
+def _chain(value: Any) -> Any:
+    """A stored chained argument (`grader.kit.build.chain_to_plain`) made an `OutputOf` again."""
+    if not (isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$output_of"), dict)):
+        return value
+    body = value["$output_of"]
+    item = body.get("item")
+    return OutputOf(
+        str(body.get("function")),
+        tuple(_chain(a) for a in body.get("args") or ()),
+        {str(k): _chain(v) for k, v in (body.get("kwargs") or {}).items()},
+        item if isinstance(item, (int, str)) and not isinstance(item, bool) else None,
+    )
 
 
 def check_gradient(ctx: CheckContext) -> Outcome:

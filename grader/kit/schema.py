@@ -47,6 +47,8 @@ class Case(_Model):
     names: list[str]
     args: list[Any]
     expected: Any
+    # Per post-condition (`after`), the reference's argument after its call, or its selected items.
+    after: dict[str, Any] = Field(default_factory=dict)
 
 
 class FunctionData(_Model):
@@ -56,6 +58,8 @@ class FunctionData(_Model):
     atol: float
     pure: bool = False
     partial: bool = False
+    output: list[int | str] | None = None  # the selected items of the result; `expected` is their tuple
+    after: dict[str, list[int | str] | None] = Field(default_factory=dict)
 
 
 class GradientData(_Model):
@@ -208,7 +212,7 @@ def _decode_all(path: Path, kit: KitFile) -> None:
         check = q.check
         values: list[Any] = []
         if isinstance(check, (FunctionData, GradientData)):
-            values = [v for case in check.cases for v in (*case.args, case.expected)]
+            values = [v for case in check.cases for v in (*case.args, case.expected, *case.after.values())]
         elif isinstance(check, ValueData):
             values = [check.expected]
         try:
