@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import traceback
@@ -42,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("rubric", type=Path)
     # dest: `args.out` is a folder for the other verbs (the log goes there); this one is a file.
     k.add_argument("--out", dest="kit_file", type=Path, required=True, help="the kit file to write, e.g. cnn-rnn.kit.zip")
+
+    v = sub.add_parser("validate", help="check a rubric: reference, blank and example scores, mutation analysis")
+    v.add_argument("rubric", type=Path)
+    v.add_argument("--examples", type=Path, help="a folder of example submissions with an expected.yaml of their points")
+    v.add_argument("--allow", type=Path, help="the allow-list of equivalent mutants (default: rubrics/mutants/<rubric>.yaml)")
+    v.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes grading at once (default: %(default)s)")
+    v.add_argument("--no-mutants", dest="mutants", action="store_false", help="skip the mutation analysis")
+    v.add_argument("--json", action="store_true", help="print the whole validation as JSON")
+    v.add_argument("--device", default="cpu", help="'auto', 'cpu' or 'cuda' for training checks (default: %(default)s)")
+    _sandbox_option(v, "validate")
 
     m = sub.add_parser("manual", help="enter TA scores for free-text questions (prompts, or import/export a file)")
     m.add_argument("action", nargs="?", choices=["import", "export"], help="omit to be prompted in the terminal")
@@ -121,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
         from grader.commands.kit import kit
 
         return kit(args.rubric, args.kit_file)
+    if args.command == "validate":
+        from grader.commands.validate import validate
+
+        return validate(
+            args.rubric, args.examples, allow=args.allow, launcher=choose_launcher(args.sandbox), device=args.device,
+            jobs=max(1, args.jobs), mutants=args.mutants, as_json=args.json,
+        )
     if args.command == "manual":
         from grader.commands.manual import run_manual
 
