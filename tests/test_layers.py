@@ -47,7 +47,7 @@ def graded(rubric: Rubric) -> dict[str, SubmissionResult]:
 
 
 def test_examples_folder_holds_what_the_tests_name() -> None:
-    names = {p.name for p in EXAMPLES.iterdir()} - {"HANDOUT.md"}
+    names = {p.name for p in EXAMPLES.iterdir()} - {"HANDOUT.md", "expected.yaml"}
     assert names == {p.name for p, _, _ in EXPECTED if p.parent == EXAMPLES}
 
 
