@@ -29,6 +29,7 @@ class Job:
     path: str
     name: str  # unique per batch: the output folder and the gradebook's student column
     log_path: str | None = None
+    helpers: tuple[tuple[str, str], ...] = ()  # files graded with it: (the student's name for it, its path)
 
 
 # Names of what `grader grade` writes beside the students' folders; no student folder may take one.
@@ -83,7 +84,7 @@ def _grade(rubric: Rubric, job: Job, launcher: Launcher | None, device: str, pub
     try:
         result = grade_submission(
             rubric, path, launcher=launcher, device=device, public_only=public_only,
-            log_path=Path(job.log_path) if job.log_path else None,
+            log_path=Path(job.log_path) if job.log_path else None, helpers=job.helpers,
         )
     except Exception:  # noqa: BLE001 - the boundary: logged whole, recorded for a TA
         log.exception("grading %s failed inside the grader", job.path)

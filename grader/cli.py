@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="grade again submissions the gradebook already holds")
     g.add_argument("--only", action="append", metavar="STUDENT", help="grade (again) only this student's submission "
                    "(folder or file name; repeat for more); the class files keep everyone")
+    g.add_argument("--layout", default="auto", choices=("auto", "files", "folders", "moodle", "canvas", "gradescope"),
+                   help="how the submissions are laid out (default: detected per folder; see README, LMS round trip)")
+    g.add_argument("--roster", type=Path, help="a CSV of students (id, name, email, LMS ids) naming each submission")
     _sandbox_option(g, "grade")
 
     c = sub.add_parser("check", help="self-check one submission on the public questions")
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return grade(
             args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
             launcher=choose_launcher(args.sandbox), force=args.force, only=args.only,
+            layout=args.layout, roster=args.roster,
         )
     if args.command == "check":
         from grader.commands.check import check

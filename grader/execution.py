@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from grader.results import CellFailure
 from grader.rubric import Limits
@@ -107,8 +107,12 @@ class WorkerSession:
         limits: Limits,
         launcher: Launcher | None = None,
         log_path: Path | None = None,
+        helpers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.submission = submission
+        # Files graded with the submission (a helper module its notebook imports): (the student's name for
+        # it, where it is).  They are copied beside it, under their own names, into every fresh worker.
+        self.helpers = tuple(helpers)
         self.limits = limits
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
@@ -137,6 +141,13 @@ class WorkerSession:
             self.wall_deadline = time.monotonic() + self.limits.wall_seconds
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-scratch-"))
         shutil.copy2(self.submission.path, self.scratch / self.submission.path.name)
+        for name, source in self.helpers:
+            target = self.scratch / Path(name).name  # a name is a file name, never a path out of the folder
+            if target.name not in ("", ".", "..", self.submission.path.name) and not target.exists():
+                try:
+                    shutil.copyfile(source, target)
+                except OSError as exc:
+                    log.warning("helper file %s of %s not copied: %s", source, self.submission.path, exc)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         # Kept so that _kill can undo what the launcher set up for this worker (a cgroup, say).

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from grader import __version__
 from grader.errors import GraderError
@@ -59,10 +60,16 @@ class CacheKey:
     grader_version: str
 
 
-def verdict_key(rubric: Rubric, submission: Path) -> CacheKey:
-    """Everything that decides a verdict: the submission's bytes, the rubric's and the reference's (with the
-    course modules it imports), and the grader's version and own code.  Editing any of them grades again."""
-    return CacheKey(file_digest(submission), rubric_digest(rubric), grader_fingerprint())
+def verdict_key(rubric: Rubric, submission: Path, helpers: Iterable[tuple[str, str]] = ()) -> CacheKey:
+    """Everything that decides a verdict: the submission's bytes (and its helper files', by name), the
+    rubric's and the reference's (with the course modules it imports), and the grader's version and own code.
+    Editing any of them grades again."""
+    digest = file_digest(submission)
+    helpers = sorted(helpers)
+    if digest and helpers:
+        parts = [digest, *(f"{name}\0{file_digest(Path(path))}" for name, path in helpers)]
+        digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    return CacheKey(digest, rubric_digest(rubric), grader_fingerprint())
 
 
 def rubric_digest(rubric: Rubric) -> str:

@@ -9,6 +9,7 @@ import logging
 import time
 import traceback
 from pathlib import Path
+from typing import Sequence
 
 from grader import __version__
 from grader.checks import CheckContext, get_kind
@@ -30,7 +31,9 @@ def grade_submission(
     device: str = "cpu",
     public_only: bool = False,
     log_path: Path | None = None,
+    helpers: Sequence[tuple[str, str]] = (),
 ) -> SubmissionResult:
+    """`helpers`: files graded with the submission, as (the name the student gave it, its path)."""
     start = time.perf_counter()
     questions = [q for q in rubric.questions if not public_only or q.spec.visibility == "public"]
     base = dict(
@@ -47,7 +50,7 @@ def grade_submission(
         results = tuple(_unanswered(q, f"not graded: {exc}") for q in questions)
         return SubmissionResult(**base, questions=results, load_error=str(exc), execution_time=time.perf_counter() - start)  # type: ignore[arg-type]
     reference = rubric.load_reference()
-    with WorkerSession(submission, rubric.limits, launcher, log_path) as session:
+    with WorkerSession(submission, rubric.limits, launcher, log_path, helpers) as session:
         failures = tuple(session.run_cells())
         results = tuple(
             run_question(CheckContext(rubric, q, submission, session, reference, device)) for q in questions

@@ -487,7 +487,7 @@ def _report_context(
         "title": _title(rubric, result.assignment),
         "audience": audience,
         "ta": audience is Audience.TA,
-        "views": [(q, explain(q, audience, python_file=result.path.endswith(".py"))) for q in result.questions],
+        "views": [(q, explain(q, audience, python_file=result.path.lower().endswith(".py"))) for q in result.questions],
         "now": _now(now),
     }
 

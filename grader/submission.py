@@ -106,7 +106,7 @@ def find_submissions(targets: list[Path]) -> list[Path]:
         if target.is_dir():
             found.extend(
                 p for p in sorted(target.iterdir())
-                if not p.name.startswith(".") and (p.suffix in SUFFIXES or not p.is_file())
+                if not p.name.startswith(".") and (p.suffix.lower() in SUFFIXES or not p.is_file())
             )
         else:
             found.append(target)
@@ -124,7 +124,7 @@ def load_submission(path: Path) -> Submission:
     if not path.is_file():
         # A FIFO or a device would block or never end when read.
         raise SubmissionUnreadable(f"{path.name} is not a regular file")
-    if path.suffix not in SUFFIXES:
+    if path.suffix.lower() not in SUFFIXES:
         raise SubmissionUnreadable(f"{path.name}: a submission is a .ipynb notebook or a .py file")
     try:
         size = path.stat().st_size
@@ -143,7 +143,7 @@ def load_submission(path: Path) -> Submission:
         raise SubmissionUnreadable(f"{path.name} contains NUL bytes; it is not a text file")
     sha = hashlib.sha256(data).hexdigest()
     notes: list[str] = []
-    if path.suffix == ".ipynb":
+    if path.suffix.lower() == ".ipynb":
         cells, answers = _notebook_cells(path.name, text, notes)
     else:
         cells, answers = _python_cells(text), {}

@@ -9,15 +9,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from grader.batch import Job, job_names, run_jobs
+from grader.batch import Job, run_jobs
+from grader.classbook import record_entries
 from grader.errors import GraderError
 from grader.gradebook import verdict_key
 from grader.grading import preflight
 from grader.outdir import OutDir, finish
 from grader.results import SubmissionResult
+from grader.roster import Roster
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
-from grader.submission import find_submissions
+from grader.sources import Discovery, Entry, discover, folder_names
 from grader.terminal import GradeProgress, print_summary
 
 
@@ -31,26 +33,31 @@ def grade(
     device: str = "cpu",
     force: bool = False,
     only: list[str] | None = None,
+    layout: str = "auto",
+    roster: Path | None = None,
 ) -> int:
     rubric = load_rubric(rubric_path)
     preflight(rubric)  # a bad rubric or reference stops here, before any student code runs
     for target in targets:
         if not target.exists() and not target.is_symlink():
             raise GraderError(f"no such submission file or folder: {target}")
-    paths = find_submissions(targets)
-    if not paths:
+    found = discover(targets, layout, Roster.load(roster) if roster else None, assignment=rubric.assignment)
+    if not found:
         raise GraderError(f"no .ipynb or .py submissions in {', '.join(map(str, targets))}")
+    _say_who_is_missing(found)
     folder = OutDir(out)
     folder.claim(rubric)
     # The reference, the rubrics and the outputs stay out of the worker's sight even where they sit in a
     # folder it must see (a reference package installed in the virtual environment, say).
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent, out]) if launcher else None
-    work = [Job(str(p), n, str(folder.log_path(n))) for p, n in zip(paths, job_names(paths))]
+    entries = dict(zip(folder_names(found.entries), found.entries))
+    work = [Job(str(e.main), n, str(folder.log_path(n)), _helpers(e)) for n, e in entries.items()]
     if only:
         work = _only(work, only)
-    keys = {job.name: verdict_key(rubric, Path(job.path)) for job in work}
+    keys = {job.name: verdict_key(rubric, Path(job.path), job.helpers) for job in work}
     todo: list[Job] = []
     with folder.gradebook() as book:
+        record_entries(book.path, {job.name: entries[job.name] for job in work})  # who each folder is
         try:
             done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
             for name, result in done.items():
@@ -84,6 +91,20 @@ def grade(
 
 EXIT_NEEDS_TA = 1  # grading finished, every file was written, and some submissions need a person
 EXIT_INTERRUPTED = 130
+
+
+def _helpers(entry: Entry) -> tuple[tuple[str, str], ...]:
+    return tuple((name, str(path)) for name, path in entry.staged_names.items() if path != entry.main)
+
+
+def _say_who_is_missing(found: Discovery) -> None:
+    """Nothing is silently dropped: submissions the roster does not know, and students with no submission."""
+    for entry in found.unmatched:
+        print(f"grader: not on the roster (graded all the same): {entry.main}", file=sys.stderr)
+    if found.missing:
+        names = ", ".join(f"{m.name or m.key}" for m in found.missing[:20])
+        more = f" and {len(found.missing) - 20} more" if len(found.missing) > 20 else ""
+        print(f"grader: {len(found.missing)} students on the roster have no submission: {names}{more}", file=sys.stderr)
 
 
 def _only(work: list[Job], only: list[str]) -> list[Job]:

@@ -296,6 +296,9 @@ def main() -> None:
     threads = os.environ.get("GRADER_TORCH_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
+    # The working folder (the student's files: a helper module the notebook imports) is importable, as in
+    # Jupyter; appended, not prepended, and only now, so that it cannot shadow the worker's own modules.
+    sys.path.append(os.getcwd())
     Worker(rfd, wfd).serve()
     # Skip interpreter shutdown: atexit hooks and finalisers are the student's, not ours.
     os._exit(0)

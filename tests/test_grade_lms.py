@@ -1,0 +1,90 @@
+"""`grader grade` on what an LMS hands a TA: each layout graded with the right identities, helper modules graded
+with the notebook that imports them, and nobody silently dropped."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.classbook import read_entries
+from grader.commands.grade import grade
+from grader.gradebook import FILENAME, Gradebook
+from grader.sandbox import choose_launcher
+from tests.conftest import DATA
+
+RUBRIC = DATA / "mini" / "rubric.yaml"
+LMS = DATA / "lms"
+HONEST = (DATA / "hostile" / "class" / "zed_honest.py").read_text()
+
+
+def _csv(out: Path) -> dict[str, str]:
+    with open(out / "gradebook.csv", newline="") as fh:
+        return {row["student"]: row["total"] for row in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize(
+    "layout, expected",
+    [
+        # folder name -> (total, the student's name as the roster knows them)
+        ("moodle", {"s001": ("10", "Alice Smith"), "s002": ("0", "Bob Jones")}),
+        ("canvas", {"s001": ("10", "Alice Smith"), "s002": ("0", "Bob Jones")}),
+        ("gradescope", {"s001": ("10", "Alice Smith"), "s002": ("0", "Bob Jones")}),
+        # Folder and file names the roster cannot match ("alice" is not a name, an id or an email) are graded,
+        # named by themselves, and listed as unmatched.
+        ("folders", {"alice": ("10", "alice"), "bob": ("0", "bob")}),
+        ("files", {"alice": ("10", "alice"), "bob": ("0", "bob")}),  # alice.IPYNB: any case
+    ],
+)
+def test_each_lms_layout_is_graded_with_the_right_students(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str, expected: dict[str, tuple[str, str]]
+) -> None:
+    out = tmp_path / "out"
+    assert grade(RUBRIC, [LMS / layout], out, launcher=choose_launcher("auto"), roster=LMS / "roster.csv") == 0
+    assert _csv(out) == {name: total for name, (total, _) in expected.items()}
+    entries = read_entries(out)
+    assert {name: e.student.name for name, e in entries.items()} == {n: who for n, (_, who) in expected.items()}
+    err = capsys.readouterr().err
+    missing = next(line for line in err.splitlines() if "have no submission" in line)
+    assert "Carol Diaz" in missing  # on the roster, nothing handed in: said, not dropped
+    if layout in ("folders", "files"):
+        assert "not on the roster (graded all the same)" in err
+
+
+def _notebook(*cells: str) -> str:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    return nbformat.writes(nb)
+
+
+def test_a_notebook_and_the_helper_module_it_imports_are_graded_together(tmp_path: Path) -> None:
+    # Canvas renames each file of a submission; the notebook imports `utils` by the name the student gave it.
+    klass = tmp_path / "canvas"
+    klass.mkdir()
+    honest_but_jacobian = HONEST.replace("def cube_jac(x):\n    return torch.diag(3 * x**2)\n", "")
+    (klass / "smithalice_1001_5_hw2.ipynb").write_text(_notebook(honest_but_jacobian, "from utils import cube_jac"))
+    utils = klass / "smithalice_1001_6_utils.py"
+    utils.write_text("import torch\n\n\ndef cube_jac(x):\n    return torch.diag(3 * x**2)\n")
+    out = tmp_path / "out"
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto")) == 0
+    assert _csv(out) == {"1001": "10"}
+    utils.write_text("import torch\n\n\ndef cube_jac(x):\n    return torch.diag(2 * x**2)\n")  # the helper changes
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto")) == 0
+    with Gradebook(out / FILENAME) as book:
+        assert book.gradings() == {"1001": 2}  # the helper is in the cache key: graded again
+    assert _csv(out) == {"1001": "9"}
+    grading = json.loads((out / "1001" / "grading.json").read_text())
+    assert grading["path"].endswith("smithalice_1001_5_hw2.ipynb")
+
+
+def test_an_unknown_submission_is_graded_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    klass = tmp_path / "class"
+    shutil.copytree(LMS / "files", klass)
+    (klass / "zoe.py").write_text(HONEST)
+    out = tmp_path / "out"
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), roster=LMS / "roster.csv") == 0
+    assert "not on the roster (graded all the same)" in capsys.readouterr().err
+    assert _csv(out)["zoe"] == "10"
