@@ -136,18 +136,39 @@ class FunctionCheck:
     ) -> Problem:
         """One case against the reference's side: `expected` is the whole result, or with `plan.outputs` the
         tuple of the selected items; `expected_after` holds, per post-condition, the argument or its items."""
+        kept: list[Handle] = []  # what this case keeps in the worker, let go when it is done
+        try:
+            return self._compare_one(ctx, case, expected, tol, pure, plan, expected_after or {}, kept)
+        finally:
+            proc = ctx.session.proc  # a dead worker took its values with it: no restart just to let them go
+            if kept and proc is not None and proc.poll() is None and not ctx.session.out_of_time:
+                ctx.session.request_call({"op": "release", "handles": [h.id for h in kept]}, ctx.timeout)
+
+    def _compare_one(
+        self,
+        ctx: CheckContext,
+        case: dict[str, Any],
+        expected: Any,
+        tol: Tolerance,
+        pure: bool,
+        plan: Plan,
+        expected_after: dict[str, Any],
+        kept: list[Handle],
+    ) -> Problem:
         sent = {k: clone(v) for k, v in case.items()}
         args: list[Any] = []
         for name, value in sent.items():
             if not isinstance(value, OutputOf):
                 args.append(value)
                 continue
-            chained = _student_chain(ctx, value, name)
+            chained = _student_chain(ctx, value, name, kept)
             if not isinstance(chained, Handle):
                 return chained
             args.append(chained)
         keep = plan.outputs is not None
         result = ctx.session.call(ctx.answer, args, timeout=ctx.timeout, echo_args=pure or bool(plan.after), keep=keep)
+        if isinstance(result.value, Handle):
+            kept.append(result.value)
         if not result.ok:
             if result.missing:
                 return f"`{ctx.answer}` is not defined", {"missing": True}
@@ -164,7 +185,7 @@ class FunctionCheck:
             if problem:
                 return f"{on}: {problem}", details
         if plan.after:
-            problem, details = _compare_after(list(sent), result, plan, expected_after or {}, tol)
+            problem, details = _compare_after(list(sent), result, plan, expected_after, tol)
             if problem:
                 return f"{on}: {problem}", details
         if pure:
@@ -226,14 +247,14 @@ def _reference_item(value: Any, selector: Selector, what: str, where: str) -> An
 # -- the student's side: chained calls kept in the worker, items read from there --------------------------------
 
 
-def _student_chain(ctx: CheckContext, value: OutputOf, name: str) -> Handle | Problem:
+def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Handle]) -> Handle | Problem:
     """Call the student's `value.function` in the worker and keep its result there: a handle on it (or on its
-    item `value.item`), or the failed case's `(message, details)`."""
+    item `value.item`), or the failed case's `(message, details)`.  Every handle made is added to `kept`."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for key, arg in [*((None, a) for a in value.args), *value.kwargs.items()]:
         if isinstance(arg, OutputOf):
-            arg = _student_chain(ctx, arg, name)
+            arg = _student_chain(ctx, arg, name, kept)
             if not isinstance(arg, Handle):
                 return arg
         if key is None:
@@ -252,12 +273,14 @@ def _student_chain(ctx: CheckContext, value: OutputOf, name: str) -> Handle | Pr
         return f"{message}\n{hint}" if hint else message, {"traceback": result.traceback}
     if not isinstance(result.value, Handle):
         return f"the result of `{value.describe()}` could not be kept for `{ctx.answer}`", {}
+    kept.append(result.value)
     if value.item is None:
         return result.value
     picked = _pick(ctx, result.value, value.item, keep=True, function=value.function)
     if isinstance(picked, str):
         return f"{picked}; {needed}", {}
     item: Handle = picked.value
+    kept.append(item)
     return item
 
 

@@ -34,4 +34,12 @@ def op_pick(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "value": codec.encode({"found": True, "item": worker.keep(item) if request.get("keep") else item})}
 
 
-OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {"pick": op_pick}
+def op_release(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Let kept values go once a case is done (caches can be large); their ids stay taken, so none is reused."""
+    for handle in request.get("handles") or []:
+        if isinstance(handle, int) and handle in worker.handles:
+            worker.handles[handle] = None
+    return {"ok": True}
+
+
+OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {"pick": op_pick, "release": op_release}

@@ -218,3 +218,20 @@ def test_output_of_without_a_reference_function_is_the_authors_error() -> None:
 
     with pytest.raises(GraderError, match="no function 'nowhere'"):
         reference_side(ModuleType("r"), lambda c: c, {"c": output_of("nowhere")}, Plan(), "r.yaml: q1")
+
+
+def test_worker_ops_pick_and_release_kept_values() -> None:
+    from grader.worker import codec
+    from grader.worker.main import Worker
+
+    worker = Worker(-1, -1)
+    handle = worker.keep((torch.ones(2), {"cache": [1, 2]}))
+    picked = codec.decode(worker.ops["pick"]({"handle": handle.id, "item": codec.encode(1), "keep": True})["value"])
+    inner = picked["item"]
+    assert isinstance(inner, codec.Handle) and worker.handles[inner.id] == {"cache": [1, 2]}
+    read = codec.decode(worker.ops["pick"]({"handle": inner.id, "item": codec.encode("cache")})["value"])
+    assert read == {"found": True, "item": [1, 2]}
+    missing = codec.decode(worker.ops["pick"]({"handle": handle.id, "item": codec.encode(2)})["value"])
+    assert missing == {"found": False, "type": "tuple", "size": 2}
+    worker.ops["release"]({"handles": [handle.id, inner.id]})
+    assert worker.handles[handle.id] is None and worker.keep(0).id == 3  # ids are never reused
