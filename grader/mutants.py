@@ -210,16 +210,19 @@ def _sites(root: ast.AST, fields: Sequence[str] | None, symbols: Sequence[str] =
     def add(index: int, family: str, detail: str, make: Make) -> None:
         sites.append(_Site(index, f"{family}#{counters[family]}:{detail}", make))
 
+    steps: set[int] = set()  # nodes of a slice's step: `[::-1]` is reversed or not, not stepped by 2 or 0
     for index, item in enumerate(_preorder(root, fields)):
         node = item.node
         family = _name(node)
         counters[family] = counters.get(family, 0) + 1
-        for detail, make in _transformations(node, item, symbols):
+        if isinstance(node, ast.Slice) and node.step is not None:
+            steps.update(id(n) for n in ast.walk(node.step))
+        for detail, make in _transformations(node, symbols, in_step=id(node) in steps):
             add(index, family, detail, make)
     return sites
 
 
-def _transformations(node: ast.AST, item: _Node, symbols: Sequence[str]) -> Iterator[tuple[str, Make]]:
+def _transformations(node: ast.AST, symbols: Sequence[str], *, in_step: bool) -> Iterator[tuple[str, Make]]:
     if isinstance(node, ast.BinOp):
         yield from _binop(node)
     elif isinstance(node, ast.AugAssign):
@@ -230,7 +233,7 @@ def _transformations(node: ast.AST, item: _Node, symbols: Sequence[str]) -> Iter
         for i, cmp in enumerate(node.ops):
             for swap in _COMPARE_SWAPS.get(type(cmp), ()):
                 yield f"{_name(cmp)}->{swap.__name__}", _set_compare(i, swap)
-    elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not _in_subscript_step(item):
+    elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not in_step:
         yield from _constant(node)
     elif isinstance(node, ast.Slice):
         for bound in ("lower", "upper"):
@@ -272,11 +275,6 @@ def _constant(node: ast.Constant) -> Iterator[tuple[str, Make]]:
 
 def _add_constant(delta: int) -> Make:
     return lambda n: ast.Constant(cast(float, cast(ast.Constant, n).value) + delta)
-
-
-def _in_subscript_step(item: _Node) -> bool:
-    """The `1` of `[::-1]` is the UnaryOp's business (reversal dropped), not a constant to shift."""
-    return item.field == "step"
 
 
 def _call(node: ast.Call) -> Iterator[tuple[str, Make]]:
@@ -475,9 +473,9 @@ def plan(rubric: Rubric, cap: int = MAX_PER_TARGET) -> Plan:
         elif kind == "formula":
             mutants.extend(formula_mutants(q, cap))
         elif kind == "value" and answer in values:
-            node = values[answer]
-            render = _assignment_renderer(answer)
-            mutants.extend(mutate(node, answer, "value", (q.id,), render=render, cap=cap))
+            # Wrapped, so that the expression itself (a lone constant, say) is a node the walk reaches.
+            node = ast.Expression(body=values[answer])
+            mutants.extend(mutate(node, answer, "value", (q.id,), render=_assignment_renderer(answer), cap=cap))
         elif kind == "value":
             notes[q.id] = f"not mutated: `{answer}` is not a top-level assignment of the reference"
         elif kind in FUNCTION_KINDS and answer not in functions:
@@ -497,7 +495,7 @@ def _assignments(tree: ast.Module) -> dict[str, ast.expr]:
 
 
 def _assignment_renderer(name: str) -> Callable[[ast.AST], str]:
-    return lambda node: f"{name} = {ast.unparse(node)}"
+    return lambda node: f"{name} = {ast.unparse(cast(ast.Expression, node).body)}"
 
 
 def _owners(rubric: Rubric, functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> dict[str, tuple[str, ...]]:

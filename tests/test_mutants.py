@@ -1,0 +1,215 @@
+"""Mutants of reference code and formulas (`grader.mutants`): the transformations, their ids, the allow-list,
+and grading them through the engine in a warm worker."""
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.errors import RubricError
+from grader.mutants import (
+    AllowEntry,
+    Grader,
+    Mutant,
+    MutantResult,
+    Verdict,
+    allow,
+    formula_mutants,
+    load_allow_list,
+    mutate,
+    plan,
+    unused_entries,
+)
+from grader.rubric import Rubric, load_rubric
+from tests.conftest import DATA
+
+
+def mutants_of(source: str, cap: int = 1000) -> dict[str, str]:
+    """label -> the mutated function's body, for a one-function module."""
+    tree = ast.parse(textwrap.dedent(source)).body[0]
+    return {m.id.split(":", 1)[1]: m.source.split("\n", 1)[1].strip() for m in mutate(tree, "f", "function", ("q1",), cap=cap)}
+
+
+@pytest.mark.parametrize(
+    "body, label, mutated",
+    [
+        ("return a + b", "BinOp#1:Add->Sub", "return a - b"),
+        ("return a + b", "BinOp#1:right-dropped", "return a"),
+        ("return a + b", "BinOp#1:left-dropped", "return b"),
+        ("return a @ b", "BinOp#1:MatMult->Mult", "return a * b"),
+        ("return a + b", "Return#1:transposed", "return (a + b).T"),
+        ("return a if a < b else b", "Compare#1:Lt->LtE", "return a if a <= b else b"),
+        ("return a if a < b else b", "Compare#1:Lt->Gt", "return a if a > b else b"),
+        ("return a * 2", "Constant#1:2+1", "return a * 3"),
+        ("return a * 2", "Constant#1:2-1", "return a * 1"),
+        ("return g(a, flag=False)", "Constant#1:False->True", "return g(a, flag=True)"),
+        ("return a[1:b]", "Slice#1:lower+1", "return a[1 + 1:b]"),
+        ("return a[1:b]", "Slice#1:upper-1", "return a[1:b - 1]"),
+        ("return [a for _ in range(b)]", "Call#1:range-stop+1", "return [a for _ in range(b + 1)]"),
+        ("return a.sum()", "Call#1:sum->mean", "return a.mean()"),
+        ("return torch.sigmoid(a)", "Call#1:sigmoid-removed", "return a"),
+        ("return a.relu()", "Call#1:relu-removed", "return a"),
+        ("return a - a.max()", "BinOp#1:max-subtraction-dropped", "return a"),
+        ("return -a", "UnaryOp#1:USub-dropped", "return a"),
+        ("a += b\n    return a", "AugAssign#1:Add->Sub", "a -= b\n    return a"),
+        ("a += b\n    return a", "AugAssign#1:dropped", "pass\n    return a"),
+        ("a = a - b\n    return a", "Assign#1:in-place", "a -= b\n    return a"),
+        ("a = b * a\n    return a", "Assign#1:in-place", "a *= b\n    return a"),
+    ],
+)
+def test_each_transformation(body: str, label: str, mutated: str) -> None:
+    got = mutants_of(f"def f(a, b):\n    {body}\n")
+    assert got[label] == mutated, got
+
+
+def test_a_reversal_step_is_dropped_not_shifted() -> None:
+    got = mutants_of("def f(a):\n    return a[::-1]\n")
+    assert got["UnaryOp#1:USub-dropped"] == "return a[::1]"
+    assert not any(label.startswith("Constant") for label in got)
+
+
+def test_identities_duplicates_and_what_does_not_compile_are_dropped() -> None:
+    # `a + 0 + 0` gives the same text by several routes (either `+ 0` dropped): kept once; annotations and
+    # defaults are not the function's computation and stay as they are.
+    tree = ast.parse("def f(a: int = 3) -> int:\n    return a + 0 + 0\n").body[0]
+    mutants = mutate(tree, "f", "function", ("q1",))
+    sources = [m.source for m in mutants]
+    assert len(sources) == len(set(sources)) and ast.unparse(tree) not in sources
+    assert all("def f(a: int=3) -> int:" in s for s in sources)
+
+
+def test_ids_are_stable_and_the_cap_is_a_deterministic_choice() -> None:
+    source = "def f(a, b):\n    return (a + 1) * (b - 2) / (a + b) - a[1:b] + a.sum()\n"
+    tree = ast.parse(source).body[0]
+    everything = mutate(tree, "f", "function", ("q1",), cap=1000)
+    first, second = mutate(tree, "f", "function", ("q1",), cap=5), mutate(ast.parse(source).body[0], "f", "function", ("q1",), cap=5)
+    assert len(everything) > 5 and [m.id for m in first] == [m.id for m in second]
+    assert len(first) == 5 and {m.id for m in first} <= {m.id for m in everything}
+    assert len({m.id for m in everything}) == len(everything)
+
+
+def test_a_mutant_shows_its_diff_and_digest() -> None:
+    (m,) = [m for m in mutate(ast.parse("def f(a):\n    x = 1\n    return a + x\n").body[0], "f", "function", ("q1",))
+            if m.id == "f:BinOp#1:Add->Sub"]
+    assert m.diff() == ["-    return a + x", "+    return a - x"]
+    assert m.digest.startswith("src:") and len(m.digest) == 16
+
+
+def test_formula_mutants_drop_floor_swap_symbols_and_shift() -> None:
+    rubric = load_rubric(DATA.parent.parent / "rubrics" / "cnn-rnn.yaml")
+    q = next(q for q in rubric.questions if q.id == "q1.1")
+    by_label = {m.id.split(":", 1)[1]: m.source for m in formula_mutants(q, cap=1000)}
+    assert by_label["Call#1:floor-dropped"] == "(H + 2 * P - D * (K - 1) - 1) / S + 1"
+    assert by_label["Call#1:floor->ceiling"].startswith("ceiling(")
+    assert by_label["Name#2:H->K"].startswith("floor((K + 2 * P")
+    assert by_label["whole+1"] == "(floor((H + 2 * P - D * (K - 1) - 1) / S) + 1) + 1"
+    assert all(m.id.startswith("conv_output_size:") and m.questions == ("q1.1",) for m in formula_mutants(q))
+
+
+# -- which questions read which function ------------------------------------------------------------------------
+
+REFERENCE = '''
+import torch
+
+def helper(x):
+    return x * 2
+
+def first(x):
+    return helper(x) + 1
+
+def second(x):
+    return first(x) - helper(x)
+
+def cases(gen):
+    return [{"x": torch.randn(3, generator=gen, dtype=torch.float64)}]
+'''
+
+RUBRIC = """
+assignment: owners
+reference: reference.py
+questions:
+  - {id: q1.1, title: first, points: 1, kind: function, answer: first, cases: cases}
+  - {id: q1.2, title: second, points: 1, kind: function, answer: second, cases: cases}
+"""
+
+
+@pytest.fixture
+def owners_rubric(tmp_path: Path) -> Rubric:
+    (tmp_path / "reference.py").write_text(REFERENCE)
+    (tmp_path / "rubric.yaml").write_text(RUBRIC)
+    return load_rubric(tmp_path / "rubric.yaml")
+
+
+def test_an_answer_belongs_to_its_question_a_helper_to_every_question_reaching_it(owners_rubric: Rubric) -> None:
+    questions = {m.target: m.questions for m in plan(owners_rubric).mutants}
+    assert questions == {"helper": ("q1.1", "q1.2"), "first": ("q1.1",), "second": ("q1.2",)}
+
+
+# -- the allow-list ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("- {question: q9.9, mutant: first:BinOp#1:Add->Sub, reason: r}\n", "entry #1: question: no question q9.9"),
+        ("- {question: q1.1, mutant: first:BinOp#1:Add->Sub}\n", "entry #1: reason: Field required"),
+        ("- {question: q1.1, mutant: x, reason: r, why: extra}\n", "entry #1: why: Extra inputs"),
+        ("question: q1.1\n", "a list of"),
+        ("- [unclosed\n", "cannot read"),
+    ],
+)
+def test_allow_list_errors_name_the_file_and_entry(owners_rubric: Rubric, tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "allow.yaml"
+    path.write_text(text)
+    with pytest.raises(RubricError, match="allow.yaml") as info:
+        load_allow_list(path, owners_rubric)
+    assert fragment in str(info.value)
+
+
+def test_allow_list_matches_by_id_or_digest_and_reports_stale_entries(owners_rubric: Rubric) -> None:
+    m = Mutant("first:BinOp#1:Add->Sub", "first", "function", "a", "b", ("q1.1",))
+    survived = [MutantResult(m, "q1.1", Verdict.SURVIVED, 1, 1)]
+    by_id = AllowEntry(question="q1.1", mutant=m.id, reason="equivalent because ...")
+    by_digest = AllowEntry(question="q1.1", mutant=m.digest, reason="the same, by digest")
+    stale = AllowEntry(question="q1.2", mutant=m.id, reason="another question")
+    for entry in (by_id, by_digest):
+        (result,) = allow(survived, [entry])
+        assert (result.verdict, result.message) == (Verdict.ALLOWED, entry.reason)
+    assert unused_entries(allow(survived, [by_id, stale]), [by_id, stale]) == [stale]
+    killed = [MutantResult(m, "q1.1", Verdict.KILLED, 0, 1)]
+    assert allow(killed, [by_id])[0].verdict is Verdict.KILLED  # an allow-list never hides a kill
+
+
+# -- grading mutants through the engine --------------------------------------------------------------------------
+
+
+def test_mutants_in_a_warm_worker_killed_survived_and_the_reference_put_back(mini_rubric: Rubric) -> None:
+    original = "def scale(x, k):\n    return x * k"
+    wrong = Mutant("scale:wrong", "scale", "function", original, "def scale(x, k):\n    return x * (k + 1)", ("q2.1",))
+    same = Mutant("scale:same", "scale", "function", original, "def scale(x, k):\n    return k * x", ("q2.1", "q2.2"))
+    broken = Mutant("scale:broken", "scale", "function", original, "def scale(x, k):\n    return x *", ("q2.1",))
+    value = Mutant("answer:+1", "answer", "value", "answer = 42", "answer = 43", ("q1.1",))
+    grader = Grader(mini_rubric)
+    try:
+        results = {(r.mutant.id, r.question): r for m in (wrong, same, broken, value, same) for r in grader.grade(m)}
+    finally:
+        grader.close()
+    assert results["scale:wrong", "q2.1"].verdict is Verdict.KILLED
+    assert "expected" in results["scale:wrong", "q2.1"].message
+    assert results["scale:same", "q2.1"].verdict is results["scale:same", "q2.2"].verdict is Verdict.SURVIVED
+    assert results["scale:broken", "q2.1"].verdict is Verdict.KILLED
+    assert "failed when defined" in results["scale:broken", "q2.1"].message
+    assert results["answer:+1", "q1.1"].verdict is Verdict.KILLED
+
+
+def test_a_formula_mutant_proved_equal_is_equivalent_not_a_survivor() -> None:
+    rubric = load_rubric(DATA.parent.parent / "rubrics" / "cnn-rnn.yaml")
+    expected = "floor((H + 2*P - D*(K - 1) - 1)/S) + 1"
+    same = Mutant("conv_output_size:same", "conv_output_size", "formula", expected, "1 + floor((H + 2*P - D*(K - 1) - 1)/S)", ("q1.1",))
+    wrong = Mutant("conv_output_size:wrong", "conv_output_size", "formula", expected, "floor((H - K)/S) + 1", ("q1.1",))
+    grader = Grader(rubric)
+    (equivalent,), (killed,) = grader.grade(same), grader.grade(wrong)
+    assert equivalent.verdict is Verdict.EQUIVALENT and killed.verdict is Verdict.KILLED
+    assert "expected" in killed.message
