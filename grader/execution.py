@@ -126,6 +126,8 @@ class WorkerSession:
         self.device = "cpu"
         self._next_id = 0
         self.wall_deadline: float | None = None  # the whole submission's time (limits.wall_seconds)
+        self._issued: set[bytes] = set()  # every nonce sent: a frame with another one was forged
+        self.flags: set[str] = set()  # signs of tampering, for a TA: never a verdict
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> WorkerSession:
@@ -246,6 +248,7 @@ class WorkerSession:
         # The nonce is unknowable before the request is sent, so replies forged in advance by student code
         # (which shares the worker process and could find the channel) are recognised and skipped unparsed.
         request_id, nonce = self._next_id, secrets.token_bytes(protocol.NONCE_SIZE)
+        self._issued.add(nonce)
         payload = codec.dumps(message)
         limit = reply_limit or protocol.reply_limit(str(message.get("op")), len(payload))
         deadline = time.monotonic() + timeout + GRACE
@@ -302,6 +305,8 @@ class WorkerSession:
             header = protocol.Header.unpack(self._read_exactly(protocol.HEADER.size, deadline))
             if header.request_id == request_id and hmac.compare_digest(header.nonce, nonce):
                 return header
+            if header.nonce not in self._issued:  # not a late reply to an earlier request: made up
+                self.flags.add("its code wrote a forged reply on the grader's channel (ignored)")
             self._discard(header.size, deadline)
 
     def _read_exactly(self, n: int, deadline: float) -> bytes:
@@ -497,6 +502,16 @@ class WorkerSession:
         except (codec.CodecError, TypeError, ValueError) as exc:
             return CallResult(False, error=f"the value returned is not plain data ({exc})")
         return CallResult(True, value, duration=reply.duration, args_after=args_after, kwargs_after=kwargs_after)
+
+    def integrity(self) -> tuple[str, ...]:
+        """Signs of tampering: what the grader saw on the channel, and what the worker's audit noticed (which
+        the student's code could silence: a hint for a TA, never proof, never a score)."""
+        seen = set(self.flags)
+        if not self.out_of_time:
+            result = self.request_call({"op": "integrity"}, 10)
+            if result.ok and isinstance(result.value, list):
+                seen.update(str(flag)[:300] for flag in result.value[:20])
+        return tuple(sorted(seen))
 
     def _ensure_replayed(self) -> None:
         if self.out_of_time:

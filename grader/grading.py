@@ -56,6 +56,7 @@ def grade_submission(
             run_question(CheckContext(rubric, q, submission, session, reference, device)) for q in questions
         )
         worker_device = session.device
+        flags = _integrity(session)
     return SubmissionResult(
         **base,  # type: ignore[arg-type]
         questions=results,
@@ -64,7 +65,16 @@ def grade_submission(
         submission_sha256=submission.sha256,
         device=worker_device,
         notes=submission.notes,
+        flags=flags,
     )
+
+
+def _integrity(session: WorkerSession) -> tuple[str, ...]:
+    try:
+        return session.integrity()
+    except Exception:  # noqa: BLE001 - flags are hints; failing to collect them costs nothing else
+        log.exception("could not collect integrity flags")
+        return ()
 
 
 def run_question(ctx: CheckContext) -> QuestionResult:

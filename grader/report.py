@@ -353,6 +353,8 @@ def _needs_ta(r: SubmissionResult) -> list[NeedsTA]:
         found.append(NeedsTA(r.student, f"grader error{where}: see grader.log and report-ta.html"))
     if r.load_error:
         found.append(NeedsTA(r.student, f"could not be read: {r.load_error}"))
+    if r.flags:
+        found.append(NeedsTA(r.student, f"flagged (the score stands; look at the code): {'; '.join(r.flags)}"))
     pending = [q.qid for q in r.questions if q.status is Status.PENDING]
     if pending:
         found.append(NeedsTA(r.student, f"to grade by hand: {', '.join(pending)}"))

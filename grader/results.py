@@ -113,6 +113,7 @@ class SubmissionResult:
     # the TA's eyes and the log only.  The student reads "grader error, needs a TA".
     grader_error: str | None = None
     notes: tuple[str, ...] = ()  # what the loader changed in the student's text (cut, replaced), for the report
+    flags: tuple[str, ...] = ()  # signs of tampering, for a TA's eyes; they never change a score
 
     @property
     def score(self) -> float:
@@ -143,6 +144,7 @@ class SubmissionResult:
             "grader_version": self.grader_version,
             "grader_error": self.grader_error,
             "notes": list(self.notes),
+            "flags": list(self.flags),
         }
 
     @classmethod
@@ -154,6 +156,7 @@ class SubmissionResult:
                 "questions": tuple(QuestionResult.from_dict(q) for q in data["questions"]),
                 "cell_failures": tuple(CellFailure(**c) for c in data["cell_failures"]),
                 "notes": tuple(str(n) for n in data.get("notes", ())),
+                "flags": tuple(str(n) for n in data.get("flags", ())),
             }
         )
 

@@ -67,7 +67,7 @@ def test_the_output_folder_holds_only_what_the_grader_wrote(out):
         grading = json.loads((out / name / "grading.json").read_text())
         assert grading["student"] == name and grading["sandbox"] == "bwrap"
     top = {p.name for p in out.iterdir()} - {*HOSTILE, "zed_honest"}
-    assert top <= {"gradebook.csv", FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", "index.html", "logs", "grader.log", "rubric-path"}
+    assert top <= {"gradebook.csv", FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", "index.html", "logs", "grader.log", "rubric-path", "assignment.json"}
     assert {p.name for p in (out / "logs").iterdir()} <= {f"{n}.stdout.txt" for n in [*HOSTILE, "zed_honest"]}
 
 
@@ -100,3 +100,30 @@ def test_tricks_earn_nothing_without_the_sandbox_too(name):
     result = grade_submission(load_rubric(RUBRIC), CLASS / f"{name}.py", launcher=PlainLauncher())
     assert result.score == 0, {q.qid: q.message for q in result.questions}
     assert [m for m in MARKERS if m.exists()] == []
+
+
+def test_tampering_is_flagged_for_a_ta_and_changes_no_score(tmp_path):
+    """mallory_tamper.py patches comparisons and writes fake results.json files: flagged in the class summary
+    and the TA's report, never in a score; an honest classmate is not flagged."""
+    import shutil
+
+    from grader.commands.grade import grade
+    from grader.sandbox import choose_launcher
+    from tests.conftest import ROOT
+
+    klass = tmp_path / "class"
+    klass.mkdir()
+    for name in ("alice_correct.ipynb", "mallory_tamper.py"):
+        shutil.copy(ROOT / "submissions" / "cnn-rnn" / name, klass / name)
+    out = tmp_path / "out"
+    assert grade(ROOT / "rubrics" / "cnn-rnn.yaml", [klass], out, launcher=choose_launcher("auto")) == 0
+    mallory = json.loads((out / "mallory_tamper" / "grading.json").read_text())
+    alice = json.loads((out / "alice_correct" / "grading.json").read_text())
+    assert (mallory["questions"] and sum(q["score"] for q in mallory["questions"])) == 0
+    assert {"replaced torch.allclose", "replaced numpy.allclose", "replaced torch.Tensor.__eq__"} <= set(mallory["flags"])
+    assert any(f.startswith("tried to write") and "results.json" in f for f in mallory["flags"])
+    assert alice["flags"] == [] and sum(q["score"] for q in alice["questions"]) == 30
+    needs_ta = (out / "index.html").read_text().split("Needs a TA")[1].split("</ul>")[0]
+    assert "mallory_tamper" in needs_ta and "replaced torch.allclose" in needs_ta and "alice_correct" not in needs_ta
+    assert "Flagged for a TA" in (out / "mallory_tamper" / "report-ta.html").read_text()
+    assert "Flagged" not in (out / "mallory_tamper" / "report.html").read_text()

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from grader.worker import ops_chain, ops_models, ops_training
+from grader.worker import ops_chain, ops_integrity, ops_models, ops_training
 
 OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
     "train_run": ops_training.op_train_run,
     **ops_models.OPS,
     **ops_chain.OPS,
+    **ops_integrity.OPS,
 }

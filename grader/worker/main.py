@@ -299,6 +299,10 @@ def main() -> None:
     # The working folder (the student's files: a helper module the notebook imports) is importable, as in
     # Jupyter; appended, not prepended, and only now, so that it cannot shadow the worker's own modules.
     sys.path.append(os.getcwd())
-    Worker(rfd, wfd).serve()
+    worker = Worker(rfd, wfd)
+    from grader.worker import ops_integrity
+
+    ops_integrity.arm()  # last before the first cell: what the worker itself does is not a sign of anything
+    worker.serve()
     # Skip interpreter shutdown: atexit hooks and finalisers are the student's, not ours.
     os._exit(0)
