@@ -141,8 +141,8 @@ def _preorder(root: ast.AST, fields: Sequence[str] | None = None) -> Iterator[_N
     def children(node: ast.AST, only: Sequence[str] | None) -> list[_Node]:
         out = []
         for name, value in ast.iter_fields(node):
-            if (only is not None and name not in only) or name in _SKIPPED_FIELDS:
-                continue
+            if (only is not None and name not in only) or name in _SKIPPED_FIELDS or isinstance(value, ast.arguments):
+                continue  # signatures (defaults, annotations) are the interface, not the computation
             if isinstance(value, ast.AST):
                 out.append(_Node(value, node, name, None))
             elif isinstance(value, list):
