@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.hints import library_hint
 from grader.results import CellFailure
 from grader.rubric import Limits
 from grader.sandbox import Launch, Launcher, PlainLauncher, worker_argv
@@ -409,6 +410,8 @@ class WorkerSession:
                 self._fail(index, "timeout", f"the cell ran past its time limit ({timeout:g} s) and was stopped")
             elif not replaying:
                 message = reply.error if "error" in reply.model_fields_set else "the cell failed"
+                hint = library_hint(message)
+                message = f"{message} ({hint})" if hint else message
                 self.failures[index] = CellFailure(index, reply.reason, message, reply.traceback[:60])
 
     def _fail(self, index: int, reason: str, message: str) -> None:

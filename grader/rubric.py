@@ -134,7 +134,9 @@ class Rubric:
         return sum(q.spec.points for q in self.questions)
 
     def load_reference(self) -> ModuleType:
-        return load_module(self.reference_path, f"_grader_reference_{self.assignment.replace('-', '_')}")
+        # Named by its path too: two references of one assignment (a copy being fixed) are two modules.
+        tag = hashlib.sha256(str(self.reference_path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        return load_module(self.reference_path, f"_grader_reference_{self.assignment.replace('-', '_')}_{tag}")
 
 
 def load_module(path: Path, name: str) -> ModuleType:
@@ -143,6 +145,10 @@ def load_module(path: Path, name: str) -> ModuleType:
         return sys.modules[name]
     if not path.is_file():
         raise GraderError(f"reference module not found: {path}")
+    # The course's own modules beside the reference import as the reference expects (`from course_utils
+    # import ...`); in the grader's process only, never the worker's.  They are in the cache key too.
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

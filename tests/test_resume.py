@@ -145,7 +145,7 @@ def test_the_course_modules_a_reference_imports_are_in_the_cache_key(tmp_path):
     (course / "course_utils" / "__init__.py").write_text("")
     (course / "course_utils" / "shapes.py").write_text("FACTOR = 1\n")
     reference = course / "reference.py"
-    reference.write_text("from course_utils.shapes import FACTOR  # noqa: F401\n" + reference.read_text())
+    reference.write_text(reference.read_text() + "\nfrom course_utils.shapes import FACTOR  # noqa: E402,F401\n")
     submissions, out = _class(tmp_path / "class", {"ann": "zed_honest"}), tmp_path / "out"
     rubric = course / "rubric.yaml"
     for edit, gradings in ((None, 1), (None, 1), ("FACTOR = 1  # same value, new bytes\n", 2)):
