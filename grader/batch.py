@@ -1,4 +1,5 @@
-"""Grading many submissions: in this process, or in a pool of processes that each import torch once."""
+"""Grading many submissions: the jobs (plain data), their folder names, the failure boundary around each one,
+and the `Executor` seam that decides where they run (grader/executors.py: this process or a local pool)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,16 +8,13 @@ import os
 import re
 import traceback
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol, Sequence
 
 from grader.grading import failed_submission, grade_submission
 from grader.results import SubmissionResult
-from grader.rubric import Rubric, load_rubric
+from grader.rubric import Rubric
 from grader.sandbox import Launcher
 
 log = logging.getLogger(__name__)
@@ -77,35 +75,46 @@ def job_names(paths: list[Path]) -> list[str]:
     return unique
 
 
-def _grade(rubric: Rubric, job: Job, launcher: Launcher | None, device: str, public_only: bool) -> SubmissionResult:
+@dataclass(frozen=True)
+class Settings:
+    """How every submission of a batch is graded; plain data, so that it can cross to another process."""
+
+    launcher: Launcher | None = None
+    device: str = "cpu"
+    public_only: bool = False
+
+
+def grade_job(rubric: Rubric, job: Job, settings: Settings) -> SubmissionResult:
     """One submission inside its failure boundary: whatever the grader raises becomes this submission's
-    result ("grader error, needs a TA"), never the batch's end."""
+    result ("grader error, needs a TA"), never the batch's end.  Every executor grades through this."""
     path = Path(job.path)
     try:
         result = grade_submission(
-            rubric, path, launcher=launcher, device=device, public_only=public_only,
+            rubric, path, launcher=settings.launcher, device=settings.device, public_only=settings.public_only,
             log_path=Path(job.log_path) if job.log_path else None, helpers=job.helpers,
         )
     except Exception:  # noqa: BLE001 - the boundary: logged whole, recorded for a TA
         log.exception("grading %s failed inside the grader", job.path)
-        result = failed_submission(rubric, path, traceback.format_exc(), public_only=public_only)
+        result = failed_job(rubric, job, traceback.format_exc(), settings)
     return replace(result, student=job.name)
 
 
-# -- pool side ------------------------------------------------------------------------------------------------
-_POOL_STATE: dict[str, object] = {}
+def failed_job(rubric: Rubric, job: Job, trace: str, settings: Settings) -> SubmissionResult:
+    """The result of a job its executor lost (a process that died, a task that failed): needs a TA."""
+    return replace(failed_submission(rubric, Path(job.path), trace, public_only=settings.public_only), student=job.name)
 
 
-def _pool_init(rubric_path: str, launcher: Launcher | None, device: str, public_only: bool) -> None:
-    import torch  # noqa: F401 - paid once per pool process, not per submission
+class Executor(Protocol):
+    """Where a batch's submissions are graded: this process, a local pool, a cluster.
 
-    _POOL_STATE.update(rubric=load_rubric(rubric_path), launcher=launcher, device=device, public_only=public_only)
+    `grade` yields one result per job, in any order, each made by `grade_job` (so each inside its failure
+    boundary); a job the executor itself loses is yielded as `failed_job`, never dropped and never yielded twice.
+    """
 
+    @property
+    def name(self) -> str: ...
 
-def _pool_grade(job: Job) -> dict[str, object]:
-    s = _POOL_STATE
-    result = _grade(s["rubric"], job, s["launcher"], s["device"], s["public_only"])  # type: ignore[arg-type]
-    return result.serialize()
+    def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]: ...
 
 
 def run_jobs(
@@ -116,47 +125,10 @@ def run_jobs(
     launcher: Launcher | None = None,
     device: str = "cpu",
     public_only: bool = False,
+    executor: Executor | None = None,
 ) -> Iterator[SubmissionResult]:
     """Yield results as submissions finish (not in input order when `workers` > 1)."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield _grade(rubric, job, launcher, device, public_only)
-        return
-    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-    tries = dict.fromkeys((job.name for job in jobs), 0)
-    queue = list(jobs)
-    while queue:
-        # A pool process that dies (the machine's OOM killer, say) breaks the whole pool: the submissions it
-        # held are tried once more in a fresh pool, then recorded as grader errors; none is lost or repeated.
-        broken: list[Job] = []
-        pending: dict[Future[dict[str, object]], Job] = {}
-        pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_pool_init,
-            initargs=(str(rubric.path), launcher, device, public_only),
-        )
-        try:
-            pending = {pool.submit(_pool_grade, job): job for job in queue}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = pending.pop(future)
-                    try:
-                        yield SubmissionResult.from_dict(future.result())  # type: ignore[arg-type]
-                    except BrokenProcessPool:
-                        broken.append(job)
-                    except Exception:  # noqa: BLE001 - this submission's result, never the batch's end
-                        log.exception("grading %s failed in a pool process", job.path)
-                        yield replace(failed_submission(rubric, Path(job.path), traceback.format_exc(),
-                                                        public_only=public_only), student=job.name)
-        finally:
-            # On Ctrl-C (or the consumer stopping early) nothing queued may start, and nothing waits for it.
-            pool.shutdown(wait=not pending, cancel_futures=True)
-        queue = []
-        for job in broken:
-            tries[job.name] += 1
-            if tries[job.name] < 2:
-                queue.append(job)
-            else:
-                trace = "the grading process died twice while this submission was being graded"
-                log.error("%s: %s", job.path, trace)
-                yield replace(failed_submission(rubric, Path(job.path), trace, public_only=public_only), student=job.name)
+    from grader.executors import PoolExecutor, SerialExecutor
+
+    chosen: Executor = executor or (SerialExecutor() if workers <= 1 or len(jobs) <= 1 else PoolExecutor(workers))
+    yield from chosen.grade(rubric, jobs, Settings(launcher, device, public_only))

@@ -1,0 +1,88 @@
+"""The local executors of a batch: this process (for debugging, and a single submission), or a pool of
+processes that each import torch once.  Both grade each job through `batch.grade_job`, inside its boundary."""
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Iterator, Sequence
+
+from grader.batch import Job, Settings, failed_job, grade_job
+from grader.results import SubmissionResult
+from grader.rubric import Rubric, load_rubric
+
+log = logging.getLogger(__name__)
+
+POOL_TRIES = 2  # a job whose pool process died this many times is a grader error, not retried forever
+
+
+class SerialExecutor:
+    name = "serial"
+
+    def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
+        for job in jobs:
+            yield grade_job(rubric, job, settings)
+
+
+@dataclass(frozen=True)
+class PoolExecutor:
+    workers: int
+    name: str = "pool"
+
+    def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
+        ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+        tries = dict.fromkeys((job.name for job in jobs), 0)
+        queue = list(jobs)
+        while queue:
+            # A pool process that dies (the machine's OOM killer, say) breaks the whole pool: the submissions
+            # it held are tried once more in a fresh pool, then recorded as grader errors; none is lost or
+            # repeated.
+            broken: list[Job] = []
+            pending: dict[Future[dict[str, object]], Job] = {}
+            pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=ctx, initializer=_pool_init, initargs=(str(rubric.path), settings),
+            )
+            try:
+                pending = {pool.submit(_pool_grade, job): job for job in queue}
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = pending.pop(future)
+                        try:
+                            yield SubmissionResult.from_dict(future.result())  # type: ignore[arg-type]
+                        except BrokenProcessPool:
+                            broken.append(job)
+                        except Exception:  # noqa: BLE001 - this submission's result, never the batch's end
+                            log.exception("grading %s failed in a pool process", job.path)
+                            yield failed_job(rubric, job, traceback.format_exc(), settings)
+            finally:
+                # On Ctrl-C (or the consumer stopping early) nothing queued may start, and nothing waits for it.
+                pool.shutdown(wait=not pending, cancel_futures=True)
+            queue = []
+            for job in broken:
+                tries[job.name] += 1
+                if tries[job.name] < POOL_TRIES:
+                    queue.append(job)
+                else:
+                    trace = f"the grading process died {POOL_TRIES} times while this submission was being graded"
+                    log.error("%s: %s", job.path, trace)
+                    yield failed_job(rubric, job, trace, settings)
+
+
+# -- inside a pool process -------------------------------------------------------------------------------------
+_POOL_STATE: dict[str, object] = {}
+
+
+def _pool_init(rubric_path: str, settings: Settings) -> None:
+    import torch  # noqa: F401 - paid once per pool process, not per submission
+
+    _POOL_STATE.update(rubric=load_rubric(rubric_path), settings=settings)
+
+
+def _pool_grade(job: Job) -> dict[str, object]:
+    rubric, settings = _POOL_STATE["rubric"], _POOL_STATE["settings"]
+    return grade_job(rubric, job, settings).serialize()  # type: ignore[arg-type]
