@@ -44,6 +44,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_grade.py
 
+# Every assignment's rubric: reference, blank and example scores, mutation analysis (README, Validating a rubric).
+.PHONY: validate
+validate: $(STAMP)
+	@status=0; for a in $(ASSIGNMENTS); do \
+	  echo "== $$a"; $(BIN)/grader validate rubrics/$$a.yaml --examples submissions/$$a --sandbox auto || status=1; \
+	done; exit $$status
+
 # The grader-side fuzz test at length (CI runs 60 examples per target; this runs FUZZ_EXAMPLES, about 10 minutes).
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)

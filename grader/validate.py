@@ -145,15 +145,19 @@ class Validation:
 def check_rubric(rubric: Rubric) -> list[RubricError]:
     """Every problem grading would meet only on a submission: names, signatures, forbid entries, missing keys.
 
-    A reference that does not import, or lacks a name, stops at once (`preflight` raises); the rest are listed.
+    A reference that does not import stops at once (GraderError).  Only a rubric without such problems goes on
+    to `preflight`, the check `grader grade` runs (names, then each kind's self-check of the reference), whose
+    first failure raises.
     """
-    preflight(rubric)
     reference = rubric.load_reference()
-    return [
+    problems = [
         RubricError(str(rubric.path), message, q.id, key)
         for q in rubric.questions
         for key, message in _question_problems(rubric, reference, q)
     ]
+    if not problems:
+        preflight(rubric)
+    return problems
 
 
 def _question_problems(rubric: Rubric, reference: ModuleType, q: Question) -> Iterator[tuple[str, str]]:
@@ -190,7 +194,9 @@ def _cases(rubric: Rubric, reference: ModuleType, q: Question, name: str) -> tup
     """The question's cases, or why its generator cannot give them (it takes one `torch.Generator`)."""
     from grader.cases import generate_cases
 
-    generator = getattr(reference, name)
+    generator = getattr(reference, name, None)
+    if not callable(generator):
+        return _missing(reference, name, generator), []
     problem = _binds(generator, (torch.Generator(),), {})
     if problem:
         return f"`{name}` must take one argument, a torch.Generator: {problem}", []
@@ -240,11 +246,17 @@ def _callable_problems(
     fn = getattr(reference, name, None)
     on = f" on {where}" if where else ""
     if not callable(fn):
-        yield key, f"`{name}` in the reference is a {type(fn).__name__}, not a function"
+        yield key, _missing(reference, name, fn)
         return
     problem = _binds(fn, args, kwargs)
     if problem:
         yield key, f"`{name}` cannot be called as {name}{shown}{on}: {problem}"
+
+
+def _missing(reference: ModuleType, name: str, value: Any) -> str:
+    if not hasattr(reference, name):
+        return f"the reference {Path(str(reference.__file__)).name} has no {name!r}"
+    return f"`{name}` in the reference is a {type(value).__name__}, not a function"
 
 
 def _binds(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:

@@ -273,7 +273,9 @@ def train_transform() -> Any:
     return transform
 
 
-TRANSFORM_SEEDS = (11, 12, 13, 14, 15, 16, 17, 18)
+# 32 seeds, each called twice: a crop that is wrong for one offset in nine or ten (a bound off by one) is drawn
+# with near certainty (`grader validate` found 8 seeds let such mutants through).
+TRANSFORM_SEEDS = tuple(range(11, 43))
 
 
 def cases_train_transform(gen: torch.Generator) -> list[dict[str, Any]]:
