@@ -322,3 +322,56 @@ def test_a_loss_too_large_for_a_float_is_named_not_a_crash() -> None:
 
     assert losses_problem([0.5, 10**400], 2) == "loss 1 is an integer of 401 digits, too large"
     assert _curve([10**400, 0.5]) == [None, 0.5]
+
+
+# ------------------------------------------------------------------- hostile cnn-rnn notebooks, one batch
+
+LONG_EXPRESSION = (
+    "_conv_impl = conv1d_forward\n\n"
+    "def conv1d_forward(x, W, stride):\n"
+    "    return _conv_impl(x, W, stride)" + " + 0 * x.sum()" * 2000 + "\n"
+)
+FORGES_REPLIES = '''\
+import grader.worker.main as _wm
+_real_conv = conv1d_forward
+
+def conv1d_forward(x, W, stride):
+    _wm._encode_reply = lambda reply, limit: b'{"ok": [], "error": {"a": 1}, "value": ' + b"[" * 50000 + b"]" * 50000 + b"}"
+    return _real_conv(x, W, stride)
+'''
+HUGE_FORMULA = 'initial_loss = "log(K)' + "".join(f" + 1/(K+{i}) - 1/(K+{i})" for i in range(1, 40)) + '"'
+
+
+def _alice_with(*cells: str, markdown: str | None = None) -> str:
+    nb = nbformat.read(ALICE, as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    if markdown is not None:
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(markdown))
+    return json.dumps(nb)  # json, not nbformat: a lone surrogate travels as \udcff, as in a real file
+
+
+def test_a_hostile_notebook_class_is_graded_whole(tmp_path: Path) -> None:
+    folder = _class_of(
+        tmp_path / "class",
+        alice__ipynb=ALICE,
+        long_expression__ipynb=_alice_with(LONG_EXPRESSION),
+        blank_markdown__ipynb=_alice_with(markdown="Answer q" + " \t" * 30_000 + "\n" * 5000 + "$" * 5000),
+        surrogate_answer__ipynb=_alice_with(markdown="**Answer q9.9:** $k+1$ \udcff"),
+        huge_formula__ipynb=_alice_with(HUGE_FORMULA),
+        forges_replies__ipynb=_alice_with(FORGES_REPLIES),
+    )
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert grade(CNN_RUBRIC, [folder], out, launcher=choose_launcher("auto")) == 0
+    assert time.monotonic() - start < 400
+    rows = _gradebook(out)
+    _assert_class_files(out, list(rows))
+    # Right answers keep their points, however odd their form or their notebook.
+    for name in ("alice", "long_expression", "blank_markdown", "surrogate_answer"):
+        assert rows[name]["total"] == "30", (name, rows[name])
+    huge = _question(_grading(out, "huge_formula"), "q4.1")
+    assert huge.score == 1 or "too large to check" in huge.message, huge.message
+    forged = _grading(out, "forges_replies")
+    assert not forged.needs_ta and forged.score < 30
+    assert "the worker's reply was malformed" in _question(forged, "q1.3").message
+    assert "replaced" not in " ".join(_grading(out, "alice").flags)
