@@ -154,7 +154,9 @@ def test_a_kit_is_the_same_bytes_every_time(tmp_path: Path, kits: dict[str, Path
 
 # -- the same points as grading ---------------------------------------------------------------------------------
 
-EXAMPLES = [(a, p.name) for a in ASSIGNMENTS for p in sorted((ROOT / "submissions" / a).iterdir())]
+EXAMPLES = [
+    (a, p.name) for a in ASSIGNMENTS for p in sorted((ROOT / "submissions" / a).iterdir()) if p.suffix in (".py", ".ipynb")
+]
 
 
 @pytest.mark.parametrize("assignment, name", EXAMPLES)
