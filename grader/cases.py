@@ -84,7 +84,7 @@ def roll_up(
                 break
     total = len(cases)
     if first_failure is None:
-        return Outcome.passed(f"correct on all {total} test inputs")
+        return Outcome.passed(f"correct on all {total} test inputs" if total > 1 else "correct on the test input")
     fraction = passed / total if partial else 0.0
     summary = f"{passed} of {total} test inputs correct. " if partial else ""
     return Outcome(fraction, summary + first_failure, details)

@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layout", default="auto", choices=("auto", "files", "folders", "moodle", "canvas", "gradescope"),
                    help="how the submissions are laid out (default: detected per folder; see README, LMS round trip)")
     g.add_argument("--roster", type=Path, help="a CSV of students (id, name, email, LMS ids) naming each submission")
+    cluster = g.add_mutually_exclusive_group()
+    cluster.add_argument("--cluster", metavar="ADDRESS", help="grade on a Dask cluster: its scheduler's address, "
+                         "e.g. tcp://HOST:8786 (see README, Beyond one machine); --jobs is then the cluster's")
+    cluster.add_argument("--scheduler-file", type=Path, metavar="FILE", help="grade on the Dask cluster whose "
+                         "scheduler wrote FILE (`dask scheduler --scheduler-file FILE`)")
+    g.add_argument("--cluster-wait", type=float, default=60.0, metavar="SECONDS", help="with a cluster: how long to "
+                   "wait for its scheduler, a first worker and (training on cuda) a GPU worker (default: %(default)s)")
     _sandbox_option(g, "grade")
 
     c = sub.add_parser("check", help="self-check one submission on the public questions")
@@ -39,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--rubric", type=Path, help="the rubric (needs its reference: for TAs)")
     c.add_argument("--json", action="store_true", help="print the result as results.json (Gradescope's schema)")
     c.add_argument("--question", help="check only this question (with --kit), e.g. q1.3")
+    c.add_argument("--report", type=Path, help="where to write the HTML report (default: NAME.report.html beside the submission)")
+    c.add_argument("--no-report", action="store_true", help="write no HTML report")
     c.add_argument("--device", default="cpu", help="'auto', 'cpu' or 'cuda' for training checks (default: %(default)s)")
     _sandbox_option(c, "check")
 
@@ -120,17 +129,24 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "grade":
         from grader.commands.grade import grade
 
+        executor = None
+        if args.cluster or args.scheduler_file:
+            from grader.cluster import DaskExecutor
+
+            # Each worker chooses its own launcher with this mode; this machine needs no sandbox of its own.
+            executor = DaskExecutor(args.cluster, str(args.scheduler_file) if args.scheduler_file else None,
+                                    sandbox=args.sandbox, wait=args.cluster_wait)
         return grade(
             args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
-            launcher=choose_launcher(args.sandbox), force=args.force, only=args.only,
-            layout=args.layout, roster=args.roster,
+            launcher=None if executor else choose_launcher(args.sandbox), force=args.force, only=args.only,
+            layout=args.layout, roster=args.roster, executor=executor,
         )
     if args.command == "check":
-        from grader.commands.check import check
+        from grader.commands.check import check, report_path
 
         return check(
             args.submission, args.rubric, kit_path=args.kit, launcher=choose_launcher(args.sandbox), as_json=args.json,
-            question=args.question, device=args.device,
+            question=args.question, device=args.device, report=None if args.no_report else report_path(args),
         )
     if args.command == "kit":
         from grader.commands.kit import kit

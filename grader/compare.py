@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.diagnose import around, diagnose, diagnose_shapes
 from grader.worker.codec import Opaque, SympyText
 
 
@@ -165,10 +166,14 @@ def _compare_arrays(expected: np.ndarray, got: Any, tol: Tolerance, where: str) 
         return Mismatch(f"expected a tensor of shape {tuple(expected.shape)}, got {describe(got)}", where)
     g = to_numpy(got)
     if tuple(g.shape) != tuple(expected.shape):
+        shapes: dict[str, Any] = {"expected_shape": list(expected.shape), "got_shape": list(g.shape)}
+        why = diagnose_shapes(expected, g, tol.rtol, tol.atol) if _numeric(expected, g) else None
+        if why:
+            shapes["diagnosis"] = why
         return Mismatch(
-            f"expected shape {tuple(expected.shape)}, got shape {tuple(g.shape)}",
+            f"expected shape {tuple(expected.shape)}, got shape {tuple(g.shape)}" + (f"; {why}" if why else ""),
             where,
-            {"expected_shape": list(expected.shape), "got_shape": list(g.shape)},
+            shapes,
         )
     if expected.dtype.kind == "b" or g.dtype.kind == "b":
         if expected.dtype.kind != g.dtype.kind:
@@ -202,7 +207,17 @@ def _compare_arrays(expected: np.ndarray, got: Any, tol: Tolerance, where: str) 
         f"expected {details['expected']:.6g}, got {details['got']:.6g} "
         f"(max abs error {details['max_abs_error']:.3g}, relative {rel:.3g})"
     )
+    # Beyond the verdict, what a student needs to fix it: the values near the worst one, and the likely mistake.
+    details["around"] = around(e64, g64, index).serialize()
+    why = diagnose(e64, g64, tol.rtol, tol.atol, dtype="" if g.dtype.name in ("float32", "float64") else g.dtype.name)
+    if why:
+        details["diagnosis"] = why
+        message += f". Likely cause: {why}"
     return Mismatch(message, where, details)
+
+
+def _numeric(*arrays: np.ndarray) -> bool:
+    return all(a.dtype.kind in "fiub" for a in arrays)
 
 
 def relative_error(expected: np.ndarray, got: np.ndarray) -> float:

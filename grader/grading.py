@@ -8,14 +8,24 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from grader import __version__
+from grader.cells import blame, name_failures, rename_frames
 from grader.checks import CheckContext, get_kind
 from grader.errors import RubricError, SubmissionUnreadable
 from grader.execution import WorkerSession
-from grader.results import GRADER_ERROR_MESSAGE, Outcome, QuestionResult, Status, SubmissionResult, scrub_text
+from grader.results import (
+    GRADER_ERROR_MESSAGE,
+    CellFailure,
+    Outcome,
+    QuestionResult,
+    Status,
+    SubmissionResult,
+    scrub_text,
+)
 from grader.rubric import Question, Rubric
 from grader.sandbox import Launcher
 from grader.submission import Submission, load_submission, student_name
@@ -47,13 +57,17 @@ def grade_submission(
     try:
         submission = load_submission(path)
     except SubmissionUnreadable as exc:
-        results = tuple(_unanswered(q, f"not graded: {exc}") for q in questions)
+        # The reason is said once, at the top of every report (load_error); each question only points there.
+        results = tuple(_unanswered(q, UNREAD_MESSAGE) for q in questions)
         return SubmissionResult(**base, questions=results, load_error=str(exc), execution_time=time.perf_counter() - start)  # type: ignore[arg-type]
     reference = rubric.load_reference()
     with WorkerSession(submission, rubric.limits, launcher, log_path, helpers) as session:
-        failures = tuple(session.run_cells())
+        failures = name_failures(submission, session.run_cells())
         results = tuple(
-            run_question(CheckContext(rubric, q, submission, session, reference, device)) for q in questions
+            name_cells(submission, failures, run_question(
+                CheckContext(rubric, q, submission, session, reference, device, explain_failures=True)
+            ))
+            for q in questions
         )
         worker_device = session.device
         flags = _integrity(session)
@@ -67,6 +81,15 @@ def grade_submission(
         notes=submission.notes,
         flags=flags,
     )
+
+
+def name_cells(submission: Submission, failures: tuple[CellFailure, ...], q: QuestionResult) -> QuestionResult:
+    """Cells named as everywhere else in the question's traceback, and a failed cell named as the cause of a
+    missing answer."""
+    trace = q.details.get("traceback") if isinstance(q.details, dict) else None
+    if isinstance(trace, list) and trace:
+        q = replace(q, details={**q.details, "traceback": rename_frames(submission, trace)})
+    return blame(submission, failures, q)
 
 
 def _integrity(session: WorkerSession) -> tuple[str, ...]:
@@ -150,6 +173,7 @@ _REFERENCE_KEYS: dict[str, tuple[str, ...]] = {
     "property": ("predicate", "cases"),
 }
 MAX_TRACE = 20_000  # characters of a grader traceback kept in a result
+UNREAD_MESSAGE = "not graded: the submission could not be read (the reason is at the top)"
 
 
 def to_result(q: Question, outcome: Outcome, duration: float = 0.0) -> QuestionResult:

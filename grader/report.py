@@ -14,13 +14,11 @@ Student text (answers, tracebacks, printed values, names) stays plain `str` and 
 from __future__ import annotations
 
 import datetime as _dt
-import enum
 import logging
-import math
 import re
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -28,6 +26,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from grader import svg
+from grader.checks import details_class
+from grader.explain import Audience, Block, Fact, View, add_feedback
+from grader.explain import num as _g
+from grader.explain import sci as _e
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
 from grader.scoring import atomic_write, student_output
@@ -51,23 +53,13 @@ __all__ = [
 ]
 
 
-class Audience(str, enum.Enum):
-    STUDENT = "student"
-    TA = "ta"
-
-
-@dataclass(frozen=True)
-class Fact:
-    label: str
-    value: str
-
-
 @dataclass(frozen=True)
 class Explanation:
     """What a person reads under a question's header, beyond points and status."""
 
     summary: str
     facts: tuple[Fact, ...] = ()
+    blocks: tuple[Block, ...] = ()  # the failing input, expected against yours, a snippet to reproduce it
     code: tuple[str, ...] = ()  # offending source lines, `where: text`
     traceback: tuple[str, ...] = ()  # the student's own frames only (the worker filters them)
     charts: tuple[Markup, ...] = ()
@@ -80,18 +72,6 @@ class Explanation:
 # --------------------------------------------------------------------------------- details -> explanation
 
 
-def _g(x: Any, digits: int = 6) -> str:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return str(x)
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return f"{x:.{digits}g}"
-
-
-def _e(x: Any) -> str:
-    return f"{x:.2e}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
-
-
 def _assignment_text(values: Any) -> str:
     """`{"H": 3, "K": 2}` -> `H = 3, K = 2`; anything else as text."""
     if isinstance(values, dict):
@@ -99,20 +79,7 @@ def _assignment_text(values: Any) -> str:
     return str(values)
 
 
-@dataclass
-class _Draft:
-    ta: bool = False  # TA-only facts (the expected formula, the grading guide) are added only when set
-    python_file: bool = False  # a .py submission: its lines are the file's, cell numbers mean nothing
-    facts: list[Fact] = field(default_factory=list)
-    code: list[str] = field(default_factory=list)
-    charts: list[Markup] = field(default_factory=list)
-    answer: str | None = None
-    comment: str | None = None
-    grader_error: str | None = None
-
-    def fact(self, label: str, value: Any, fmt: Callable[[Any], str] = _g) -> None:
-        if value is not None and value != "":
-            self.facts.append(Fact(label, fmt(value)))
+_Draft = View  # the legacy readers' name for it
 
 
 def _numeric(d: dict[str, Any], out: _Draft) -> None:
@@ -131,15 +98,6 @@ def _numeric(d: dict[str, Any], out: _Draft) -> None:
         out.fact("relative error", d["rel_error"], _e)
     if "mismatched" in d and "total" in d:
         out.fact("values that differ", f"{d['mismatched']} of {d['total']}")
-
-
-def _gradient(d: dict[str, Any], out: _Draft) -> None:
-    """gradient.py: the relative error against autograd per test input, the failing one last."""
-    errors = d.get("rel_errors")
-    if not isinstance(errors, list):
-        return
-    for i, err in enumerate(errors, 1):
-        out.fact(f"relative error, test input {i}", err, _e)
 
 
 def _formula(d: dict[str, Any], out: _Draft) -> None:
@@ -162,8 +120,8 @@ def _formula(d: dict[str, Any], out: _Draft) -> None:
         out.fact("proof", "proved equal symbolically")
     elif proof == "sampled" and ce is None:
         out.fact("proof", f"equal on {d.get('points', '?')} sampled points (not proved symbolically)")
-    elif proof:
-        out.fact("points checked", d.get("points"))
+    elif proof and isinstance(d.get("points"), int):
+        out.fact("compared on", f"{d['points']} points of the domain")
     if out.ta:
         out.fact("expected formula (TA only)", d.get("expected"))
 
@@ -180,50 +138,6 @@ def _forbid(d: dict[str, Any], out: _Draft) -> None:
         out.code.append(f"{where}: {v.get('text', '')}    # {api}{chain}")
 
 
-def _tier_marks(tiers: Any) -> list[svg.Mark]:
-    """training.py's tiers, `{"min": 0.9, "credit": 1.0}`, as threshold lines labelled `0.9 → 100%`."""
-    marks = []
-    for tier in tiers if isinstance(tiers, list) else []:
-        if isinstance(tier, dict) and isinstance(tier.get("min"), (int, float)):
-            credit = tier.get("credit")
-            label = _g(tier["min"], 3) + (f" → {100 * credit:.0f}%" if isinstance(credit, (int, float)) else "")
-            marks.append(svg.Mark(label, float(tier["min"])))
-    return marks
-
-
-def _training(d: dict[str, Any], out: _Draft) -> None:
-    """training.py: the loss curve the student's trainer returned, the accuracy the grader measured."""
-    if "tiers" not in d:
-        return
-    losses = d.get("losses")
-    if isinstance(losses, list) and losses:
-        # Gaps (None: a non-float or non-finite loss) are drawn as nan, which svg marks on the axis.
-        curve = [float(v) if isinstance(v, (int, float)) else math.nan for v in losses]
-        out.charts.append(Markup(svg.loss_curve(curve, title="your training loss per epoch")))
-        out.fact("loss, first → last epoch", f"{_g(curve[0], 4)} → {_g(curve[-1], 4)}")
-    out.fact("loss list problem", d.get("losses_problem"))
-    accuracy = d.get("accuracy")
-    if isinstance(accuracy, (int, float)):
-        out.fact("accuracy measured by the grader", accuracy, lambda a: f"{a:.4f}")
-        out.charts.append(Markup(svg.meter(float(accuracy), _tier_marks(d["tiers"]), title="accuracy")))
-    out.fact("credit tiers", ", ".join(m.label for m in _tier_marks(d["tiers"])) or None)
-    out.fact("device", d.get("device"))
-    out.fact("training time", d.get("train_seconds"), lambda s: f"{s:.1f} s")
-
-
-def _manual(d: dict[str, Any], out: _Draft) -> None:
-    """manual.py: the student's answer text and the TA's score and comment; the grading guide for TAs."""
-    if "missing_answer" not in d and "ta_score" not in d:
-        return
-    if isinstance(d.get("answer"), str):
-        out.answer = d["answer"]
-    if isinstance(d.get("ta_comment"), str) and d["ta_comment"].strip():
-        out.comment = d["ta_comment"]
-    out.fact("graded by", d.get("ta"))
-    if out.ta:
-        out.fact("grading guide (TA only)", d.get("guide"))
-
-
 def _grader_error(d: dict[str, Any], out: _Draft) -> None:
     """A check that crashed inside the grader: the traceback is for the TA (it may show reference code)."""
     if out.ta and isinstance(d.get("grader_error"), str):
@@ -232,15 +146,13 @@ def _grader_error(d: dict[str, Any], out: _Draft) -> None:
 
 # Readers pick what they recognise from `details`; a question may carry several (a `function` question
 # failed by its `forbid:` gate has violations), so all run, in this order.
-_READERS: tuple[Callable[[dict[str, Any], _Draft], None], ...] = (
+_READERS: tuple[Callable[[dict[str, Any], View], None], ...] = (
     _formula,
     _numeric,
-    _gradient,
     _forbid,
-    _training,
-    _manual,
     _grader_error,
 )
+_SHARED_READERS = frozenset({_forbid, _grader_error})  # read for every kind, typed Details or not
 
 
 def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_file: bool = False) -> Explanation:
@@ -250,9 +162,17 @@ def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_
     """
     if q.visibility == "hidden" and audience is Audience.STUDENT:
         return Explanation(student_output(q), redacted=True)
-    draft = _Draft(ta=audience is Audience.TA, python_file=python_file)
+    draft = View(ta=audience is Audience.TA, python_file=python_file, passed=q.status is Status.PASSED)
     details = q.details if isinstance(q.details, dict) else {}
-    for read in _READERS:
+    typed = details_class(q.kind)
+    # A kind with its own Details record explains itself; the others (and what any question may carry: a
+    # forbid gate's violations, the grader's own error) are read by the shared readers below.
+    readers: list[Callable[[dict[str, Any], View], None]] = []
+    if typed is not None:
+        readers.append(lambda d, v: typed.from_dict(d).explain(v))
+    readers.extend(r for r in _READERS if typed is None or r in _SHARED_READERS)
+    readers.append(add_feedback)
+    for read in readers:
         try:
             read(details, draft)
         except (TypeError, ValueError, KeyError, AttributeError, IndexError):
@@ -264,6 +184,7 @@ def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_
     return Explanation(
         summary=q.message,
         facts=tuple(draft.facts),
+        blocks=tuple(draft.blocks),
         code=tuple(draft.code),
         traceback=tuple(str(line) for line in traceback),
         charts=tuple(draft.charts),
@@ -361,7 +282,7 @@ def _needs_ta(r: SubmissionResult) -> list[NeedsTA]:
     # A worker that died or a cell that timed out may be the machine's fault rather than the student's.
     odd = [c for c in r.cell_failures if c.reason in ("died", "timeout")]
     if odd:
-        found.append(NeedsTA(r.student, "; ".join(f"cell {c.index + 1} {c.reason}: {c.message}" for c in odd)))
+        found.append(NeedsTA(r.student, "; ".join(f"{c.name} {c.reason}: {c.message}" for c in odd)))
     return found
 
 
@@ -407,7 +328,12 @@ def summarize(results: Iterable[SubmissionResult], rubric: Rubric | None = None,
 
 # ---------------------------------------------------------------------------------------------- rendering
 
-_MD_SPECIAL = re.compile(r"([\\*_\[\]!#|])")
+_MD_SPECIAL = re.compile(r"([\\*\[\]!#|])")
+# `_` between two letters or digits cannot start or end emphasis (CommonMark's intraword rule), so `grad_H`
+# stays as written; elsewhere it is escaped.
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+# A shape such as `<5x3>` reads as code in plain text: set in a code span rather than as `&lt;5x3&gt;`.
+_MD_ANGLED = re.compile(r"<(?:\d+(?:x\d+)*|scalar)>")
 
 
 def md_inline(text: Any) -> str:
@@ -420,7 +346,7 @@ def md_inline(text: Any) -> str:
     text = str(text).replace("\r", "")
     parts = text.split("`")
     if len(parts) % 2 == 0:  # an unmatched backtick: no code spans, every backtick literal
-        return _md_prose(text).replace("`", "\\`")
+        return _md_prose(text, spans=False).replace("`", "\\`")
     for i in range(len(parts)):
         if i % 2:
             parts[i] = "`" + parts[i].replace("\n", " ") + "`"
@@ -438,10 +364,21 @@ def md_span(text: Any) -> str:
     return f"{fence}{pad}{body}{pad}{fence}"
 
 
-def _md_prose(text: str) -> str:
+def _md_prose(text: str, spans: bool = True) -> str:
+    if not spans:
+        return _md_escape(text)
+    out, pos = [], 0
+    for m in _MD_ANGLED.finditer(text):
+        out += [_md_escape(text[pos:m.start()]), md_span(m.group())]
+        pos = m.end()
+    return "".join([*out, _md_escape(text[pos:])])
+
+
+def _md_escape(text: str) -> str:
     # `&` only matters where it could start an entity (`&lt;`); "CNN & RNN" stays readable as plain text.
     text = re.sub(r"&(?=[#A-Za-z0-9])", "&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+    text = _MD_SPECIAL.sub(r"\\\1", text)  # backslashes first: the `_` escapes below add some
+    return _MD_UNDERSCORE.sub(r"\_", text).replace("\n", " ")
 
 
 def md_code(text: Any, lang: str = "text") -> str:
@@ -450,6 +387,14 @@ def md_code(text: Any, lang: str = "text") -> str:
     runs = [len(m) for m in re.findall(r"`+", body)]
     fence = "`" * max(3, max(runs, default=0) + 1)
     return f"{fence}{lang}\n{body}\n{fence}"
+
+
+def load_advice(result: SubmissionResult) -> str:
+    """What a student whose file could not be read should do next."""
+    if result.path.lower().endswith(".ipynb"):
+        return ("Open the notebook in Jupyter, save it again (File → Save), check that it opens, "
+                "and submit that file again.")
+    return "Check that the file opens in an editor as plain Python (UTF-8 text) and submit it again."
 
 
 def html_message(text: Any) -> Markup:
@@ -473,7 +418,9 @@ def _env() -> Environment:
     env.filters["md_code"] = md_code
     env.filters["md_span"] = md_span
     env.filters["message"] = html_message
+    env.filters["capitalize_first"] = lambda t: str(t)[:1].upper() + str(t)[1:]
     env.globals["explain"] = explain
+    env.globals["load_advice"] = load_advice
     return env
 
 

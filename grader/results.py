@@ -90,6 +90,13 @@ class CellFailure:
     reason: str  # "error", "timeout", "died", "syntax"
     message: str
     traceback: list[str] = field(default_factory=list)
+    label: str = ""  # as the student sees the cell: `cell In [8]`, `cell 3`, `line 12` (grader.cells)
+    first_line: str = ""  # the first line of the cell's code
+
+    @property
+    def name(self) -> str:
+        """The cell's name in every view; results stored before labels existed fall back to the position."""
+        return self.label or f"cell {self.index + 1}"
 
     def serialize(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +129,11 @@ class SubmissionResult:
     @property
     def max_score(self) -> float:
         return round(sum(q.max_score for q in self.questions), 6)
+
+    @property
+    def pending_points(self) -> float:
+        """Points of questions still waiting for a TA: not in `score` yet, and not lost either."""
+        return round(sum(q.max_score for q in self.questions if q.status is Status.PENDING), 6)
 
     @property
     def needs_ta(self) -> bool:

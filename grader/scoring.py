@@ -18,7 +18,12 @@ def student_output(q: QuestionResult) -> str:
     """What a student may read of a question: hidden checks say only whether they passed."""
     if q.visibility == "hidden":
         return f"hidden test: {'passed' if q.status == Status.PASSED else 'failed'}"
-    return q.message
+    if q.status is Status.PASSED or not isinstance(q.details, dict):
+        return q.message
+    from grader.explain import feedback_text  # the failing input, expected against yours, a snippet
+
+    more = feedback_text(q.details)
+    return f"{q.message}\n\n{more}" if more else q.message
 
 
 def gradescope(result: SubmissionResult) -> dict[str, Any]:
@@ -38,7 +43,7 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
         tests.append(test)
     output = "\n".join([*(f"Note: {n}" for n in result.notes), *([result.load_error] if result.load_error else [])])
     if result.cell_failures:
-        lines = [f"cell {c.index + 1}: {c.message}" for c in result.cell_failures]
+        lines = [f"{c.name}: {c.message}" for c in result.cell_failures]
         output = (output + "\n" if output else "") + "Cells that failed:\n" + "\n".join(lines)
     return {
         "score": result.score,

@@ -41,6 +41,7 @@ SURROGATE_NOTE = "invalid Unicode (lone surrogate characters) in the notebook wa
 class Cell:
     index: int  # position among the submission's code cells, 0-based
     source: str
+    execution_count: int | None = None  # the notebook's own `In [n]`, when the cell was run before saving
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,9 @@ def _notebook_cells(name: str, text: str, notes: list[str]) -> tuple[list[Cell],
                 raise SubmissionUnreadable(
                     f"{name} has more than {MAX_NOTEBOOK_CELLS} code cells; merge some (the limit is {MAX_NOTEBOOK_CELLS})"
                 )
-            cells.append(Cell(len(cells), strip_magics(source)))
+            count = cell.get("execution_count")
+            count = count if isinstance(count, int) and not isinstance(count, bool) else None
+            cells.append(Cell(len(cells), strip_magics(source), count))
         elif kind == "markdown":
             match = _ANSWER_RE.match(source)
             if match:

@@ -93,11 +93,17 @@ def histogram(values: Sequence[float], *, lo: float, hi: float, bins: int = 10, 
 
 
 def _loss_scale(finite: list[float]) -> tuple[bool, float, float]:
-    """(log scale?, low, high).  Diverging runs span decades; a linear axis would flatten the useful part."""
+    """(log scale?, low, high).  Diverging runs span decades; a linear axis would flatten the useful part.
+
+    A linear axis of non-negative losses starts at 0: an axis zoomed onto 2.29..2.36 draws a flat run at
+    chance level as a steep drop.
+    """
     low, high = min(finite), max(finite)
     log = low > 0 and high / low > 100
     if log:
         return True, math.log10(low), math.log10(high)
+    if low >= 0:
+        low = 0.0
     if high == low:
         return False, low - 1.0, high + 1.0
     return False, low, high
@@ -114,12 +120,19 @@ def _finite_runs(values: Sequence[float]) -> list[list[int]]:
     return [run for run in runs if run]
 
 
-def loss_curve(losses: Sequence[float], marks: Sequence[Mark] = (), *, title: str = "training loss") -> str:
-    """The loss per step/epoch as a polyline; `marks` are horizontal threshold lines.
+def loss_curve(
+    losses: Sequence[float],
+    marks: Sequence[Mark] = (),
+    *,
+    title: str = "training loss",
+    x_label: str = "",
+    y_label: str = "",
+) -> str:
+    """The loss per step/epoch as a polyline; `marks` are horizontal reference lines (the chance level).
 
     Non-finite losses (nan, inf) are not drawn; a red tick on the x axis shows where they occurred.
     """
-    width, height, left, bottom, top, right = 480, 220, 44, 28, 12, 96
+    width, height, left, bottom, top, right = 480, 236, 56, 44, 12, 96
     values = [float(v) for v in losses]
     finite = [v for v in values if math.isfinite(v)] + [m.value for m in marks if math.isfinite(m.value)]
     out = _open(width, height, title)
@@ -142,10 +155,18 @@ def loss_curve(losses: Sequence[float], marks: Sequence[Mark] = (), *, title: st
     for t, text in ((low, _label(10**low if log else low)), (high, _label(10**high if log else high))):
         y = top + plot_h - (t - low) / ((high - low) or 1.0) * plot_h
         out.append(f'<text x="{left - 4}" y="{_num(y + 4)}" text-anchor="end" fill="{_INK}">{text}</text>')
-    out.append(f'<text x="{left}" y="{height - 10}" fill="{_INK}">1</text>')
-    out.append(f'<text x="{left + plot_w}" y="{height - 10}" text-anchor="end" fill="{_INK}">{len(values)}</text>')
-    if log:
-        out.append(f'<text x="{left + plot_w / 2}" y="{height - 10}" text-anchor="middle" fill="{_INK}">log scale</text>')
+    axis_y = top + plot_h + 14
+    out.append(f'<text x="{left}" y="{axis_y}" fill="{_INK}">1</text>')
+    out.append(f'<text x="{left + plot_w}" y="{axis_y}" text-anchor="end" fill="{_INK}">{len(values)}</text>')
+    if x_label or log:
+        caption = escape(x_label + (" (loss on a log scale)" if log else ""))
+        out.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle" fill="{_INK}">{caption}</text>')
+    if y_label:
+        mid = _num(top + plot_h / 2)
+        out.append(
+            f'<text x="12" y="{mid}" text-anchor="middle" fill="{_INK}" transform="rotate(-90 12 {mid})">'
+            f"{escape(y_label)}</text>"
+        )
     for run in _finite_runs(values):
         points = [f"{_num(x_of(i))},{_num(y_of(values[i]))}" for i in run]
         if len(points) == 1:

@@ -247,13 +247,16 @@ def print_summary(
 
 
 def print_check(result: SubmissionResult, stream: TextIO | None = None, *, footer: str | None = None) -> None:
-    """A student's self-check: one row per question, then the first problem explained in full.
+    """A student's self-check: one row per question, then every problem explained in full.
 
     `footer` replaces the closing "public questions: X/Y" line ("" for none: a caller that says more).
     """
     stream = stream if stream is not None else sys.stdout
     if result.load_error:
+        from grader.report import load_advice
+
         print(f"Your submission could not be read: {one_line(result.load_error)}", file=stream)
+        print(load_advice(result), file=stream)
     views = [(q, explain(q, Audience.STUDENT, python_file=result.path.endswith(".py"))) for q in result.questions]
     columns = [_Column("question"), _Column("result"), _Column("points", True), _Column("why")]
     rows = [
@@ -261,11 +264,14 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None, *, foote
         for q, v in views
     ]
     _print_table(stream, columns, rows, styles=[STYLES[q.status] for q, _ in views])
-    first = next(((q, v) for q, v in views if q.status in (Status.FAILED, Status.PARTIAL, Status.ERROR)), None)
-    if first is not None:
-        _print_first_problem(*first, stream=stream)
+    problems = [(q, v) for q, v in views if q.status in (Status.FAILED, Status.PARTIAL, Status.ERROR)]
+    if problems:
+        print("\nWhat to fix:", file=stream)
+    for q, v in problems:
+        _print_problem(q, v, stream=stream)
     for c in result.cell_failures:
-        print(f"\ncode cell {c.index + 1} failed ({c.reason}): {one_line(c.message)}", file=stream)
+        start = f", starting `{one_line(c.first_line)}`" if c.first_line else ""
+        print(f"\ncode {c.name}{start} failed ({c.reason}): {one_line(c.message)}", file=stream)
         for line in c.traceback[-6:]:
             print(f"    {one_line(line)}", file=stream)
     if footer is None:
@@ -274,11 +280,15 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None, *, foote
         print(footer, file=stream)
 
 
-def _print_first_problem(q: QuestionResult, v: Explanation, *, stream: TextIO) -> None:
-    print(f"\nFirst problem, {q.qid} {q.title}:", file=stream)
+def _print_problem(q: QuestionResult, v: Explanation, *, stream: TextIO) -> None:
+    print(f"\n{q.qid} {q.title}:", file=stream)
     print(f"  {printable(v.summary)}", file=stream)
     for f in v.facts:
         print(f"  {f.label}: {one_line(f.value)}", file=stream)
+    for b in v.blocks:
+        print(f"  {one_line(b.title)}:", file=stream)
+        for line in b.text.splitlines():
+            print(f"    {printable(line)}", file=stream)
     for line in v.code:
         print(f"  > {one_line(line)}", file=stream)
     if v.traceback:

@@ -66,7 +66,7 @@ def test_example_scores(graded: Graded, path: Path, lost: dict[str, float], tota
         ("frank_mutates.py", "q2.1", "`theta0` was changed in place; the handout requires inputs to be left unchanged"),
         ("frank_mutates.py", "q2.2", "`grads[1]` was changed in place; the handout requires inputs to be left unchanged"),
         ("frank_mutates.py", "q1.1", "calls torch.autograd.grad"),
-        ("erin_wrong.py", "q2.2", "[0]: 4 of 4 values differ"),
+        ("erin_wrong.py", "q2.2", "item [0] of your result: 4 of 4 values differ"),
         ("erin_wrong.py", "q3.2", "expected 19, got 11"),
         ("gina_linear.py", "q5.1", "below 0.5, no credit"),
         ("dana_correct.ipynb", "q5.1", "at least 0.95, 100% of the credit"),

@@ -109,7 +109,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 PAGES = [
     # page, what must be on it, what must never be on it
     ("alice/report.html",
-     ["7.5 / 30 points", "0.731", "0.512", "3.10e-01", "m = 3, n = 5", "hidden test: failed", "0.8125",
+     ["7.5 + 2 pending / 30 points", "0.731", "0.512", "3.10e-01", "m = 3, n = 5", "hidden test: failed", "0.8125",
       "<script>alert('answer')</script>", "return torch.autograd.grad(y, x, g)[0]", "right idea, no mention"],
      ["SECRET", "TA_GUIDE"]),
     ("alice/report-ta.html", ["SECRET_EXPECTED_4242", "TA_GUIDE_dropout_and_batchnorm", "Do not share"], []),
@@ -139,6 +139,17 @@ def test_screenshots(site: Path, tmp_path: Path, name: str, width: int, height: 
     size = _screenshot(site / name, tmp_path / "profile", shot, width, height)
     print(f"screenshot: {shot}")
     assert size[0] == width
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_class_summary_has_no_horizontal_scroll_and_its_key_numbers(site: Path, tmp_path: Path, width: int) -> None:
+    # The TA opens index.html on a phone too: question rows become compact cards, the pass rate and the
+    # commonest failure stay on screen, and the page itself never scrolls sideways.
+    dom, probe = _dump(site / "index.html", tmp_path / "profile", width=width)
+    assert probe["overflow"] is False
+    text = _text(dom)
+    for fragment in ("67% (2/3)", "6.17 / 30", "could not be read"):
+        assert fragment in text, fragment
 
 
 def test_student_report_fits_a_phone_screen(site: Path, tmp_path: Path) -> None:

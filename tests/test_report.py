@@ -64,8 +64,8 @@ def klass() -> list[SubmissionResult]:
         # function: the worst element, expected vs got, relative error
         ("q1.3", {"worst element": "index [1, 2, 4]", "expected": "0.731", "yours": "0.512",
                   "relative error": "8.30e-02", "values that differ": "5 of 40"}),
-        # gradient: the relative error per test input
-        ("q1.4", {"relative error, test input 1": "2.10e-12", "relative error, test input 2": "3.10e-01"}),
+        # gradient: the failing input's relative error, and those of the inputs before it
+        ("q1.4", {"relative error": "3.10e-01", "relative error of the inputs before it": "2.10e-12"}),
         # training: the accuracy the grader measured, the tiers, the malformed loss list
         ("q5.1", {"accuracy measured by the grader": "0.8125", "credit tiers": "0.95 → 100%, 0.8 → 50%",
                   "loss list problem": "loss 3 is nan"}),

@@ -90,8 +90,9 @@ def test_check_table_off_a_tty(plain: io.StringIO, klass: list[SubmissionResult]
     lines = out.splitlines()
     assert lines[0].split() == ["question", "result", "points", "why"]
     assert any(line.startswith("q1.2 conv example output") and " wrong " in line and "0/1" in line for line in lines)
-    # the first failing question is explained in full: the counterexample and both values
-    assert "First problem, q2.1 gated state dimension:" in out and "your formula gives: 8" in out
+    # every failing question is explained in full: the counterexample and both values
+    assert "What to fix:" in out and "\nq2.1 gated state dimension:" in out and "your formula gives: 8" in out
+    assert "\nq1.2 conv example output:" in out  # not only the first
     assert "code cell 3 failed (error): NameError" in out
     assert lines[-1] == "public questions: 7.5/30"
 

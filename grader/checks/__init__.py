@@ -1,6 +1,8 @@
 """Registry of check kinds: one module per kind, one line here per kind."""
 from __future__ import annotations
 
+from typing import Any
+
 from grader.checks.base import Check, CheckContext, Options
 
 KINDS: dict[str, str] = {
@@ -16,6 +18,26 @@ KINDS: dict[str, str] = {
 }
 
 
+# kind name -> "module:Class" of its `Details` record (grader.explain.Details), for the kinds that have one:
+# the record reads a stored result's details (old ones too) and explains them for each audience.
+DETAILS: dict[str, str] = {
+    "gradient": "grader.checks.gradient:GradientDetails",
+    "training": "grader.checks.training:TrainingDetails",
+    "manual": "grader.checks.manual:ManualDetails",
+}
+
+
+def details_class(kind: str) -> Any:
+    """The Details class of `kind` (with `from_dict`), or None for a kind whose details are read generically."""
+    import importlib
+
+    target = DETAILS.get(kind)
+    if target is None:
+        return None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def get_kind(name: str) -> Check:
     import importlib
 
@@ -27,4 +49,4 @@ def get_kind(name: str) -> Check:
     return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]
 
 
-__all__ = ["Check", "CheckContext", "Options", "KINDS", "get_kind"]
+__all__ = ["Check", "CheckContext", "Options", "KINDS", "DETAILS", "details_class", "get_kind"]

@@ -8,7 +8,7 @@ arguments after its own call.  Whatever is not compared (a cache) is never read 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
 
@@ -21,6 +21,7 @@ from grader.errors import GraderError
 from grader.execution import CallResult
 from grader.hints import library_hint
 from grader.results import Outcome
+from grader.shrink import reproduction
 from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.ops_chain import pick
@@ -75,6 +76,11 @@ def _selectors(selection: Selector | list[Selector] | None) -> tuple[Selector, .
     return tuple(selection) if isinstance(selection, list) else (selection,)
 
 
+def _chained(case: dict[str, Any]) -> bool:
+    """A case with chained arguments is not shrunk: its inputs pass through the student's other functions."""
+    return any(isinstance(v, OutputOf) for v in case.values())
+
+
 def output_name(selector: Selector, function: str) -> str:
     """How a message names a selected item: `output 0 of `affine_forward``."""
     return f"output {selector!r} of `{function}`"
@@ -118,11 +124,21 @@ class FunctionCheck:
         tol = Tolerance(opts.rtol, opts.atol)
         plan = Plan.of(opts)
 
+        failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
         def one(case: dict[str, Any]) -> Problem:
             expected, after = reference_side(ctx.reference, reference, case, plan, where)
-            return self._one(ctx, case, expected, tol, opts.pure, plan, after)
+            problem, info = self._one(ctx, case, expected, tol, opts.pure, plan, after)
+            if problem is not None and not failing:
+                failing.append((case, info))
+            return problem, info
 
-        return roll_up(cases, one, opts.partial)
+        outcome = roll_up(cases, one, opts.partial)
+        if failing and ctx.shows_inputs and not _chained(failing[0][0]):
+            found = reproduction(ctx.answer, *failing[0], one, label)
+            if found:
+                outcome = replace(outcome, details={**outcome.details, "reproduce": found})
+        return outcome
 
     def _one(
         self,
@@ -179,7 +195,9 @@ class FunctionCheck:
         if plan.outputs is None:
             bad = compare(expected, result.value, tol)
             if bad:
-                return f"{on}: {bad.explain()}", bad.details
+                # `[0]` alone reads as noise; said as a part of the result it says where to look.
+                where = f"item {bad.where} of your result" if bad.where else ""
+                return f"{on}: {where}: {bad.message}" if where else f"{on}: {bad.message}", bad.details
         else:
             problem, details = _compare_outputs(ctx, result.value, plan.outputs, expected, tol)
             if problem:

@@ -5,6 +5,7 @@ few coordinates, so a wrong reference is caught as an authoring error rather tha
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -15,8 +16,12 @@ from grader.cases import clone, generate_cases, label
 from grader.checks.base import CheckContext, Options
 from grader.checks.function import call_failure
 from grader.compare import describe, is_array, relative_error, to_numpy
+from grader.diagnose import around, diagnose, diagnose_shapes
 from grader.errors import ReferenceError_
+from grader.execution import CallResult
+from grader.explain import View, sci
 from grader.results import Outcome
+from grader.shrink import reproduction
 
 if TYPE_CHECKING:
     from grader.rubric import Question, Rubric
@@ -112,30 +117,129 @@ class GradientCheck:
         forward = ctx.reference_attr(opts.forward)
         at = ctx.reference_attr(opts.at) if opts.at else None
         cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
-        errors: list[float] = []
-        for case in cases:
+
+        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
             point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
             expected = expected_gradient(forward, case, opts, point)
             result = ctx.session.call(ctx.answer, [clone(v) for v in case.values()], timeout=ctx.timeout)
-            if not result.ok:
-                if result.missing:
-                    return Outcome.error(f"`{ctx.answer}` is not defined")
-                if result.time_up:
-                    return Outcome.error(result.explain())
-                return Outcome.failed(call_failure(ctx.answer, result, case), traceback=result.traceback)
-            rel, problem = gradient_error(expected, result.value)
-            if rel is None:
-                return Outcome.failed(f"on inputs {label(case)}: {problem}", case=label(case))
-            errors.append(rel)
-            if rel > opts.max_rel_error:
-                return Outcome.failed(
-                    f"on inputs {label(case)}: relative error {rel:.2e} against autograd "
-                    f"(at most {opts.max_rel_error:.0e} passes)",
-                    case=label(case),
-                    rel_error=rel,
-                    rel_errors=errors,
-                )
-        return Outcome.passed(
-            f"matches autograd on all {len(cases)} test inputs (largest relative error {max(errors):.1e})",
-            rel_errors=errors,
-        )
+            return judge(ctx.answer, case, expected, result, opts.max_rel_error)
+
+        outcome = gradient_outcome(cases, one, opts.max_rel_error)
+        failing = outcome.details.get("case_index")
+        # A point computed by `at` from the inputs may not survive smaller inputs: only plain cases are shrunk.
+        if isinstance(failing, int) and ctx.shows_inputs and at is None:
+            found = reproduction(ctx.answer, cases[failing], outcome.details, one, label)
+            if found:
+                outcome = replace(outcome, details={**outcome.details, "reproduce": found})
+        return outcome
+
+
+def judge(
+    answer: str, case: dict[str, Any], expected: torch.Tensor, result: CallResult, max_rel_error: float
+) -> tuple[str | None, dict[str, Any]]:
+    """One case's verdict (None when it passes) and details, as grading and the kit both give it."""
+    if not result.ok:
+        if result.missing:
+            return f"`{answer}` is not defined", {"missing": True}
+        if result.time_up:
+            return result.explain(), {"not_checked": True}
+        return call_failure(answer, result, case), {"traceback": result.traceback}
+    on = f"on inputs {label(case)}"
+    rel, problem = gradient_error(expected, result.value)
+    if rel is None:
+        info: dict[str, Any] = {"case": label(case)}
+        if is_array(result.value) and problem.startswith("expected shape"):
+            e, g = to_numpy(expected), to_numpy(result.value)
+            info.update(expected_shape=list(e.shape), got_shape=list(g.shape))
+            why = diagnose_shapes(e, g, 1e-4, 1e-6)
+            if why:
+                info["diagnosis"] = why
+                problem += f"; {why}"
+        return f"{on}: {problem}", info
+    info = {"case": label(case), "rel_error": rel}
+    if rel <= max_rel_error:
+        return None, info
+    e, g = to_numpy(expected).astype(np.float64), to_numpy(result.value).astype(np.float64)
+    message = f"{on}: relative error {rel:.2e} against autograd (at most {max_rel_error:.0e} passes)"
+    if e.size:
+        index = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(e - g)), e.shape))
+        info.update(index=list(index), expected=float(e[index]), got=float(g[index]), around=around(e, g, index).serialize())
+        message += f"; worst at index {list(index)}: expected {e[index]:.6g}, got {g[index]:.6g}"
+        scale = float(np.max(np.abs(e), initial=0.0))
+        why = diagnose(e, g, rtol=max_rel_error * 10, atol=max_rel_error * scale)
+        if why:
+            info["diagnosis"] = why
+            message += f". Likely cause: {why}"
+    return message, info
+
+
+def gradient_outcome(
+    cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], tuple[str | None, dict[str, Any]]], max_rel_error: float
+) -> Outcome:
+    """All cases must pass; the first that does not is the question's failure (its index in `case_index`)."""
+    errors: list[float] = []
+    for i, case in enumerate(cases):
+        problem, info = one(case)
+        if info.get("missing") or info.get("not_checked"):
+            return Outcome.error(problem or "")
+        if "rel_error" in info:
+            errors.append(info["rel_error"])
+        if problem is not None:
+            record = GradientDetails.from_dict({**info, "rel_errors": errors, "max_rel_error": max_rel_error})
+            return Outcome.failed(problem, **{**info, **record.serialize(), "case_index": i})
+    inputs = f"all {len(cases)} test inputs" if len(cases) > 1 else "the test input"
+    record = GradientDetails(rel_errors=errors, max_rel_error=max_rel_error)
+    return Outcome.passed(
+        f"matches autograd on {inputs} (largest relative error {max(errors):.1e})", **record.serialize()
+    )
+
+
+@dataclass(frozen=True)
+class GradientDetails:
+    """A gradient question as graded: the relative error per test input and, for the failing one, the worst
+    element expected against yours (the blocks of the input and the values near it are read generically)."""
+
+    case: str | None = None  # the failing input, as `label` names it
+    rel_errors: list[float] = field(default_factory=list)  # per input checked, the failing one last
+    max_rel_error: float | None = None
+    index: list[int] | None = None
+    expected: float | None = None
+    got: float | None = None
+    diagnosis: str | None = None
+    expected_shape: list[int] | None = None
+    got_shape: list[int] | None = None
+    traceback: list[str] = field(default_factory=list)
+
+    def serialize(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != []}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradientDetails:
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in data.items() if k in known and v is not None}
+        kept["rel_errors"] = [float(x) for x in kept.get("rel_errors") or [] if isinstance(x, (int, float))]
+        kept["traceback"] = [str(x) for x in kept.get("traceback") or []]
+        for key in ("index", "expected_shape", "got_shape"):
+            if key in kept:
+                kept[key] = [int(x) for x in kept[key]]
+        return cls(**kept)
+
+    def explain(self, view: View) -> None:
+        if view.passed:
+            if self.rel_errors:  # one number, not one line of zeros per input
+                view.fact("largest relative error", max(self.rel_errors), sci)
+            return
+        view.fact("inputs", self.case)
+        view.fact("likely cause", self.diagnosis)
+        if self.expected_shape is not None:
+            view.fact("expected shape", tuple(self.expected_shape))
+            view.fact("your shape", tuple(self.got_shape or ()))
+        if self.index is not None:
+            view.fact("worst element", f"index {self.index}")
+            view.fact("expected (autograd)", self.expected)
+            view.fact("yours", self.got)
+        if self.rel_errors:
+            view.fact("relative error", self.rel_errors[-1], sci)
+            if len(self.rel_errors) > 1:
+                view.fact("relative error of the inputs before it", ", ".join(sci(x) for x in self.rel_errors[:-1]))
+        view.fact("passes at", self.max_rel_error, lambda x: f"at most {x:.0e}")

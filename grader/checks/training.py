@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict, dataclass, field
 from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from markupsafe import Markup
 from pydantic import Field, field_validator
 
+from grader import svg
 from grader.checks.base import CheckContext, Options
 from grader.compare import describe, is_array, to_numpy
 from grader.errors import GraderError
+from grader.explain import View, num
 from grader.results import Outcome
 from grader.worker import codec
 
@@ -126,6 +130,93 @@ def credit_for(value: float, tiers: list[Tier]) -> Tier | None:
     return next((t for t in tiers if value >= t.min), None)
 
 
+def diagnosis(losses: list[float | None], classes: int | None, accuracy: float | None) -> str | None:
+    """What the loss curve says about a run that earned little, in one line a student can act on."""
+    finite = [x for x in losses if x is not None]
+    if not finite:
+        return None
+    if len(finite) < len(losses):
+        return "the loss became NaN or infinite: the learning rate is probably too high (or a log of 0 somewhere)"
+    first, last = finite[0], finite[-1]
+    chance = math.log(classes) if classes and classes > 1 else None
+    if chance is not None and abs(last - chance) < 0.1 * chance and abs(first - last) < 0.1 * chance:
+        return (f"the loss stayed at chance level (ln {classes} ≈ {chance:.2f}): the model did not learn. "
+                "Check that the optimizer steps the model's parameters, that gradients are zeroed each step, "
+                "and the learning rate")
+    if last > first * 1.05:
+        return "the loss went up: the learning rate is probably too high, or the loss's sign is wrong"
+    if classes and chance is not None and accuracy is not None and last < 0.5 * chance and accuracy < 1.5 / classes:
+        return ("the loss fell but the grader's accuracy is near chance: is the model in eval() mode the same "
+                "model you trained, and are the labels used as given?")
+    if last > 0.7 * first:
+        return "the loss fell only a little: train longer, raise the learning rate, or make the model larger"
+    return None
+
+
+@dataclass(frozen=True)
+class TrainingDetails:
+    """A training run as graded: the losses `train` returned, the accuracy the grader measured, the tiers."""
+
+    tiers: list[dict[str, float]] = field(default_factory=list)  # best first, as {"min": 0.95, "credit": 1.0}
+    device: str = ""
+    train_seconds: float | None = None
+    losses: list[float | None] | None = None  # None where a loss was not a finite number
+    accuracy: float | None = None
+    classes: int | None = None  # for the chance level, ln(classes)
+    losses_problem: str | None = None
+    diagnosis: str | None = None
+    timed_out: bool = False
+    traceback: list[str] = field(default_factory=list)
+
+    def serialize(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != [] and v is not False}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingDetails:
+        tiers = [t for t in data.get("tiers") or [] if isinstance(t, dict) and _real(t.get("min"))]
+        losses = data.get("losses")
+        accuracy: Any = data.get("accuracy")
+        seconds: Any = data.get("train_seconds")
+        classes = data.get("classes")
+        return cls(
+            tiers=[{"min": float(t["min"]), "credit": float(t["credit"]) if _real(t.get("credit")) else 0.0} for t in tiers],
+            device=str(data.get("device") or ""),
+            train_seconds=float(seconds) if _real(seconds) else None,
+            losses=[float(x) if _real(x) else None for x in losses] if isinstance(losses, list) else None,
+            accuracy=float(accuracy) if _real(accuracy) else None,
+            classes=int(classes) if isinstance(classes, int) and not isinstance(classes, bool) else None,
+            losses_problem=str(data["losses_problem"]) if data.get("losses_problem") else None,
+            diagnosis=str(data["diagnosis"]) if data.get("diagnosis") else None,
+            timed_out=bool(data.get("timed_out", False)),
+            traceback=[str(x) for x in data.get("traceback") or [] if isinstance(x, str)],
+        )
+
+    def marks(self) -> list[svg.Mark]:
+        return [svg.Mark(f"{num(t['min'], 3)} → {100 * t['credit']:.0f}%", t["min"]) for t in self.tiers]
+
+    def explain(self, view: View) -> None:
+        view.fact("diagnosis", self.diagnosis)
+        if self.losses:
+            # Gaps (a non-float or non-finite loss) are drawn as nan, which svg marks on the axis.
+            curve = [math.nan if x is None else x for x in self.losses]
+            chance = [svg.Mark(f"chance, ln {self.classes}", math.log(self.classes))] if self.classes else []
+            view.charts.append(Markup(svg.loss_curve(
+                curve, chance, title="your training loss per epoch", x_label="epoch", y_label="training loss",
+            )))
+            view.fact("loss, first → last epoch", f"{num(curve[0], 4)} → {num(curve[-1], 4)}")
+        view.fact("loss list problem", self.losses_problem)
+        if self.accuracy is not None:
+            view.fact("accuracy measured by the grader", f"{self.accuracy:.4f}")
+            view.charts.append(Markup(svg.meter(self.accuracy, self.marks(), title="training accuracy")))
+        view.fact("credit tiers", ", ".join(m.label for m in self.marks()) or None)
+        view.fact("device", self.device)
+        view.fact("training time", self.train_seconds, lambda s: f"{s:.1f} s")
+
+
+def _real(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 class TrainingCheck:
     Options = TrainingOptions
 
@@ -149,6 +240,7 @@ class TrainingCheck:
         details: dict[str, Any] = {
             "tiers": [t.model_dump() for t in opts.tiers],
             "device": device,
+            "classes": opts.data.classes,
             "train_seconds": round(time.perf_counter() - start, 3),  # the grader's clock, not the worker's
         }
         if result.missing:
@@ -177,6 +269,10 @@ def _score(opts: TrainingOptions, reply: dict[Any, Any], labels: torch.Tensor, d
     else:
         verdict = f"below {opts.tiers[-1].min:g}, no credit"
     message = f"training {opts.metric} {acc:.4f}: {verdict}"
+    cause = diagnosis(details["losses"] or [], opts.data.classes, acc) if credit < 1 else None
+    if cause:
+        details["diagnosis"] = cause
+        message += f"; {cause}"
     problem = losses_problem(losses, opts.epochs)
     if problem:
         # The handout grades the metric; a malformed loss list is told, and costs only what the rubric says.

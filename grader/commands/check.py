@@ -6,15 +6,39 @@ is 1 when a public check fails, so a student's own CI or pre-commit hook can use
 """
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 from grader.errors import GraderError
 from grader.grading import grade_submission
+from grader.results import SubmissionResult
 from grader.rubric import load_rubric
 from grader.sandbox import Launcher
 from grader.scoring import gradescope
 from grader.terminal import print_check
+
+
+def report_path(args: argparse.Namespace) -> Path:
+    """`--report`, or `NAME.report.html` beside the submission (never over the submission itself)."""
+    if args.report is not None:
+        return Path(args.report)
+    return Path(args.submission).with_name(Path(args.submission).stem + ".report.html")
+
+
+def write_check_report(result: SubmissionResult, path: Path, *, as_json: bool) -> None:
+    """The student's report.html of this check: the loss curves, the failing inputs and every explanation the
+    terminal has no room for.  Said on stderr with --json, so stdout stays the JSON."""
+    from grader.report import render_report
+    from grader.scoring import atomic_write
+
+    try:
+        atomic_write(path, render_report(result))
+    except OSError as exc:
+        print(f"the report could not be written to {path}: {exc.strerror or exc}", file=sys.stderr)
+        return
+    print(f"\nreport: {path}", file=sys.stderr if as_json else sys.stdout)
 
 
 def check(
@@ -26,9 +50,12 @@ def check(
     as_json: bool = False,
     question: str | None = None,
     device: str = "cpu",
+    report: Path | None = None,
 ) -> int:
     if kit_path is not None:
-        return check_kit(submission, kit_path, launcher=launcher, as_json=as_json, question=question, device=device)
+        return check_kit(
+            submission, kit_path, launcher=launcher, as_json=as_json, question=question, device=device, report=report
+        )
     if rubric_path is None:
         raise GraderError("grader check needs --kit KIT (or, for a TA, --rubric RUBRIC)")
     if question is not None:
@@ -38,6 +65,8 @@ def check(
         print(json.dumps(gradescope(result), indent=2))
     else:
         print_check(result)
+    if report is not None:
+        write_check_report(result, report, as_json=as_json)
     return 0
 
 
@@ -49,6 +78,7 @@ def check_kit(
     as_json: bool = False,
     question: str | None = None,
     device: str = "cpu",
+    report: Path | None = None,
 ) -> int:
     from grader.kit.run import check_submission
     from grader.kit.schema import read_kit
@@ -57,9 +87,11 @@ def check_kit(
     kit = read_kit(kit_path)
     if question is not None:
         kit.question(question)  # an unknown id is the user's mistake: said before any code runs
-    report = check_submission(kit, kit_path, submission, launcher=launcher, device=device, question=question)
+    checked = check_submission(kit, kit_path, submission, launcher=launcher, device=device, question=question)
     if as_json:
-        print(json.dumps(report.results_json(), indent=2))
+        print(json.dumps(checked.results_json(), indent=2))
     else:
-        print_report(report)
-    return report.exit_code
+        print_report(checked)
+    if report is not None:
+        write_check_report(checked.result, report, as_json=as_json)
+    return checked.exit_code

@@ -38,7 +38,7 @@ def classify(results: list[SubmissionResult]) -> ClassStatus:
             pending.append((r.student, ", ".join(waiting)))
         if r.load_error:
             unreadable.append((r.student, r.load_error))
-        slow = [f"cell {c.index + 1} {c.reason}" for c in r.cell_failures if c.reason in ("timeout", "died")]
+        slow = [f"{c.name} {c.reason}" for c in r.cell_failures if c.reason in ("timeout", "died")]
         slow += [q.qid for q in r.questions if q.status is Status.ERROR and "time limit" in q.message]
         if slow:
             timed_out.append((r.student, ", ".join(slow)))

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from grader.cases import OutputOf, label, roll_up
+from grader.cases import OutputOf, roll_up
 from grader.checks.base import CheckContext
 from grader.checks.forbid import ForbidCheck, forbid_outcome
 from grader.checks.formula import (
@@ -29,8 +29,8 @@ from grader.checks.formula import (
     read_answer,
     show_value,
 )
-from grader.checks.function import FunctionCheck, Plan, call_failure
-from grader.checks.gradient import gradient_error
+from grader.checks.function import FunctionCheck, Plan
+from grader.checks.gradient import gradient_outcome, judge
 from grader.checks.training import TrainingCheck
 from grader.checks.value import ValueCheck, ValueOptions
 from grader.compare import Tolerance
@@ -134,25 +134,14 @@ def _chain(value: Any) -> Any:
 
 def check_gradient(ctx: CheckContext) -> Outcome:
     data: GradientData = ctx.question.options  # type: ignore[assignment]
-    errors: list[float] = []
-    for case, expected in _cases(data.cases):
+    pairs = _cases(data.cases)
+    stored = {id(case): expected for case, expected in pairs}
+
+    def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         result = ctx.session.call(ctx.answer, list(case.values()), timeout=ctx.timeout)
-        if not result.ok:
-            if result.missing:
-                return Outcome.error(f"`{ctx.answer}` is not defined")
-            return Outcome.failed(call_failure(ctx.answer, result, case), traceback=result.traceback)
-        rel, problem = gradient_error(expected, result.value)
-        if rel is None:
-            return Outcome.failed(f"on inputs {label(case)}: {problem}", case=label(case))
-        errors.append(rel)
-        if rel > data.max_rel_error:
-            return Outcome.failed(
-                f"on inputs {label(case)}: relative error {rel:.2e} against autograd (at most {data.max_rel_error:.0e} passes)",
-                case=label(case), rel_error=rel, rel_errors=errors,
-            )
-    return Outcome.passed(
-        f"matches autograd on all {len(errors)} test inputs (largest relative error {max(errors):.1e})", rel_errors=errors
-    )
+        return judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
+
+    return gradient_outcome([case for case, _ in pairs], one, data.max_rel_error)
 
 
 def formula_problem(data: FormulaData) -> FormulaProblem:

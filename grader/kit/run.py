@@ -10,10 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from grader import __version__
+from grader.cells import name_failures
 from grader.checks.base import CheckContext
 from grader.errors import SubmissionUnreadable
 from grader.execution import WorkerSession
-from grader.grading import to_result
+from grader.grading import name_cells, to_result
 from grader.kit.checks import as_rubric, reference_for, run_kit_question
 from grader.kit.result import KitReport, Unchecked
 from grader.kit.schema import KitFile, KitQuestion, NotChecked
@@ -49,9 +50,10 @@ def check_submission(
         )
         return report_for(kit, question, replace(empty, questions=unread, load_error=str(exc)))
     with WorkerSession(submission, kit.limits, launcher) as session:
-        failures = tuple(session.run_cells())
+        failures = name_failures(submission, session.run_cells())
         result = check_questions(kit, kit_path, questions, submission, session, device)
-        result = replace(result, cell_failures=failures, device=session.device, sandbox=empty.sandbox)
+        named = tuple(name_cells(submission, failures, q) for q in result.questions)
+        result = replace(result, questions=named, cell_failures=failures, device=session.device, sandbox=empty.sandbox)
     return report_for(kit, question, replace(result, execution_time=time.perf_counter() - start))
 
 

@@ -75,7 +75,7 @@ def html(report: KitReport) -> str:
         )
     parts.extend(problems)
     for c in result.cell_failures:
-        parts.append(_details(f"code cell {c.index + 1} failed ({c.reason})", (), (), (c.message, *c.traceback[-6:]), False))
+        parts.append(_details(f"code {c.name} failed ({c.reason})", (), (), (c.message, *c.traceback[-6:]), False))
     mark = "#1a7f37" if not report.failed else "#cf222e"
     parts.append(f'<p style="font-weight:bold;color:{mark}">{escape(report.summary())}</p></div>')
     return "".join(parts)

@@ -1,0 +1,163 @@
+"""Feedback that says what to fix and reproduces it: diagnoses of common mistakes, the smallest failing input,
+failed cells named on the questions they broke, the TA guide from a real run, the training chart and diagnosis.
+
+One graded submission (tests/data/feedback/mistakes.py) makes every mistake once, so the worker starts once.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.checks.training import TrainingDetails, diagnosis
+from grader.explain import View
+from grader.grading import grade_submission
+from grader.report import Audience, explain, render_markdown, render_report, write_report
+from grader.results import Status, SubmissionResult
+from grader.rubric import Rubric, load_rubric
+from grader.scoring import gradescope
+from tests.conftest import by_id
+
+DATA = Path(__file__).parent / "data" / "feedback"
+
+
+@pytest.fixture(scope="module")
+def rubric() -> Rubric:
+    return load_rubric(DATA / "rubric.yaml")
+
+
+@pytest.fixture(scope="module")
+def graded(rubric: Rubric) -> SubmissionResult:
+    return grade_submission(rubric, DATA / "mistakes.py")
+
+
+@pytest.mark.parametrize(
+    "qid, cause",
+    [
+        ("q1.1", "transpose of the expected one"),
+        ("q1.2", "wrong sign"),
+        ("q1.3", "2 times the expected ones"),
+        ("q1.4", "1/6 of the expected ones (6 is an axis size)"),
+        ("q1.5", "precision of float16"),
+        ("q1.6", "correct except for one batch item, the last"),
+        ("q1.7", "shifted by one along axis 1"),
+        ("q1.8", "transposed (last two axes swapped)"),
+        ("q2.1", "2 times the expected ones"),
+    ],
+)
+def test_each_common_mistake_is_named(graded: SubmissionResult, qid: str, cause: str) -> None:
+    q = by_id(graded, qid)
+    assert q.score == 0
+    assert cause in q.details["diagnosis"] and cause in q.message
+
+
+def test_a_wrong_gradient_names_its_worst_element_expected_against_yours(graded: SubmissionResult) -> None:
+    q = by_id(graded, "q2.2")  # `W` where `W.T` belongs: no simple diagnosis, but where and by how much
+    assert "relative error" in q.message and "worst at index" in q.message
+    facts = {f.label: f.value for f in explain(q).facts}
+    assert {"worst element", "expected (autograd)", "yours"} <= set(facts)
+    assert q.details["expected"] != q.details["got"]
+
+
+def test_the_failing_input_is_shrunk_and_still_fails(graded: SubmissionResult) -> None:
+    q = by_id(graded, "q1.2")  # negated: fails on any input, so shrinking goes all the way
+    repro = q.details["reproduce"]
+    assert repro["shrunk"] and repro["original"] == "x=<6x5>, W=<5x4>"
+    assert "values differ" in repro["problem"]  # it still fails, the same way
+    assert repro["calls"] <= 30
+    shapes = {name: _shape(text) for name, text in re.findall(r"^(\w+) = (.*)$", repro["inputs"], re.M)}
+    original = {"x": (6, 5), "W": (5, 4)}
+    assert all(len(shapes[n]) == len(s) and all(a <= b for a, b in zip(shapes[n], s)) for n, s in original.items())
+    assert sum(math.prod(s) for s in shapes.values()) < sum(math.prod(s) for s in original.values())
+    assert repro["snippet"].startswith("import torch\nx = torch.tensor(") and repro["snippet"].endswith("print(linear_neg(x, W))")
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    import numpy as np
+
+    body = re.match(r"torch\.tensor\((.*), dtype=", text, re.S)
+    assert body, text
+    return tuple(np.array(eval(body.group(1))).shape)  # noqa: S307 - our own array text
+
+
+def test_the_snippet_reproduces_the_failure_in_the_students_namespace(graded: SubmissionResult) -> None:
+    import torch
+
+    repro = by_id(graded, "q1.2").details["reproduce"]
+    namespace: dict[str, object] = {"linear_neg": lambda x, W: -(x @ W)}
+    exec(repro["snippet"].replace("print(", "result = ("), namespace)  # noqa: S102 - our own snippet
+    x, W = namespace["x"], namespace["W"]
+    assert not torch.allclose(namespace["result"], x @ W)  # type: ignore[operator, arg-type]
+
+
+def test_feedback_reaches_results_json_and_every_report(graded: SubmissionResult, rubric: Rubric) -> None:
+    tests = {t["name"].split()[0]: t for t in gradescope(graded)["tests"]}
+    assert "to reproduce it, run in a new cell" in tests["q1.2"]["output"]
+    assert "smallest failing input found" in tests["q1.2"]["output"]
+    assert tests["q1.9"]["output"] == "hidden test: failed"  # nothing of a hidden question's inputs
+    assert "reproduce" not in by_id(graded, "q1.9").details  # not even shrunk
+    html = render_report(graded, rubric)
+    assert "To reproduce it, run in a new cell" in html and "Likely cause" in html
+    md = render_markdown(graded, rubric)
+    assert "```python\nimport torch" in md
+    assert "&lt;6x5&gt;" not in md and "`<6x5>`" in md
+
+
+def test_a_passed_gradient_shows_one_number_not_one_per_input(tmp_path: Path) -> None:
+    from grader.results import QuestionResult
+
+    q = QuestionResult("q3.1", "g", "gradient", 1, 1, Status.PASSED, "matches autograd on all 9 test inputs",
+                       "public", {"rel_errors": [0.0] * 9})
+    assert [f.label for f in explain(q).facts] == ["largest relative error"]
+
+
+def test_the_ta_guide_of_a_manual_question_appears_from_a_real_run(graded: SubmissionResult, rubric: Rubric, tmp_path: Path) -> None:
+    write_report(graded, rubric, tmp_path)
+    assert "TA_GUIDE_from_a_real_run" in (tmp_path / "report-ta.html").read_text()
+    assert "TA_GUIDE" not in (tmp_path / "report.html").read_text()
+    assert "TA_GUIDE" not in (tmp_path / "report.md").read_text()
+    assert "TA_GUIDE" not in json.dumps(gradescope(graded))
+    assert "+ 2 pending" in (tmp_path / "report.html").read_text()
+
+
+def test_a_failed_cell_is_named_on_the_questions_it_broke(rubric: Rubric, tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import torch", execution_count=3),
+        nbformat.v4.new_code_cell("undefined_helper()\n\ndef linear_neg(x, W):\n    return x @ W", execution_count=7),
+    ]
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    result = grade_submission(rubric, path)
+    q = by_id(result, "q1.2")
+    assert q.status is Status.ERROR
+    assert q.message.startswith("`linear_neg` is not defined: cell In [7] (`undefined_helper()`), where it is defined")
+    assert "NameError: name 'undefined_helper' is not defined" in q.message
+    (failure,) = result.cell_failures
+    assert failure.name == "cell In [7]" and failure.first_line == "undefined_helper()"
+    assert any('"<cell In [7]>"' in line for line in failure.traceback)  # the same name in its traceback
+    assert "Code cell In [7]" in render_report(result, rubric)
+
+
+def test_the_training_diagnosis_and_chart() -> None:
+    flat = [2.355 - 0.002 * i for i in range(30)]
+    cause = diagnosis(flat, classes=10, accuracy=0.125)
+    assert cause and "chance level (ln 10 ≈ 2.30)" in cause
+    assert diagnosis([2.3, 1.0, 0.1], classes=10, accuracy=0.99) is None
+    view = View()
+    TrainingDetails.from_dict(
+        {"tiers": [{"min": 0.5, "credit": 1.0}], "losses": flat, "accuracy": 0.125, "classes": 10, "diagnosis": cause}
+    ).explain(view)
+    chart = str(view.charts[0])
+    assert "epoch" in chart and "training loss" in chart and "chance, ln 10" in chart
+    assert re.search(r">0</text>", chart)  # the loss axis starts at 0: a flat run is drawn flat
+    assert view.facts[0].label == "diagnosis"
+
+
+def test_student_view_of_hidden_questions_stays_redacted(graded: SubmissionResult) -> None:
+    view = explain(by_id(graded, "q1.9"), Audience.STUDENT)
+    assert view.redacted and not view.blocks and not view.facts
