@@ -1,54 +1,187 @@
-"""Benchmark: wall time to grade the shipped example submissions (run by hand: `make bench`).
+"""Benchmark: what grading a class costs, side by side in one run (by hand: `make bench`).
 
-Not a test: timings flake on shared machines.  Prints one line per submission and the worker start-up cost.
+Not a test: timings flake on shared machines.  Prints three tables:
+
+1. seconds per submission for N distinct copies of a cnn-rnn notebook (distinct, so no cache serves another):
+   `grader grade --jobs 1` and `--jobs 2`, `jupyter nbconvert --execute` (or `jupyter execute`, its nbclient
+   twin, where nbconvert is not installed), and a bare `python` exec of the code cells, a process per notebook;
+2. where one submission's time goes: worker start, the student's cells, each check kind, the reports;
+3. memory: the peak total PSS of `grader grade` and all its processes at --jobs 1 and 2, and what the second
+   slot adds.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from grader.execution import WorkerSession
-from grader.grading import grade_submission
-from grader.rubric import load_rubric
-from grader.submission import Submission, find_submissions
-
 ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 
 
-def time_worker_start(rubric_path: Path, repeat: int) -> float:
+def make_class(source: Path, n: int, folder: Path) -> list[Path]:
+    """`n` copies of a notebook, each made distinct by a Markdown cell, so the gradebook's cache serves none."""
+    notebook = json.loads(source.read_text())
+    paths = []
+    for i in range(n):
+        copy = dict(notebook, cells=[*notebook["cells"], {"cell_type": "markdown", "metadata": {}, "source": [f"copy {i}"]}])
+        path = folder / f"student{i:02d}.ipynb"
+        path.write_text(json.dumps(copy))
+        paths.append(path)
+    return paths
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, memory: bool = False) -> tuple[float, float]:
+    """Wall seconds of a command, and (with `memory`) the peak PSS in MB of it and all its descendants."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = 0.0
+    while proc.poll() is None:
+        if memory:
+            peak = max(peak, tree_pss(proc.pid))
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    return elapsed, peak
+
+
+def tree_pss(root: int) -> float:
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def code_cells(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text())["cells"]
+    lines = []
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            source = "".join(cell["source"])
+            lines += [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return "\n".join(lines) + "\n"
+
+
+def table_1(rubric: Path, paths: list[Path], work: Path, sandbox: str) -> dict[str, float]:
+    n = len(paths)
+    rows: dict[str, float] = {}
+    memory: dict[int, float] = {}
+    for jobs in (1, 2):
+        out = work / f"out-{jobs}"
+        argv = [str(BIN / "grader"), "grade", str(rubric), *map(str, paths), "--out", str(out), "--jobs", str(jobs),
+                "--sandbox", sandbox, "--force"]
+        seconds, memory[jobs] = timed(argv, memory=True)
+        rows[f"grader grade --jobs {jobs}"] = seconds / n
+    nbconvert = shutil.which("jupyter-nbconvert", path=str(BIN))
+    label = "jupyter nbconvert --execute" if nbconvert else "jupyter execute (nbconvert not installed)"
+    total = 0.0
+    for path in paths:
+        argv = ([nbconvert, "--to", "notebook", "--execute", "--output-dir", str(work / "nb"), str(path)] if nbconvert
+                else [str(BIN / "jupyter-execute"), str(path)])
+        total += timed(argv)[0]
+    rows[label] = total / n
+    total = 0.0
+    for path in paths:
+        script = work / (path.stem + ".py")
+        script.write_text(code_cells(path))
+        total += timed([sys.executable, str(script)])[0]
+    rows["bare python, one process per notebook"] = total / n
+    print(f"\n1. seconds per submission, {n} distinct cnn-rnn notebooks, {os.cpu_count()} cores, sandbox {sandbox}")
+    for label, seconds in rows.items():
+        print(f"   {label:<44} {seconds:6.2f} s")
+    one, two = rows["grader grade --jobs 1"], rows["grader grade --jobs 2"]
+    print(f"   --jobs 2 vs --jobs 1: {one / two:.2f}x; nbconvert/jupyter vs --jobs 2: {rows[label] / two:.1f}x")
+    print("\n3. memory (peak PSS of grader grade and all its processes)")
+    for jobs, mb in memory.items():
+        print(f"   --jobs {jobs}: {mb:7.0f} MB")
+    print(f"   the second slot adds {memory[2] - memory[1]:.0f} MB")
+    return rows
+
+
+def table_2(rubric_path: Path, path: Path, sandbox: str, repeat: int) -> None:
+    from grader.checks import CheckContext
+    from grader.execution import WorkerSession
+    from grader.grading import run_question
+    from grader.outdir import finish
+    from grader.rubric import load_rubric
+    from grader.sandbox import choose_launcher
+    from grader.submission import load_submission
+
     rubric = load_rubric(rubric_path)
-    empty = ROOT / "bench" / "_empty.py"
-    empty.write_text("x = 1\n")
-    try:
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            with WorkerSession(Submission(empty, "empty", ()), rubric.limits) as session:
-                session.get("x")
-            times.append(time.perf_counter() - start)
-    finally:
-        empty.unlink()
-    return statistics.median(times)
+    reference = rubric.load_reference()
+    launcher = choose_launcher(sandbox)
+    stages: dict[str, list[float]] = defaultdict(list)
+    from grader.grading import grade_submission
+
+    for i in range(repeat + 1):  # the first round warms the zygote and the caches up; not counted
+        submission = load_submission(path)
+        t0 = time.perf_counter()
+        with WorkerSession(submission, rubric.limits, launcher) as session:
+            session.get("__name__")
+            t1 = time.perf_counter()
+            session.run_cells()
+            t2 = time.perf_counter()
+            kinds: dict[str, float] = defaultdict(float)
+            for question in rubric.questions:
+                start = time.perf_counter()
+                run_question(CheckContext(rubric, question, submission, session, reference, "cpu", explain_failures=True))
+                kinds[question.spec.kind] += time.perf_counter() - start
+            t3 = time.perf_counter()
+        t4 = time.perf_counter()
+        result = grade_submission(rubric, path, launcher=launcher)
+        with tempfile.TemporaryDirectory() as tmp:
+            t5 = time.perf_counter()
+            finish(result, rubric).write(Path(tmp) / "student")
+            t6 = time.perf_counter()
+        if i:
+            stages["worker start (fork from the zygote, or bwrap + python + torch)"].append(t1 - t0)
+            stages["the student's cells"].append(t2 - t1)
+            for kind, seconds in kinds.items():
+                stages[f"{kind} checks"].append(seconds)
+            stages["worker teardown"].append(t4 - t3)
+            stages["reports (results.json, grading.json, report.html/md)"].append(t6 - t5)
+    print(f"\n2. one submission ({path.name}), median of {repeat}, sandbox {sandbox}, {launcher.name}"
+          f"{' warm' if hasattr(launcher, 'spawn') else ''}")
+    for stage, times in stages.items():
+        print(f"   {stage:<62} {sorted(times)[len(times) // 2]:6.3f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rubric", default=str(ROOT / "rubrics" / "cnn-rnn.yaml"))
-    parser.add_argument("--submissions", default=str(ROOT / "submissions" / "cnn-rnn"))
+    parser.add_argument("--notebook", default=str(ROOT / "submissions" / "cnn-rnn" / "alice_correct.ipynb"))
+    parser.add_argument("-n", type=int, default=6, help="distinct notebooks graded")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sandbox", default="auto")
     args = parser.parse_args()
-    rubric = load_rubric(args.rubric)
-    rubric.load_reference()
-    print(f"worker start-up (python + torch import), median of {args.repeat}: {time_worker_start(Path(args.rubric), args.repeat):.2f} s")
-    for path in find_submissions([Path(args.submissions)]):
-        times = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            result = grade_submission(rubric, path)
-            times.append(time.perf_counter() - start)
-        print(f"{path.name:<32} {result.score:g}/{result.max_score:g}  median {statistics.median(times):.2f} s  (min {min(times):.2f}, max {max(times):.2f})")
+    with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
+        work = Path(tmp)
+        paths = make_class(Path(args.notebook), args.n, work)
+        table_1(Path(args.rubric), paths, work, args.sandbox)
+    table_2(Path(args.rubric), Path(args.notebook), args.sandbox, args.repeat)
 
 
 if __name__ == "__main__":

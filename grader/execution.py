@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from grader.hints import library_hint
 from grader.results import CellFailure
@@ -27,6 +27,9 @@ from grader.sandbox import Launch, Launcher, PlainLauncher, worker_argv
 from grader.submission import Submission
 from grader.worker import codec, protocol
 from grader.worker.protocol import ChannelClosed, GarbledStream, MalformedReply, MiB, Reply
+
+if TYPE_CHECKING:
+    from grader.zygote import WarmProcess
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ class WorkerSession:
         self.limits = limits
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | WarmProcess | None = None
         self.launch: Launch | None = None
         self.rfd = self.wfd = -1
         self.scratch: Path | None = None
@@ -153,6 +156,43 @@ class WorkerSession:
                     log.warning("helper file %s of %s not copied: %s", source, self.submission.path, exc)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
+        if not self._spawn_warm(req_r, req_w, resp_r, resp_w):
+            self._popen(req_r, req_w, resp_r, resp_w)
+        # Writes wait in poll with the request's deadline: a worker that stops reading cannot block the grader.
+        os.set_blocking(req_w, False)
+        self.wfd, self.rfd = req_w, resp_r
+        try:
+            hello = self._request({"op": "hello"}, START_TIMEOUT)
+        except (ReplyTooLarge, MalformedReply) as exc:
+            self._kill()
+            raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
+        self.device = hello.device
+        for index in list(self.replay):
+            self._exec(index, replaying=True)
+
+    def _spawn_warm(self, req_r: int, req_w: int, resp_r: int, resp_w: int) -> bool:
+        """A worker forked by this process's zygote, where the launcher has one (grader/zygote.py); False where
+        it has none or the zygote failed (logged), and a fresh worker is started instead."""
+        spawn = getattr(self.launcher, "spawn", None)
+        if spawn is None or self.scratch is None:
+            return False
+        from grader.zygote import ZygoteError
+
+        try:
+            self.proc, self.launch = spawn(self.scratch, self.limits, self.log_path, req_r, resp_w)
+        except ZygoteError as exc:
+            log.warning("no warm worker for %s, starting a fresh one: %s", self.submission.path, exc)
+            return False
+        except BaseException:
+            for fd in (req_r, req_w, resp_r, resp_w):
+                os.close(fd)
+            raise
+        os.close(req_r)
+        os.close(resp_w)
+        return True
+
+    def _popen(self, req_r: int, req_w: int, resp_r: int, resp_w: int) -> None:
+        assert self.scratch is not None
         # Kept so that _kill can undo what the launcher set up for this worker (a cgroup, say).
         self.launch = launch = self.launcher.launch(worker_argv(req_r, resp_w), self.scratch, self.limits)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
@@ -176,17 +216,6 @@ class WorkerSession:
                 out.close()  # type: ignore[union-attr]
             os.close(req_r)
             os.close(resp_w)
-        # Writes wait in poll with the request's deadline: a worker that stops reading cannot block the grader.
-        os.set_blocking(req_w, False)
-        self.wfd, self.rfd = req_w, resp_r
-        try:
-            hello = self._request({"op": "hello"}, START_TIMEOUT)
-        except (ReplyTooLarge, MalformedReply) as exc:
-            self._kill()
-            raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
-        self.device = hello.device
-        for index in list(self.replay):
-            self._exec(index, replaying=True)
 
     def _alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -200,11 +229,17 @@ class WorkerSession:
 
     def _kill(self) -> None:
         proc = self.proc
+        retire = getattr(proc, "retire", None)
+        if retire is not None:  # a warm worker: its zygote reaps it and removes its cgroup before the next
+            retire()
+            self.launch = None
+            proc = None
         if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            if isinstance(proc, subprocess.Popen):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             try:
                 proc.kill()
             except ProcessLookupError:

@@ -7,13 +7,15 @@ import os
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Iterator, Sequence
 
 from grader.batch import Job, Settings, failed_job, grade_job
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
+from grader.sandbox import with_threads
+from grader.zygote import cpu_share
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ class SerialExecutor:
     name = "serial"
 
     def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
+        settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(1)))
         for job in jobs:
             yield grade_job(rubric, job, settings)
 
@@ -35,6 +38,12 @@ class PoolExecutor:
 
     def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
         ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+        if os.name == "posix":
+            # Pool processes are forked from a server that imported torch and the checks once: they share those
+            # pages (and that time) instead of each paying for its own copy.
+            ctx.set_forkserver_preload(list(PRELOAD))
+        # Each submission's worker uses its share of the cores, so N at once do not oversubscribe them.
+        settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(self.workers)))
         tries = dict.fromkeys((job.name for job in jobs), 0)
         queue = list(jobs)
         while queue:
@@ -44,7 +53,8 @@ class PoolExecutor:
             broken: list[Job] = []
             pending: dict[Future[dict[str, object]], Job] = {}
             pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=ctx, initializer=_pool_init, initargs=(str(rubric.path), settings),
+                max_workers=self.workers, mp_context=ctx, initializer=_pool_init,
+                initargs=(str(rubric.path), settings, cpu_share(self.workers)),
             )
             try:
                 pending = {pool.submit(_pool_grade, job): job for job in queue}
@@ -77,9 +87,13 @@ class PoolExecutor:
 _POOL_STATE: dict[str, object] = {}
 
 
-def _pool_init(rubric_path: str, settings: Settings) -> None:
-    import torch  # noqa: F401 - paid once per pool process, not per submission
+PRELOAD = ("torch", "grader.grading", "grader.checks")
 
+
+def _pool_init(rubric_path: str, settings: Settings, threads: int) -> None:
+    import torch  # paid once per pool process (or once by the fork server), not per submission
+
+    torch.set_num_threads(threads)  # the grader's own share (reference runs, comparisons)
     _POOL_STATE.update(rubric=load_rubric(rubric_path), settings=settings)
 
 

@@ -540,11 +540,27 @@ def choose_launcher(mode: str) -> Launcher:
         return PlainLauncher()
     problem = bwrap_problem()
     if problem is None:
-        return BwrapLauncher()
+        return warm(BwrapLauncher())
     if mode == "required":
         raise GraderError(f"no OS sandbox: {problem}; install bubblewrap or pass --sandbox=auto to grade without it")
     _warn_once(problem)
     return PlainLauncher()
+
+
+def warm(launcher: BwrapLauncher) -> Launcher:
+    """The launcher with a warm zygote per grading process (grader/zygote.py), unless GRADER_WARM=0 asks for a
+    fresh worker per submission."""
+    if os.environ.get("GRADER_WARM", "1") == "0":
+        return launcher
+    from grader.zygote import WarmLauncher
+
+    return WarmLauncher(launcher)
+
+
+def with_threads(launcher: Launcher | None, threads: int) -> Launcher | None:
+    """The launcher whose workers each use `threads` threads, where it sets them after fork (a warm one)."""
+    set_threads = getattr(launcher, "with_threads", None)
+    return set_threads(threads) if callable(set_threads) else launcher
 
 
 @functools.cache

@@ -287,15 +287,22 @@ def cap_output() -> None:
 
 def main() -> None:
     rfd, wfd = int(sys.argv[1]), int(sys.argv[2])
-    for fd in (rfd, wfd):
-        os.set_inheritable(fd, False)  # processes the student starts do not get the channel
     os.environ.setdefault("MPLBACKEND", "Agg")
-    cap_output()
     import torch  # noqa: F401 - paid once here, before the first cell, not inside a cell's time limit
 
     threads = os.environ.get("GRADER_TORCH_THREADS")
+    serve_student(rfd, wfd, int(threads) if threads else None)
+
+
+def serve_student(rfd: int, wfd: int, threads: int | None) -> None:
+    """Everything from here on belongs to one submission: a fresh worker's, or a child forked by a zygote."""
+    import torch
+
+    for fd in (rfd, wfd):
+        os.set_inheritable(fd, False)  # processes the student starts do not get the channel
+    cap_output()
     if threads:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)
     # The working folder (the student's files: a helper module the notebook imports) is importable, as in
     # Jupyter; appended, not prepended, and only now, so that it cannot shadow the worker's own modules.
     sys.path.append(os.getcwd())
