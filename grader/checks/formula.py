@@ -475,7 +475,32 @@ def show_value(value: Value) -> str:
     if isinstance(value, EXACT):
         text = str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
         return text if len(text) <= 60 else f"{text[:25]}...({len(text)} characters)"
-    return f"{value:.12g}"
+    name = _constant_name(float(value))
+    return f"{value:.12g} (= {name})" if name else f"{value:.12g}"
+
+
+def _known_constants() -> dict[str, float]:
+    import math
+
+    known = {"pi": math.pi, "e": math.e, "1/pi": 1 / math.pi}
+    for n in range(2, 21):
+        known[f"log({n})"] = math.log(n)
+        known[f"1/log({n})"] = 1 / math.log(n)
+        if math.isqrt(n) ** 2 != n:
+            known[f"sqrt({n})"] = math.sqrt(n)
+            known[f"1/sqrt({n})"] = 1 / math.sqrt(n)
+    return known
+
+
+_CONSTANTS = _known_constants()
+
+
+def _constant_name(x: float) -> str | None:
+    """`log(2)` for 0.69314718056: a student reads which expression was meant, not twelve digits."""
+    for name, c in _CONSTANTS.items():
+        if abs(x - c) <= 1e-12 * abs(c):
+            return name
+    return None
 
 
 # -- the symbolic proof -----------------------------------------------------------------------------------------
