@@ -9,6 +9,7 @@ counterexample fails the answer; otherwise a time-limited SymPy proof upgrades "
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -589,10 +590,29 @@ class FormulaCheck:
                     return answer
                 expr, raw = answer
                 details.update(yours=raw, parsed=_shown(expr))
-                return judge(problem, expr, _rng(ctx), details, budget)
+                return _judged(ctx, problem, expr, details, budget)
         except OutOfTime:
             return Outcome.failed(f"your formula is too large to check in {opts.budget:g} s; simplify it",
                                   proof="timeout", **details)
+
+
+# A class has a few distinct formulas per question: each parsed answer is judged once per grading process.
+_JUDGED: dict[tuple[object, ...], Outcome] = {}
+JUDGED_CACHE = 512
+
+
+def _judged(
+    ctx: CheckContext, problem: FormulaProblem, expr: sympy.Expr, details: dict[str, Any], budget: Budget
+) -> Outcome:
+    """`judge`, remembered by the question's setting and the parsed answer; the student's own text is theirs."""
+    key = (ctx.seed, ctx.question.id, problem.options.model_dump_json(), sympy.srepr(expr))
+    cached = _JUDGED.get(key)
+    if cached is None:
+        cached = judge(problem, expr, _rng(ctx), details, budget)
+        if len(_JUDGED) >= JUDGED_CACHE:
+            _JUDGED.pop(next(iter(_JUDGED)))
+        _JUDGED[key] = cached
+    return dataclasses.replace(cached, details={k: details.get(k, v) for k, v in cached.details.items()})
 
 
 def _shown(expr: sympy.Expr) -> str:
