@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layout", default="auto", choices=("auto", "files", "folders", "moodle", "canvas", "gradescope"),
                    help="how the submissions are laid out (default: detected per folder; see README, LMS round trip)")
     g.add_argument("--roster", type=Path, help="a CSV of students (id, name, email, LMS ids) naming each submission")
+    cluster = g.add_mutually_exclusive_group()
+    cluster.add_argument("--cluster", metavar="ADDRESS", help="grade on a Dask cluster: its scheduler's address, "
+                         "e.g. tcp://HOST:8786 (see README, Beyond one machine); --jobs is then the cluster's")
+    cluster.add_argument("--scheduler-file", type=Path, metavar="FILE", help="grade on the Dask cluster whose "
+                         "scheduler wrote FILE (`dask scheduler --scheduler-file FILE`)")
+    g.add_argument("--cluster-wait", type=float, default=60.0, metavar="SECONDS", help="with a cluster: how long to "
+                   "wait for its scheduler, a first worker and (training on cuda) a GPU worker (default: %(default)s)")
     _sandbox_option(g, "grade")
 
     c = sub.add_parser("check", help="self-check one submission on the public questions")
@@ -122,10 +129,17 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "grade":
         from grader.commands.grade import grade
 
+        executor = None
+        if args.cluster or args.scheduler_file:
+            from grader.cluster import DaskExecutor
+
+            # Each worker chooses its own launcher with this mode; this machine needs no sandbox of its own.
+            executor = DaskExecutor(args.cluster, str(args.scheduler_file) if args.scheduler_file else None,
+                                    sandbox=args.sandbox, wait=args.cluster_wait)
         return grade(
             args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
-            launcher=choose_launcher(args.sandbox), force=args.force, only=args.only,
-            layout=args.layout, roster=args.roster,
+            launcher=None if executor else choose_launcher(args.sandbox), force=args.force, only=args.only,
+            layout=args.layout, roster=args.roster, executor=executor,
         )
     if args.command == "check":
         from grader.commands.check import check, report_path

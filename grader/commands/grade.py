@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from grader.batch import Job, run_jobs
+from grader.batch import Executor, Job, run_jobs
 from grader.classbook import record_entries
 from grader.errors import GraderError
 from grader.gradebook import verdict_key
@@ -35,7 +35,10 @@ def grade(
     only: list[str] | None = None,
     layout: str = "auto",
     roster: Path | None = None,
+    executor: Executor | None = None,
 ) -> int:
+    """`executor`: where submissions are graded (default: this process, or a local pool of `jobs` processes;
+    `grader.cluster.DaskExecutor` for a Dask cluster).  Whichever it is, only this process writes files."""
     rubric = load_rubric(rubric_path)
     preflight(rubric)  # a bad rubric or reference stops here, before any student code runs
     for target in targets:
@@ -66,7 +69,7 @@ def grade(
                 print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their "
                       "results (--force grades them again)", file=sys.stderr)
             todo = [job for job in work if job.name not in done]
-            for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device)):
+            for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device, executor=executor)):
                 student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
                 book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
                 student.write(out / result.student)
