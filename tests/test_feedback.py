@@ -161,3 +161,22 @@ def test_the_training_diagnosis_and_chart() -> None:
 def test_student_view_of_hidden_questions_stays_redacted(graded: SubmissionResult) -> None:
     view = explain(by_id(graded, "q1.9"), Audience.STUDENT)
     assert view.redacted and not view.blocks and not view.facts
+
+
+def test_grader_check_writes_the_students_report_and_explains_every_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from grader.cli import main
+
+    sub = tmp_path / "mine.py"
+    sub.write_text((DATA / "mistakes.py").read_text())
+    assert main(["check", str(sub), "--rubric", str(DATA / "rubric.yaml"), "--sandbox", "off"]) == 0
+    captured = capsys.readouterr()
+    assert f"report: {tmp_path / 'mine.report.html'}" in captured.err
+    for qid in ("q1.1", "q1.2", "q2.2"):  # every failed question, not only the first
+        assert f"\n{qid} " in captured.out.split("What to fix:")[1]
+    html = (tmp_path / "mine.report.html").read_text()
+    assert "To reproduce it, run in a new cell" in html and "q1.9" not in html  # public questions only
+    out = tmp_path / "elsewhere.html"
+    main(["check", str(sub), "--rubric", str(DATA / "rubric.yaml"), "--sandbox", "off", "--report", str(out)])
+    assert out.exists()

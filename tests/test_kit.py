@@ -234,12 +234,13 @@ def test_formula_counterexample_names_every_symbol_in_order(formula_results: dic
 
 def test_check_exit_status_and_honest_summary(kits: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     bob = ROOT / "submissions" / "cnn-rnn" / "bob_partial.py"
-    assert main(["check", str(bob), "--kit", str(kits["cnn-rnn"]), "--sandbox", "off"]) == 1
+    # --no-report: no report.html written beside the shipped examples
+    assert main(["check", str(bob), "--kit", str(kits["cnn-rnn"]), "--sandbox", "off", "--no-report"]) == 1
     out = capsys.readouterr().out
     assert "public checks: 14/30 points pass, 16 checked here do not" in out
     assert "All tests passed" not in out and "not the expected value" in out
     alice = ROOT / "submissions" / "cnn-rnn" / "alice_correct.ipynb"
-    assert main(["check", str(alice), "--kit", str(kits["cnn-rnn"]), "--sandbox", "off"]) == 0
+    assert main(["check", str(alice), "--kit", str(kits["cnn-rnn"]), "--sandbox", "off", "--no-report"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("public checks: 30/30 points pass")
 
 
@@ -269,7 +270,7 @@ def test_resnet_kit_names_the_questions_it_leaves_to_grading(kits: dict[str, Pat
 
 def test_check_json_is_results_json(kits: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     bob = ROOT / "submissions" / "cnn-rnn" / "bob_partial.py"
-    assert main(["check", str(bob), "--kit", str(kits["cnn-rnn"]), "--sandbox", "off", "--json", "--question", "q1.1"]) == 1
+    assert main(["check", str(bob), "--kit", str(kits["cnn-rnn"]), "--sandbox", "off", "--json", "--question", "q1.1", "--no-report"]) == 1
     data = json.loads(capsys.readouterr().out)
     (test,) = data["tests"]
     assert test["name"].startswith("q1.1 ") and test["score"] == 0 and test["max_score"] == 2 and test["status"] == "failed"

@@ -29,7 +29,7 @@ def report_path(args: argparse.Namespace) -> Path:
 
 def write_check_report(result: SubmissionResult, path: Path, *, as_json: bool) -> None:
     """The student's report.html of this check: the loss curves, the failing inputs and every explanation the
-    terminal has no room for.  Said on stderr with --json, so stdout stays the JSON."""
+    terminal has no room for."""
     from grader.report import render_report
     from grader.scoring import atomic_write
 
@@ -38,7 +38,8 @@ def write_check_report(result: SubmissionResult, path: Path, *, as_json: bool) -
     except OSError as exc:
         print(f"the report could not be written to {path}: {exc.strerror or exc}", file=sys.stderr)
         return
-    print(f"\nreport: {path}", file=sys.stderr if as_json else sys.stdout)
+    # On stderr: stdout ends with the one honest summary line (or is the JSON), which scripts read.
+    print(f"report: {path}", file=sys.stderr)
 
 
 def check(
