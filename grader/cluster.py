@@ -158,7 +158,10 @@ def _materialised(bundle: RubricBundle) -> Path:
 
 def _in_grading_process(rubric: str, root: str, job: Job, task: Payload) -> dict[str, Any]:
     if not _POOL:
-        _POOL.append(ProcessPoolExecutor(max_workers=1, mp_context=get_context("forkserver")))
+        # Spawned, not forked from a server: its parent is this Dask worker process, which it watches.
+        _POOL.append(ProcessPoolExecutor(
+            max_workers=1, mp_context=get_context("spawn"), initializer=_end_with, initargs=(os.getpid(),),
+        ))
     try:
         return _POOL[0].submit(_grade_here, rubric, root, job, task.sandbox, task.device, task.public_only).result()
     except BrokenProcessPool:
@@ -167,6 +170,18 @@ def _in_grading_process(rubric: str, root: str, job: Job, task: Payload) -> dict
 
 
 # -- in a Dask worker's grading process ----------------------------------------------------------------------------
+
+
+def _end_with(parent: int) -> None:
+    """The grading process ends when its Dask worker does (killed, or closed by its nanny), never left behind;
+    its student workers end with it (bubblewrap's --die-with-parent, the worker's pipes)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="grader-end-with-dask-worker", daemon=True).start()
 
 
 def _grade_here(rubric: str, root: str, job: Job, sandbox: str, device: str, public_only: bool) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class Cluster:
             "DASK_DISTRIBUTED__WORKER__DAEMON": "False",  # a worker starts its grading process
             # One task at a time per one-thread worker: a submission that kills its worker takes no other with it.
             "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+            "GRADER_TEST_CLUSTER": str(folder),  # marks every process this cluster starts, grading processes too
         }
         self.logs = folder
 
@@ -81,6 +82,24 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+        # Nothing it started outlives it: a grading process ends with its Dask worker, even a killed one.
+        deadline = time.monotonic() + 15
+        while (left := self.leftovers()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"processes left behind by the cluster: {left}"
+
+    def leftovers(self) -> list[int]:
+        marker = f"GRADER_TEST_CLUSTER={self.env['GRADER_TEST_CLUSTER']}".encode()
+        found = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if marker in environ.read_bytes().split(b"\0"):
+                    found.append(int(environ.parent.name))
+            except OSError:
+                pass  # gone, or not ours to read
+        return found
 
 
 @pytest.fixture
