@@ -33,7 +33,7 @@ demo: $(STAMP) sandbox
 	@for a in $(ASSIGNMENTS); do $(BIN)/grader kit rubrics/$$a.yaml --out out/kits/$$a.kit.zip || exit 1; done
 	@echo "== a student's self-check with a kit: grader check submissions/cnn-rnn/bob_partial.py --kit out/kits/cnn-rnn.kit.zip"
 	@# Exit status 1 means "a public check fails", which is bob's case; 2 or more is a real failure.
-	@$(BIN)/grader check submissions/cnn-rnn/bob_partial.py --kit out/kits/cnn-rnn.kit.zip --sandbox auto; [ $$? -le 1 ]
+	@$(BIN)/grader check submissions/cnn-rnn/bob_partial.py --kit out/kits/cnn-rnn.kit.zip --sandbox auto --report out/kits/bob_partial.report.html; [ $$? -le 1 ]
 	@echo "== the LMS round trip: a Canvas gradebook CSV of cnn-rnn and a Gradescope autograder of its rubric"
 	@$(BIN)/grader export canvas out/cnn-rnn --roster submissions/cnn-rnn.roster.csv --assignment-title "CNN-RNN" --to out/exports/cnn-rnn-canvas.csv
 	@$(BIN)/grader export gradescope rubrics/cnn-rnn.yaml --out out/exports/cnn-rnn-autograder.zip
