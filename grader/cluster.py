@@ -137,7 +137,10 @@ def grade_remote(bundle: RubricBundle, task: Payload) -> dict[str, Any]:
             job = Job(str(main), task.name, str(log_path), tuple(helpers))
             result = _in_grading_process(str(root / bundle.rubric), str(root), job, task)
             output = _head(log_path) if log_path.exists() else None
-    return {"result": result, "log": output, "env": worker_environment(), "host": socket.gethostname()}
+    from distributed import get_worker
+
+    worker = get_worker().address
+    return {"result": result, "log": output, "env": worker_environment(), "host": socket.gethostname(), "worker": worker}
 
 
 def _materialised(bundle: RubricBundle) -> Path:
@@ -370,7 +373,7 @@ class DaskExecutor:
         if mismatch:  # a worker that joined after the check
             raise GraderError(f"the Dask worker on {reply['host']} that graded {job.name} has {mismatch}; verdicts "
                               "would differ: install the same dl-grader and libraries on every worker")
-        log.info("graded %s on %s", job.name, reply["host"])
+        log.info("graded %s on Dask worker %s (%s)", job.name, reply.get("worker"), reply["host"])
         if job.log_path and reply["log"] is not None:  # as a local worker does: appended to, made where it ran
             with open(job.log_path, "ab") as fh:
                 fh.write(reply["log"])

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.timeout(240)
 class Cluster:
     """A scheduler and two nanny-managed workers (`dask worker` as a TA starts them), killed in a finally."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, gpu_worker: bool = False) -> None:
+        self.gpu_worker = gpu_worker  # w1 says it has a GPU (`--resources GPU=1`); none really does
         self.file = folder / "scheduler.json"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.env = {
@@ -52,8 +53,10 @@ class Cluster:
         self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(self.file),
                     "--no-dashboard")
         for i in (1, 2):
+            gpu = ["--resources", "GPU=1"] if self.gpu_worker and i == 1 else []
             self._spawn(f"worker{i}", "worker", "--scheduler-file", str(self.file), "--host", "127.0.0.1",
-                        "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"w{i}", "--death-timeout", "60")
+                        "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"w{i}", "--death-timeout", "60",
+                        *gpu)
         self.client()  # both workers registered
 
     def _spawn(self, name: str, *args: str) -> None:
@@ -106,12 +109,20 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # One per test: workers compare the grader they loaded with the client's, and a module-long cluster would
     # (rightly) refuse a client whose checkout changed since they started.
-    running = Cluster(tmp_path_factory.mktemp("dask"))
+    yield from _running(Cluster(tmp_path_factory.mktemp("dask")))
+
+
+@pytest.fixture
+def gpu_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from _running(Cluster(tmp_path_factory.mktemp("dask"), gpu_worker=True))
+
+
+def _running(cluster: Cluster) -> Iterator[Cluster]:
     try:
-        running.start()
-        yield running
+        cluster.start()
+        yield cluster
     finally:
-        running.stop()
+        cluster.stop()
 
 
 def _jobs(folder: Path, names: dict[str, str]) -> list[Job]:
@@ -200,6 +211,27 @@ def test_training_on_cuda_without_gpu_workers_fails_fast(cluster: Cluster, tmp_p
     with pytest.raises(GraderError, match="none of the 2 workers .* has the GPU resource"):
         list(DaskExecutor(scheduler_file=str(cluster.file), sandbox="auto", wait=1).grade(rubric, [job], Settings(device="cuda")))
     assert time.monotonic() - start < 30
+
+
+def test_training_on_cuda_goes_to_gpu_workers_only(gpu_cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    training = DATA / "backprop-optim" / "training"
+    rubric = load_rubric(training / "rubric.yaml")  # its reference is ../../../../reference: the layout travels
+    (tmp_path / "class").mkdir()
+    jobs = []
+    for name in ("ann", "ben", "cat"):
+        shutil.copy(training / "no_factory.py", tmp_path / "class" / f"{name}.py")
+        jobs.append(Job(str(tmp_path / "class" / f"{name}.py"), name))
+    client = gpu_cluster.client()
+    try:
+        gpu = [a for a, w in client.scheduler_info()["workers"].items() if w.get("resources", {}).get("GPU")]
+    finally:
+        client.close()
+    caplog.set_level("INFO", logger="grader.cluster")
+    executor = DaskExecutor(scheduler_file=str(gpu_cluster.file), sandbox="auto", wait=30)
+    results = list(executor.grade(rubric, jobs, Settings(device="cuda")))
+    assert sorted(r.student for r in results) == ["ann", "ben", "cat"]
+    graded_on = {m.split(" on Dask worker ")[1].split(" ")[0] for m in caplog.messages if m.startswith("graded ")}
+    assert graded_on == set(gpu) and len(gpu) == 1
 
 
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path: Path) -> None:
