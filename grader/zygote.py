@@ -71,11 +71,13 @@ class WarmLauncher:
         """A worker for the submission staged in `scratch`, forked by this process's zygote (started, or
         restarted after a death, on demand)."""
         key = (self.base, limits)
-        zygote = _ZYGOTES.get(key)
+        zygote = _ZYGOTES.pop(key, None)  # re-inserted last: the dict is in order of use
         if zygote is None or zygote.dead or zygote.owner != os.getpid():
             if zygote is not None and zygote.owner == os.getpid():
                 zygote.close()
-            zygote = _ZYGOTES[key] = Zygote(self.base, limits)
+            _evict(MAX_ZYGOTES - 1)
+            zygote = Zygote(self.base, limits)
+        _ZYGOTES[key] = zygote
         try:
             return zygote.spawn(scratch, limits, log_path, rfd, wfd, self.threads)
         except ZygoteError:
@@ -267,6 +269,16 @@ def _cleanup(launch: Launch) -> None:
 
 
 _ZYGOTES: dict[tuple[BwrapLauncher, Limits], Zygote] = {}
+# A grading run has one sandbox and one set of limits, so one zygote; a process that grades under many (a test
+# suite, `grader validate`) keeps the most recently used few, each holding torch (hundreds of MB).
+MAX_ZYGOTES = 2
+
+
+def _evict(keep: int) -> None:
+    """Close the least recently used zygotes until at most `keep` are left."""
+    while len(_ZYGOTES) > keep:
+        oldest = next(iter(_ZYGOTES))
+        _ZYGOTES.pop(oldest).close()
 _LIVE: list[Zygote] = []
 
 
