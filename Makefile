@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench fuzz clean sandbox
+.PHONY: demo test test-long bench fuzz validate clean sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Everything, the exhaustive variants marked `long` included (about twice make test's time).
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_grade.py

@@ -15,6 +15,23 @@ from grader.rubric import Rubric, load_rubric
 # Tests that run `grader grade` use the OS sandbox where bubblewrap is installed (CI installs it) and say so
 # where it is not, instead of refusing as the command does by default on Linux.
 os.environ.setdefault("GRADER_SANDBOX", "auto")
+# Tests grade under many sandboxes (one per temporary folder): a warm zygote per sandbox would cost more than the
+# fresh worker it saves.  tests/test_warm.py builds warm launchers itself and checks them against fresh ones.
+os.environ.setdefault("GRADER_WARM", "0")
+
+
+def first_per_assignment(params: list[tuple[str, object]]) -> list[object]:
+    """`(assignment, example)` parameters: the first example of each assignment as it is, the others marked
+    `long` (run by `make test-long`), for checks whose cost is one grading per example."""
+    seen: set[str] = set()
+    out: list[object] = []
+    for assignment, example in params:
+        if assignment in seen:
+            out.append(pytest.param(assignment, example, marks=pytest.mark.long))
+        else:
+            out.append((assignment, example))
+            seen.add(assignment)
+    return out
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -16,7 +16,7 @@ from grader.sandbox import BwrapLauncher, PlainLauncher, bwrap_problem, choose_l
 from grader.scoring import gradescope
 from grader.submission import load_submission
 from grader.zygote import WarmLauncher, WarmProcess, cpu_share
-from tests.conftest import DATA, ROOT, scores
+from tests.conftest import DATA, ROOT, first_per_assignment, scores
 
 WARM = DATA / "warm"
 LIMITS = Limits(cell_timeout=30, call_timeout=30)
@@ -132,7 +132,7 @@ def _comparable(result) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 
 @needs_bwrap
-@pytest.mark.parametrize("assignment, path", _examples(), ids=lambda x: getattr(x, "name", x))
+@pytest.mark.parametrize("assignment, path", first_per_assignment(_examples()), ids=lambda x: getattr(x, "name", x))
 def test_results_are_the_same_with_and_without_warm_workers(assignment, path):
     rubric = load_rubric(ROOT / "rubrics" / f"{assignment}.yaml")
     cold = grade_submission(rubric, path, launcher=BwrapLauncher())
@@ -141,6 +141,7 @@ def test_results_are_the_same_with_and_without_warm_workers(assignment, path):
 
 
 def test_choose_launcher_is_warm_unless_asked(monkeypatch):
+    monkeypatch.delenv("GRADER_WARM", raising=False)  # the suite's default (tests/conftest.py) is cold
     monkeypatch.setattr("grader.sandbox.bwrap_problem", lambda bwrap="bwrap": None)
     assert isinstance(choose_launcher("required"), WarmLauncher)
     monkeypatch.setenv("GRADER_WARM", "0")
