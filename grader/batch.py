@@ -56,20 +56,26 @@ def job_names(paths: list[Path]) -> list[str]:
     stems = [safe_name(p.stem) for p in paths]
     counts = Counter(s.casefold() for s in stems)
     names = [s if counts[s.casefold()] == 1 else safe_name(p.name.replace(".", "_")) for s, p in zip(stems, paths)]
-    counts = Counter(n.casefold() for n in names)
+    # The file's own name decides a digest, so a class folder moved elsewhere keeps its names (and its cache);
+    # only files of one name in different folders need their path to tell them apart.
     same_file_name = Counter(p.name for p in paths)
+    return unique_names(names, [p.name if same_file_name[p.name] == 1 else str(p) for p in paths])
+
+
+def unique_names(names: list[str], keys: list[str]) -> list[str]:
+    """`names` made unique by construction: a name shared (case-insensitively) with another, or equal to a class
+    file, gets a short digest of its `key` (what tells its submission apart) as a suffix."""
+    counts = Counter(n.casefold() for n in names)
     taken: set[str] = set()
     unique = []
-    for name, path in zip(names, paths):
-        if counts[name.casefold()] > 1 or name.casefold() in CLASS_FILES or name.casefold() in taken:
-            # The file's own name decides the digest, so a class folder moved elsewhere keeps its names (and
-            # its cache); only files of one name in different folders need their path to tell them apart.
-            key = path.name if same_file_name[path.name] == 1 else str(path)
+    for base, key in zip(names, keys):
+        name = base
+        if counts[base.casefold()] > 1 or base.casefold() in CLASS_FILES or base.casefold() in taken:
             digest = hashlib.sha256(os.fsencode(key)).hexdigest()
-            name = f"{name[: MAX_NAME - 9]}-{digest[:8]}"
+            name = f"{base[: MAX_NAME - 9]}-{digest[:8]}"
             while name.casefold() in taken:  # astronomically unlikely; still unique by construction
                 digest = hashlib.sha256(digest.encode()).hexdigest()
-                name = f"{name[: MAX_NAME - 9]}-{digest[:8]}"
+                name = f"{base[: MAX_NAME - 9]}-{digest[:8]}"
         taken.add(name.casefold())
         unique.append(name)
     return unique

@@ -30,10 +30,7 @@ helpers graded with it, under the names the student gave them (`Entry.names`).
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -456,26 +453,12 @@ def folder_names(entries: Iterable[Entry]) -> list[str]:
     names, so its gradebook cache still applies).  Otherwise the student's key (`1001`, the sid), made safe;
     where two entries share a key (two files of one student), the name of the file tells them apart.
     """
-    from grader.batch import CLASS_FILES, MAX_NAME, job_names, safe_name
+    from grader.batch import job_names, safe_name, unique_names
 
     entries = list(entries)
     if all(e.layout == "files" and e.student.key == e.main.stem for e in entries):
         return job_names([e.main for e in entries])
-    bases = [safe_name(e.student.key) for e in entries]
-    counts = Counter(b.casefold() for b in bases)
-    names: list[str] = []
-    taken: set[str] = set()
-    for base, e in zip(bases, entries):
-        name = base
-        if counts[base.casefold()] > 1 or base.casefold() in CLASS_FILES or base.casefold() in taken:
-            digest = hashlib.sha256(os.fsencode(str(e.main))).hexdigest()
-            name = f"{base[: MAX_NAME - 9]}-{digest[:8]}"
-            while name.casefold() in taken:
-                digest = hashlib.sha256(digest.encode()).hexdigest()
-                name = f"{base[: MAX_NAME - 9]}-{digest[:8]}"
-        taken.add(name.casefold())
-        names.append(name)
-    return names
+    return unique_names([safe_name(e.student.key) for e in entries], [str(e.main) for e in entries])
 
 
 def stage(entry: Entry, folder: Path) -> Path:
