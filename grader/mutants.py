@@ -534,7 +534,7 @@ def formula_mutants(q: Question, cap: int = MAX_PER_TARGET) -> list[Mutant]:
 
     Ids start with the question's answer name (`conv_output_size:BinOp#1:Add->Sub`), or its id without one.
     """
-    from grader.checks.formula import FormulaOptions
+    from grader.checks.options import FormulaOptions
     from grader.mathparse import ParseError, make_symbols, parse_expression
 
     opts = cast(FormulaOptions, q.options)

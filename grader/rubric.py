@@ -166,7 +166,7 @@ def _loc(err: Mapping[str, Any]) -> str:
 
 
 def load_rubric(path: str | Path) -> Rubric:
-    from grader.checks import get_kind
+    from grader.checks import options_class
 
     path = Path(path)
     try:
@@ -195,11 +195,11 @@ def load_rubric(path: str | Path) -> Rubric:
     questions = []
     for q in spec.questions:
         try:
-            kind = get_kind(q.kind)
+            model = options_class(q.kind)
         except KeyError as exc:
             raise RubricError(str(path), str(exc.args[0]), q.id, "kind") from exc
         try:
-            options = kind.Options.model_validate(q.options)
+            options = model.model_validate(q.options)
         except ValidationError as exc:
             err = exc.errors()[0]
             raise RubricError(str(path), err["msg"], q.id, _loc(err)) from exc

@@ -1,6 +1,8 @@
 """One place validates rubrics; its errors name the file, the question and the key."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,19 @@ def test_shipped_rubrics_load_and_add_up(name):
     rubric = load_rubric(ROOT / "rubrics" / name)
     assert rubric.max_score == rubric.spec.total
     assert rubric.reference_path.is_file()
+
+
+def test_loading_a_rubric_imports_neither_torch_nor_the_check_kinds() -> None:
+    # The CLI loads and validates the rubric before anything else; the checks (and torch, ~2 s) are paid only
+    # by the processes that grade.  A fresh interpreter, since this test process has long imported both.
+    code = (
+        "import sys\n"
+        "from grader.rubric import load_rubric\n"
+        "for name in ('cnn-rnn', 'backprop-optim', 'layers', 'resnet-adversarial'):\n"
+        "    load_rubric(f'rubrics/{name}.yaml')\n"
+        "kinds = sorted(m for m in sys.modules if m.startswith('grader.checks.') and m not in "
+        "('grader.checks.base', 'grader.checks.options', 'grader.checks.formula'))\n"
+        "print('torch' in sys.modules, kinds)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "False []"

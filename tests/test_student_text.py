@@ -20,8 +20,9 @@ import pytest
 from pydantic import ValidationError
 
 from grader.checks.forbid import DYNAMIC, ForbidCheck, find_violations
-from grader.checks.formula import FormulaCheck, FormulaOptions
+from grader.checks.formula import FormulaCheck
 from grader.checks.manual import PENDING_MESSAGE, ManualCheck
+from grader.checks.options import FormulaOptions
 from grader.errors import SubmissionUnreadable
 from grader.latex import find_math, parse_answer_cell, parse_latex
 from grader.mathparse import MAX_DEPTH, ParseError

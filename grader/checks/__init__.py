@@ -18,6 +18,11 @@ KINDS: dict[str, str] = {
 }
 
 
+# kind name -> its rubric keys (a pydantic model in grader.checks.options): loading a rubric validates every
+# question's options without importing the kinds' modules (and torch, which most of them need to run).
+OPTIONS: dict[str, str] = {kind: f"grader.checks.options:{kind.capitalize()}Options" for kind in KINDS}
+
+
 # kind name -> "module:Class" of its `Details` record (grader.explain.Details), for the kinds that have one:
 # the record reads a stored result's details (old ones too) and explains them for each audience.
 DETAILS: dict[str, str] = {
@@ -38,6 +43,18 @@ def details_class(kind: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def options_class(kind: str) -> type[Options]:
+    """The Options model of `kind`; KeyError (naming the known kinds) for an unknown one."""
+    import importlib
+
+    try:
+        target = OPTIONS[kind]
+    except KeyError:
+        raise KeyError(f"unknown check kind '{kind}' (known: {', '.join(sorted(KINDS))})") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
 def get_kind(name: str) -> Check:
     import importlib
 
@@ -49,4 +66,4 @@ def get_kind(name: str) -> Check:
     return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]
 
 
-__all__ = ["Check", "CheckContext", "Options", "KINDS", "DETAILS", "details_class", "get_kind"]
+__all__ = ["Check", "CheckContext", "Options", "KINDS", "OPTIONS", "DETAILS", "options_class", "details_class", "get_kind"]

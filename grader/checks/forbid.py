@@ -29,9 +29,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from grader.checks.base import Options as BaseOptions
+from grader.checks.options import ForbidOptions
+from grader.explain import View, bounded
 from grader.results import Outcome
 from grader.submission import parse_python
 
@@ -99,6 +98,28 @@ class Violation:
         data["via"] = list(self.via)
         return data
 
+    @classmethod
+    def from_dict(cls, data: Any) -> Violation | None:
+        """A stored violation (old results too); None for one that is not a record at all."""
+        if not isinstance(data, dict):
+            return None
+
+        def number(key: str) -> int:
+            value = data.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        via = data.get("via")
+        return cls(
+            cell=number("cell"),
+            line=number("line"),
+            col=number("col"),
+            api=str(data.get("api") or ""),
+            text=bounded(data.get("text") or "", 300) or "",
+            via=tuple(str(v) for v in via) if isinstance(via, (list, tuple)) else (),
+            called=bool(data.get("called", False)),
+            note=str(data.get("note") or ""),
+        )
+
     def describe(self) -> str:
         """`calls torch.autograd.grad`, `reads .grad`, `uses dynamic code (eval)`."""
         if self.api == DYNAMIC:
@@ -106,6 +127,29 @@ class Violation:
         if self.api.startswith("."):
             return f"calls {self.api}()" if self.called else f"uses {self.api}"
         return f"calls {self.api}" if self.called else f"uses {self.api}"
+
+
+@dataclass(frozen=True)
+class ForbidDetails:
+    """A forbid check as graded (a question of its own, or any question's `forbid:` gate): every offending
+    line, where it is and which API it uses."""
+
+    violations: tuple[Violation, ...] = ()
+
+    def serialize(self) -> dict[str, Any]:
+        return {"violations": [v.serialize() for v in self.violations]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForbidDetails:
+        found = data.get("violations")
+        read = [Violation.from_dict(v) for v in found] if isinstance(found, list) else []
+        return cls(tuple(v for v in read if v is not None))
+
+    def explain(self, view: View) -> None:
+        for v in self.violations:
+            where = f"line {v.line}" if view.python_file else f"cell {v.cell}, line {v.line}"
+            chain = f" (via {' → '.join(v.via[1:])})" if len(v.via) > 1 else ""
+            view.code.append(f"{where}: {v.text}    # {v.note or v.api}{chain}")
 
 
 # ----------------------------------------------------------------------------------------------- banned lists
@@ -607,7 +651,7 @@ def describe(submission: Submission, violations: list[Violation], apis: list[str
 
 
 def _failed(submission: Submission, violations: list[Violation], apis: list[str]) -> Outcome:
-    return Outcome.failed(describe(submission, violations, apis), violations=[v.serialize() for v in violations])
+    return Outcome.failed(describe(submission, violations, apis), **ForbidDetails(tuple(violations)).serialize())
 
 
 def forbid_outcome(ctx: CheckContext, apis: list[str]) -> Outcome | None:
@@ -627,9 +671,7 @@ def forbid_outcome(ctx: CheckContext, apis: list[str]) -> Outcome | None:
 class ForbidCheck:
     """A question of its own: full marks when the function uses none of the forbidden APIs."""
 
-    class Options(BaseOptions):
-        apis: list[str] = Field(default_factory=lambda: ["autograd"], min_length=1)
-        function: str | None = Field(None, description="the function to analyse; default: the question's answer")
+    Options = ForbidOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
         options = ctx.question.options
@@ -644,4 +686,4 @@ class ForbidCheck:
         return Outcome.passed("uses none of the forbidden APIs")
 
 
-__all__ = ["PRESETS", "DYNAMIC", "Violation", "FunctionNotFound", "find_violations", "forbid_outcome", "ForbidCheck"]
+__all__ = ["PRESETS", "DYNAMIC", "Violation", "ForbidDetails", "FunctionNotFound", "find_violations", "forbid_outcome", "ForbidCheck"]

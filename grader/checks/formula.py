@@ -22,12 +22,13 @@ from fractions import Fraction
 from typing import Any
 
 import sympy
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from grader.checks.base import CheckContext, Options
+from grader.checks.base import CheckContext
+from grader.checks.options import FormulaOptions, SymbolDomain
 from grader.errors import GraderError
+from grader.explain import View, bounded
 from grader.latex import parse_answer_cell, parse_latex
-from grader.mathparse import FUNCTIONS, ParseError, make_symbols, parse_expression, parse_relation
+from grader.mathparse import ParseError, make_symbols, parse_expression, parse_relation
 from grader.results import Outcome
 from grader.worker.codec import Opaque, SympyText
 
@@ -40,58 +41,6 @@ MAX_BITS = 20_000  # an exact intermediate value larger than this is "too large 
 MAX_EXPONENT = 10_000
 ATTEMPTS_PER_POINT = 50  # random draws per wanted point when constraints reject most of them
 SNAP_ABS = 1e-6  # a float is snapped to an integer at most this far away (see `_snap`)
-
-
-class SymbolDomain(BaseModel):
-    """One symbol's integer range; `max: null` means unbounded (sampling stops at `sample_max`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min: int = 0
-    max: int | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SymbolDomain:
-        if self.max is not None and self.max < self.min:
-            raise ValueError(f"max {self.max} is below min {self.min}")
-        return self
-
-
-class FormulaOptions(Options):
-    expected: str = Field(description="the reference formula, in the same grammar students use")
-    symbols: dict[str, SymbolDomain] = Field(
-        default_factory=dict, description="integer symbols in the order the question lists them"
-    )
-    constraints: list[str] = Field(default_factory=list, description="relations every point must satisfy")
-    box: int = Field(6, ge=1, le=100, description="side of the exhaustive box at the domain's corner")
-    random_points: int = Field(2000, ge=0, le=100_000, description="seeded random points beyond the box")
-    sample_max: int = Field(60, ge=1, description="upper end of random values for a symbol without max")
-    large_points: int = Field(200, ge=0, le=10_000, description="seeded points with some symbols at large values")
-    large_max: int = Field(10**9, ge=1, description="upper end of large values for a symbol without max")
-    time_limit: float = Field(5.0, ge=0, description="seconds for the symbolic proof; 0 skips it")
-    budget: float = Field(20.0, gt=0, description="seconds for the whole check: reading, every point, the proof")
-    rtol: float = Field(1e-9, ge=0, description="relative tolerance where a value is not exact (log, sqrt)")
-
-    @field_validator("symbols")
-    @classmethod
-    def _names(cls, symbols: dict[str, SymbolDomain]) -> dict[str, SymbolDomain]:
-        for name in symbols:
-            if not name.isidentifier() or name in FUNCTIONS or name in ("pi", "E"):
-                raise ValueError(f"'{name}' cannot be a symbol name")
-        return symbols
-
-    @model_validator(mode="after")
-    def _formulas(self) -> FormulaOptions:
-        try:
-            problem = FormulaProblem(self)
-        except ParseError as exc:
-            raise ValueError(str(exc)) from None
-        except Unsupported as exc:
-            raise ValueError(f"the evaluator does not support {exc}") from None
-        box = problem.points(random.Random(0), random_points=0, large_points=0)
-        if not any(problem.expected_at(p) is not None for p in box):
-            raise ValueError("no point of the box satisfies the constraints with the expected formula defined")
-        return self
 
 
 class Undefined(ArithmeticError):
@@ -725,3 +674,69 @@ def _parse_text(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
             return parse_latex(text.strip().strip("$"), symbols)
         except ParseError:
             raise text_error from None
+
+
+# -- what a report shows ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Counterexample:
+    """A point where the student's formula and the expected one differ, with both values as text."""
+
+    point: dict[str, int]
+    yours: str
+    expected: str | None = None  # a kit knows only a hash of the expected value
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Counterexample | None:
+        if not isinstance(data, dict) or not isinstance(data.get("point"), dict):
+            return None
+        point = {str(k): v for k, v in data["point"].items() if isinstance(v, int) and not isinstance(v, bool)}
+        expected = data.get("expected")
+        return cls(point, bounded(data.get("yours"), 200) or "", bounded(expected, 200) if expected is not None else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class FormulaDetails:
+    """A formula question as graded: the answer as written and as read, the counterexample when it is wrong,
+    how far equality was shown when it is right.  `expected` is the expected formula, which is the answer
+    itself: TAs only."""
+
+    yours: str | None = None
+    parsed: str | None = None
+    expected: str | None = None
+    proof: str | None = None  # "symbolic", "sampled" or "timeout"
+    points: int | None = None  # points compared
+    counterexample: Counterexample | None = None
+
+    def serialize(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FormulaDetails:
+        points = data.get("points")
+        text = {k: bounded(data[k]) if isinstance(data.get(k), str) else None for k in ("yours", "parsed", "expected", "proof")}
+        return cls(
+            **text,
+            points=points if isinstance(points, int) and not isinstance(points, bool) else None,
+            counterexample=Counterexample.from_dict(data.get("counterexample")),
+        )
+
+    def explain(self, view: View) -> None:
+        view.fact("your answer", self.yours)
+        view.fact("read as", self.parsed)
+        ce = self.counterexample
+        if ce is not None:
+            view.fact("counterexample", ", ".join(f"{k} = {v}" for k, v in ce.point.items()))
+            view.fact("your formula gives", ce.yours)
+            view.fact("the correct formula gives", ce.expected)
+        if self.proof == "symbolic":
+            view.fact("proof", "proved equal symbolically")
+        elif self.proof == "sampled" and ce is None:
+            view.fact("proof", f"equal on {self.points if self.points is not None else '?'} sampled points "
+                               "(not proved symbolically)")
+        elif self.proof and self.points is not None:
+            view.fact("compared on", f"{self.points} points of the domain")
+        if view.ta:
+            view.fact("expected formula (TA only)", self.expected)

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
 
-from pydantic import Field, field_validator
-
 from grader.cases import OutputOf, clone, generate_cases, label, roll_up
-from grader.checks.base import CheckContext, Options
+from grader.checks.base import CheckContext
+from grader.checks.options import FunctionOptions, Selector
 from grader.compare import Mismatch, Tolerance, compare, describe
 from grader.errors import GraderError
 from grader.execution import CallResult
@@ -26,36 +25,7 @@ from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.ops_chain import pick
 
-Selector = int | str  # an index of a returned tuple or list, or a key of a returned dict
 Problem = tuple[str | None, dict[str, Any]]
-
-
-class FunctionOptions(Options):
-    cases: str  # reference generator: (torch.Generator) -> list of kwargs dicts, in the student's argument order
-    reference: str | None = None  # reference function; defaults to the question's `answer`
-    rtol: float = 1e-4
-    atol: float = 1e-5
-    pure: bool = False  # the inputs (tensors, lists of tensors) must be unchanged after the call
-    partial: bool = False  # credit in proportion to the cases passed, instead of all or nothing
-    seed: int | None = None
-    # Only these items of the result are compared (tuple/list indices, dict keys); the rest is never read.
-    output: Selector | list[Selector] | None = None
-    # Post-conditions: argument name -> the keys (or indices) of it that must equal the reference's argument's
-    # after the call; null compares the whole argument.  With `pure`, every other argument must stay unchanged.
-    after: dict[str, Selector | list[Selector] | None] = Field(default_factory=dict)
-
-    @field_validator("output", "after", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: Any) -> Any:
-        # YAML's `output: yes` would otherwise pass as the index 1.
-        items = value.values() if isinstance(value, dict) else [value]
-        for item in items:
-            for one in item if isinstance(item, list) else [item]:
-                if isinstance(one, bool):
-                    raise ValueError("a selector is an index (0, 1, ...) or a key, not true/false")
-            if item == []:
-                raise ValueError("an empty list selects nothing; leave the key out (or null for the whole argument)")
-        return value
 
 
 @dataclass(frozen=True)

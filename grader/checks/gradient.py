@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from grader.cases import clone, generate_cases, label
-from grader.checks.base import CheckContext, Options
+from grader.checks.base import CheckContext
 from grader.checks.function import call_failure
+from grader.checks.options import GradientOptions
 from grader.compare import describe, is_array, relative_error, to_numpy
 from grader.diagnose import around, diagnose, diagnose_shapes
 from grader.errors import ReferenceError_
@@ -25,17 +26,6 @@ from grader.shrink import reproduction
 
 if TYPE_CHECKING:
     from grader.rubric import Question, Rubric
-
-
-class GradientOptions(Options):
-    cases: str  # reference generator of the student's inputs, in the student's argument order
-    forward: str  # reference forward function, called with keyword arguments
-    wrt: str  # the variable differentiated with respect to: a case key, or the name of `at`'s result
-    upstream: str | None = None  # case key of dL/d(output); without it the check expects the full Jacobian
-    at: str | None = None  # reference fn(case) -> tensor: the point for `wrt` when it is not an input
-    max_rel_error: float = 1e-5
-    fd_coordinates: int = 12
-    seed: int | None = None
 
 
 def expected_gradient(forward: Callable[..., Any], case: dict[str, Any], opts: GradientOptions, point: torch.Tensor) -> torch.Tensor:

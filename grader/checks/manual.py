@@ -8,15 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from grader.checks.base import CheckContext, Options
+from grader.checks.base import CheckContext
+from grader.checks.options import ManualOptions
 from grader.explain import View
 from grader.results import Outcome, QuestionResult, Status
 
 PENDING_MESSAGE = "awaiting grading by a TA"
-
-
-class ManualOptions(Options):
-    guide: str = ""  # what a TA looks for; shown to TAs, never to students
 
 
 @dataclass(frozen=True)

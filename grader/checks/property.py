@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from grader.cases import call_reference, clone, generate_cases, label, roll_up
-from grader.checks.base import CheckContext, Options
+from grader.checks.base import CheckContext
 from grader.checks.function import call_failure
+from grader.checks.options import PropertyOptions
 from grader.compare import Tolerance, compare, is_array
 from grader.errors import GraderError
 from grader.execution import CallResult, WorkerSession
@@ -26,15 +27,6 @@ from grader.worker.ops_models import ModelSpec, build_model, digest_difference, 
 
 Verdict = tuple[bool, str]
 Predicate = Callable[[dict[str, Any], "Answer"], Any]
-
-
-class PropertyOptions(Options):
-    cases: str  # reference generator: (torch.Generator) -> list of kwargs dicts in the student's argument order
-    predicate: str  # reference fn(inputs, answer) -> (ok, message)
-    pure: bool = False  # tensors and models given to the function must be unchanged after the call
-    keep: bool = False  # the output stays in the worker (a callable, param groups); the predicate gets a handle
-    partial: bool = False  # credit in proportion to the cases passed
-    seed: int | None = None
 
 
 class StudentFailure(Exception):

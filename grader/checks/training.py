@@ -12,49 +12,20 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from numbers import Real
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from markupsafe import Markup
-from pydantic import Field, field_validator
 
 from grader import svg
-from grader.checks.base import CheckContext, Options
+from grader.checks.base import CheckContext
+from grader.checks.options import DataRecipe, Tier, TrainingOptions
 from grader.compare import describe, is_array, to_numpy
 from grader.errors import GraderError
 from grader.explain import View, num
 from grader.results import Outcome
 from grader.worker import codec
-
-
-class Tier(Options):
-    min: float = Field(ge=0, le=1, description="the metric at or above which the credit is given")
-    credit: float = Field(ge=0, le=1, description="fraction of the question's points")
-
-
-class DataRecipe(Options):
-    n: int = Field(512, gt=0, description="number of images")
-    shape: tuple[int, ...] = Field((1, 28, 28), min_length=1, description="shape of one image")
-    classes: int = Field(10, ge=2)
-    seed: int | None = Field(None, description="seed of the data; defaults to the rubric's seed")
-
-
-class TrainingOptions(Options):
-    factory: str = "make_model"  # the student's function that builds a fresh model
-    train: str = "train"  # the student's train(model, images, labels, epochs, seed) -> list of losses
-    data: DataRecipe = DataRecipe()
-    epochs: int = Field(30, gt=0)
-    train_seed: int = 0
-    metric: Literal["accuracy"] = "accuracy"
-    tiers: list[Tier] = Field(min_length=1)
-    budget: float = Field(120.0, gt=0, description="seconds for building, training and evaluating the model")
-    losses_penalty: float = Field(0.0, ge=0, le=1, description="credit lost when the returned losses are malformed")
-
-    @field_validator("tiers")
-    @classmethod
-    def _best_first(cls, tiers: list[Tier]) -> list[Tier]:
-        return sorted(tiers, key=lambda t: t.min, reverse=True)
 
 
 def make_data(recipe: DataRecipe, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

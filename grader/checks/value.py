@@ -1,19 +1,35 @@
 """`value`: a variable compared with the reference's value, exactly or within a tolerance."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from grader.checks.base import CheckContext, Options
-from grader.compare import Tolerance, compare, describe
+from grader.checks.base import CheckContext
+from grader.checks.options import ValueOptions
+from grader.compare import Difference, Tolerance, compare, describe
+from grader.explain import View, explain_failure
 from grader.results import Outcome
 from grader.worker.codec import Opaque
 
 
-class ValueOptions(Options):
-    expected: Any = None  # a literal; when absent, the reference module's attribute `reference`
-    reference: str | None = None  # defaults to the question's `answer`
-    rtol: float = 1e-6
-    atol: float = 1e-9
+@dataclass(frozen=True)
+class ValueDetails:
+    """A value question as graded: how the student's value differs from the expected one (nothing when right)."""
+
+    difference: Difference = field(default_factory=Difference)
+
+    def serialize(self) -> dict[str, Any]:
+        return self.difference.serialize()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValueDetails:
+        return cls(Difference.from_dict(data))
+
+    def explain(self, view: View) -> None:
+        if view.passed:
+            return
+        self.difference.explain(view)
+        explain_failure(view, None, self.difference.around)
 
 
 class ValueCheck:
@@ -33,5 +49,6 @@ class ValueCheck:
             return Outcome.failed(f"`{ctx.answer}` is {describe(got.value)}, not plain data")
         bad = compare(expected, got.value, Tolerance(opts.rtol, opts.atol))
         if bad:
-            return Outcome.failed(f"`{ctx.answer}` is wrong: {bad.explain()}", **bad.details)
+            details = ValueDetails(Difference.from_dict(bad.details))
+            return Outcome.failed(f"`{ctx.answer}` is wrong: {bad.explain()}", **details.serialize())
         return Outcome.passed(f"`{ctx.answer}` is correct")

@@ -23,12 +23,17 @@ from typing import Any
 
 from grader import __version__
 from grader.cases import OutputOf, clone, generate_cases
-from grader.checks.forbid import ForbidCheck
-from grader.checks.formula import FormulaOptions, FormulaProblem, Point
-from grader.checks.function import FunctionOptions, Plan, reference_side
-from grader.checks.gradient import GradientOptions, expected_gradient
-from grader.checks.training import TrainingOptions
-from grader.checks.value import ValueOptions
+from grader.checks.formula import FormulaProblem, Point
+from grader.checks.function import Plan, reference_side
+from grader.checks.gradient import expected_gradient
+from grader.checks.options import (
+    ForbidOptions,
+    FormulaOptions,
+    FunctionOptions,
+    GradientOptions,
+    TrainingOptions,
+    ValueOptions,
+)
 from grader.errors import GraderError
 from grader.kit.hashing import canonical, point_hash
 from grader.kit.schema import (
@@ -212,7 +217,7 @@ def _sample_points(src: _Source, problem: FormulaProblem) -> list[Point]:
 
 
 def _forbid(src: _Source) -> ForbidData:
-    opts: ForbidCheck.Options = src.options
+    opts: ForbidOptions = src.options
     return ForbidData(apis=list(opts.apis), function=opts.function)
 
 

@@ -31,8 +31,9 @@ from grader.checks.formula import (
 )
 from grader.checks.function import FunctionCheck, Plan
 from grader.checks.gradient import gradient_outcome, judge
+from grader.checks.options import ValueOptions
 from grader.checks.training import TrainingCheck
-from grader.checks.value import ValueCheck, ValueOptions
+from grader.checks.value import ValueCheck
 from grader.compare import Tolerance
 from grader.errors import GraderError
 from grader.grading import to_result

@@ -16,8 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grader.checks.formula import SymbolDomain
-from grader.checks.training import TrainingOptions
+from grader.checks.options import SymbolDomain, TrainingOptions
 from grader.errors import GraderError
 from grader.rubric import Limits
 from grader.worker import codec

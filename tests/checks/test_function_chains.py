@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from grader.cases import as_numpy, case, grid, label, output_of, with_ties
-from grader.checks.function import FunctionOptions
+from grader.checks.options import FunctionOptions
 from grader.errors import GraderError, RubricError
 from grader.grading import grade_submission
 from grader.hints import library_hint
