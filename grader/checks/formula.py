@@ -4,8 +4,9 @@ The student's formula is parsed by the whitelist parser (`grader.mathparse`, `gr
 as code.  Equivalence is decided on the question's integer domain: every point of a small box at the domain's
 corner, seeded random points further out, and seeded points at large values (a formula wrong only past
 H = 1000 is caught), evaluated exactly (fractions; floor and ceiling exact) by an evaluator of our own.  A
-counterexample fails the answer; otherwise a time-limited SymPy proof upgrades "equal on N points" to
-"proved equal".  The whole check (reading the formula, every point, the proof) has a time budget.
+counterexample fails the answer.  Once the first points agree, a time-limited SymPy proof is tried: "proved
+equal" passes the answer without the thousands of points left; without a proof every point must agree
+("equal on N points").  The whole check (reading the formula, every point, the proof) has a time budget.
 """
 from __future__ import annotations
 
@@ -574,17 +575,30 @@ def _rng(ctx: CheckContext) -> random.Random:
     return random.Random(f"{ctx.seed}:{ctx.question.id}")
 
 
+# Points compared before the proof is tried: the sampled check goes on past them only when the proof fails.
+PROBE_POINTS = 64
+
+
 def judge(
     problem: FormulaProblem, expr: sympy.Expr, rng: random.Random, details: dict[str, Any], budget: Budget | None = None
 ) -> Outcome:
-    """Raises OutOfTime when `budget` runs out before every point is checked."""
+    """A counterexample fails the answer; a proof (tried after the first PROBE_POINTS agree) passes it at once;
+    otherwise every point must agree.  Raises OutOfTime when `budget` runs out first."""
     budget = budget or Budget(problem.options.budget)
     try:
         evaluate = compile_formula(expr, problem.order)
     except Unsupported as exc:
         return Outcome.failed(f"your formula uses {exc}, which is not part of a formula here", **details)
     count = 0
+    proof_tried = False
     for point, is_large in problem.labelled_points(rng):
+        if count == PROBE_POINTS and not proof_tried:
+            # A wrong answer almost always fails at one of the first points (the domain's corner); a right one
+            # is then proved in about a millisecond, and the thousands of points left would add nothing.
+            proof_tried = True
+            if prove_equal(expr, problem.expected, min(problem.options.time_limit, budget.left())):
+                return Outcome.passed("proved equal", proof="symbolic", points=count, counterexample=None,
+                                      **details)
         budget.check()
         expected = problem.expected_at(point)
         if expected is None:
@@ -601,7 +615,7 @@ def judge(
                                   counterexample=counterexample, **details)
     if count == 0:
         raise GraderError("the formula question's domain has no point where the expected formula is defined")
-    if prove_equal(expr, problem.expected, min(problem.options.time_limit, budget.left())):
+    if not proof_tried and prove_equal(expr, problem.expected, min(problem.options.time_limit, budget.left())):
         return Outcome.passed("proved equal", proof="symbolic", points=count, counterexample=None, **details)
     return Outcome.passed(f"equal on {count} points of the domain", proof="sampled", points=count,
                           counterexample=None, **details)

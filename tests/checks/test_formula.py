@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from grader.checks import get_kind
 from grader.checks.formula import (
+    PROBE_POINTS,
     FormulaCheck,
     FormulaOptions,
     TooLarge,
@@ -131,6 +132,26 @@ def test_a_form_sympy_cannot_prove_passes_on_samples() -> None:
     assert outcome.details["proof"] == "sampled"
     assert outcome.details["counterexample"] is None
     assert outcome.message == f"equal on {outcome.details['points']} points of the domain"
+
+
+def test_a_proof_spares_the_points_after_the_probe() -> None:
+    proved = grade(CONV, "floor((H + 2*P - D*(K - 1) - 1)/S) + 1")
+    assert (proved.details["proof"], proved.details["points"]) == ("symbolic", PROBE_POINTS)
+    unproved = grade({**CONV, "time_limit": 0}, "floor((H + 2*P - D*(K - 1) - 1)/S) + 1")
+    assert unproved.details["proof"] == "sampled"
+    assert unproved.details["points"] > 20 * PROBE_POINTS  # the box, the random and the large points
+
+
+def test_a_wrong_answer_past_the_probe_fails_at_its_first_counterexample() -> None:
+    # Wrong only from K = 100 000 on: the probe agrees, the proof fails, the large points find it.
+    options = {"expected": "K", "symbols": {"K": {"min": 1}}}
+    outcome = grade(options, "K + floor(K/100000)")
+    assert outcome.resolved_status is Status.FAILED
+    assert outcome.details["proof"] == "sampled"
+    assert outcome.details["points"] > PROBE_POINTS
+    point = outcome.details["counterexample"]["point"]["K"]
+    assert point >= 100_000
+    assert outcome.message == f"K={point}: yours {point + point // 100_000}, expected {point}"
 
 
 def test_time_limit_zero_skips_the_proof() -> None:
