@@ -5,6 +5,7 @@ few coordinates, so a wrong reference is caught as an authoring error rather tha
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field, fields, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
@@ -106,11 +107,14 @@ class GradientCheck:
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         forward = ctx.reference_attr(opts.forward)
         at = ctx.reference_attr(opts.at) if opts.at else None
-        cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
+        cases, gradients = _reference_gradients(ctx, opts, where)
+        known = {id(case): grad for case, grad in zip(cases, gradients)}
 
         def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-            point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
-            expected = expected_gradient(forward, case, opts, point)
+            expected = known.get(id(case))
+            if expected is None:  # a shrunk case: the reference's gradient on it is computed here
+                point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
+                expected = expected_gradient(forward, case, opts, point)
             result = ctx.session.call(ctx.answer, [clone(v) for v in case.values()], timeout=ctx.timeout)
             return judge(ctx.answer, case, expected, result, opts.max_rel_error)
 
@@ -122,6 +126,34 @@ class GradientCheck:
             if found:
                 outcome = replace(outcome, details={**outcome.details, "reproduce": found})
         return outcome
+
+
+# A question's seeded cases and the reference's gradients on them (autograd and the finite-difference check) are
+# the same for every student: each grading process computes them once, for the reference module it loaded (a
+# module object of its own per load, so a changed reference or rubric is never served an old gradient).
+_GRADIENTS: weakref.WeakKeyDictionary[ModuleType, dict[tuple[str, str, int], tuple[list[dict[str, Any]], list[torch.Tensor]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _reference_gradients(
+    ctx: CheckContext, opts: GradientOptions, where: str
+) -> tuple[list[dict[str, Any]], list[torch.Tensor]]:
+    seed = ctx.seed if opts.seed is None else opts.seed
+    key = (ctx.question.id, opts.model_dump_json(), seed)
+    per_module = _GRADIENTS.setdefault(ctx.reference, {})
+    if key not in per_module:
+        forward = ctx.reference_attr(opts.forward)
+        at = ctx.reference_attr(opts.at) if opts.at else None
+        cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
+        gradients = []
+        for case in cases:
+            point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
+            gradients.append(expected_gradient(forward, case, opts, point))
+        per_module[key] = (cases, gradients)
+    cases, gradients = per_module[key]
+    # Copies: nothing a check does to a case or a gradient reaches the next student's.
+    return [{k: clone(v) for k, v in case.items()} for case in cases], [g.clone() for g in gradients]
 
 
 def judge(

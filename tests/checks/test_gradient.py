@@ -62,3 +62,23 @@ def test_a_wrong_reference_is_caught_by_finite_differences(tmp_path, write_py):
     # Graded anyway (grade_submission does not preflight), the question is the grader's failure, not the student's.
     result = grade_submission(rubric, write_py("def f(x, g):\n    return x"))
     assert [q.status for q in result.questions] == [Status.GRADER_ERROR]
+
+
+def test_the_reference_gradients_are_computed_once_per_process(write_py, grade_mini, monkeypatch):
+    # Every student of a question gets the same seeded cases: autograd and the finite-difference check on them run
+    # for the first student only; the others compare against copies (a shrunk case is computed on its own).
+    from grader.checks import gradient
+
+    calls = []
+    real = gradient.expected_gradient
+    monkeypatch.setattr(gradient, "expected_gradient", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(gradient, "_GRADIENTS", type(gradient._GRADIENTS)())
+    wrong = write_py(BASE + "def cube_vjp(x, g):\n    return 3 * x**2")
+    assert by_id(grade_mini(wrong), "q3.1").score == 0  # seeded cases computed, then its failing case shrunk
+    first = len(calls)
+    right = write_py(BASE + "def cube_vjp(x, g):\n    return 3 * x**2 * g\n"
+                            "def cube_jac(x):\n    return torch.diag(3 * x**2)\n")
+    for _ in range(2):
+        result = grade_mini(right)
+        assert (by_id(result, "q3.1").score, by_id(result, "q3.2").score) == (2, 1)
+    assert len(calls) == first
