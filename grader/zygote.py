@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import ClassVar, Iterable
 
 from grader.rubric import Limits
-from grader.sandbox import BwrapLauncher, Launch, MiB, WorkerCgroup, _tree_size
+from grader.sandbox import BwrapLauncher, Launch, MiB, WorkerCgroup, _tree_size, compile_grader
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ class Zygote:
         self.stage = Path(tempfile.mkdtemp(prefix="grader-zygote-"))
         self.errors = tempfile.TemporaryFile()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        compile_grader()
         argv = [sys.executable, "-s", "-P", "-m", "grader.worker.zygote", str(theirs.fileno())]
         self.launch = base.launch(argv, self.stage, limits)
         self.ctl = ours

@@ -225,3 +225,16 @@ def _wait_until(predicate, seconds: float = 10.0) -> bool:  # type: ignore[no-un
             return True
         time.sleep(0.2)
     return bool(predicate())
+
+
+def test_the_grader_is_byte_compiled_once_for_its_workers(tmp_path, monkeypatch):
+    # Workers never write bytecode; the grading process compiles the grader's modules for them where it may.
+    import grader
+    from grader import sandbox
+
+    package = Path(grader.__file__).resolve().parent
+    monkeypatch.setattr(sandbox, "_COMPILED", [])
+    sandbox.worker_argv(3, 4)
+    cached = package / "worker" / "__pycache__"
+    assert any(p.name.startswith("protocol.") and p.suffix == ".pyc" for p in cached.iterdir())
+    assert sandbox._COMPILED == [True]
