@@ -1,6 +1,7 @@
 """Comparing a student's (plain-data) answer with the expected one, with an explanation a TA would write.
 
-Shared by the value, function, gradient and property kinds.  Runs in the grader only.
+Shared by the value, function, gradient and property kinds.  Runs in the grader only; `Difference` is how
+a report reads a stored mismatch.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from grader.diagnose import around, diagnose, diagnose_shapes
+from grader.explain import Around, View, bounded, num, sci
 from grader.worker.codec import Opaque, SympyText
 
 
@@ -31,6 +33,75 @@ class Mismatch:
 
     def explain(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+def _int_list(value: Any) -> list[int] | None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        return None
+    return [int(i) for i in value]
+
+
+def _number(value: Any) -> float | int | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A mismatch's details as a report reads them (`Mismatch.details`, stored in a question's details):
+    the shapes when they differ, else the worst element expected against yours, the errors, the likely cause
+    and the values around the worst element.  Shared by the function, value and property kinds' records."""
+
+    expected: float | int | None = None
+    got: float | int | str | None = None  # a str where the number is too long to show (`an integer of 400 digits`)
+    index: list[int] | None = None  # the worst element (the first bad one when only `got` is non-finite)
+    max_abs_error: float | None = None
+    rel_error: float | None = None
+    mismatched: int | None = None
+    total: int | None = None
+    expected_shape: list[int] | None = None
+    got_shape: list[int] | None = None
+    diagnosis: str | None = None
+    around: Around | None = None
+
+    def serialize(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "around"}
+        if self.around is not None:
+            data["around"] = self.around.serialize()
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Difference:
+        got = data.get("got")
+        mismatched, total = _number(data.get("mismatched")), _number(data.get("total"))
+        return cls(
+            expected=_number(data.get("expected")),
+            got=_number(got) if not isinstance(got, str) else bounded(got, 200),
+            index=_int_list(data.get("index")),
+            max_abs_error=_number(data.get("max_abs_error")),
+            rel_error=_number(data.get("rel_error")),
+            mismatched=int(mismatched) if mismatched is not None else None,
+            total=int(total) if total is not None else None,
+            expected_shape=_int_list(data.get("expected_shape")),
+            got_shape=_int_list(data.get("got_shape")),
+            diagnosis=bounded(data["diagnosis"]) if isinstance(data.get("diagnosis"), str) else None,
+            around=Around.from_dict(data.get("around")),
+        )
+
+    def explain(self, view: View) -> None:
+        """The facts; the values around the worst element are a block, laid out by `explain_failure`."""
+        if self.expected_shape is not None:
+            view.fact("expected shape", tuple(self.expected_shape))
+            view.fact("your shape", tuple(self.got_shape or ()))
+        if self.index is not None:
+            view.fact("worst element" if self.expected is not None else "first bad element", f"index {self.index}")
+        if self.expected is not None and self.got is not None:
+            view.fact("expected", self.expected, num)
+            view.fact("yours", self.got, num)
+        view.fact("max abs error", self.max_abs_error, sci)
+        view.fact("relative error", self.rel_error, sci)
+        if self.mismatched is not None and self.total is not None:
+            view.fact("values that differ", f"{self.mismatched} of {self.total}")
+        view.fact("likely cause", view.unsaid(self.diagnosis))
 
 
 def describe(value: Any) -> str:

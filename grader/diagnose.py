@@ -11,9 +11,10 @@ score: the comparison has already failed when it is asked.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import numpy as np
+
+from grader.explain import Around
 
 __all__ = ["diagnose", "diagnose_shapes", "around", "Around", "format_array"]
 
@@ -140,18 +141,6 @@ def _offset(e: np.ndarray, g: np.ndarray, rtol: float, atol: float) -> str | Non
 
 
 # ---------------------------------------------------------------------------------------- values near the worst
-
-
-@dataclass(frozen=True)
-class Around:
-    """The expected and the student's values in a small window that holds the worst element."""
-
-    where: str  # `[0, 1:4, 2:5]`, or `` for the whole array
-    expected: str
-    yours: str
-
-    def serialize(self) -> dict[str, str]:
-        return {"where": self.where, "expected": self.expected, "yours": self.yours}
 
 
 WHOLE = 24  # arrays up to this many elements are shown whole

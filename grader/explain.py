@@ -4,6 +4,10 @@ A kind's `Details` record fills a `View` with labelled facts, blocks of text (an
 the worst element, a snippet to paste), code lines and charts, for one audience; `grader.report` lays a View
 out as HTML, Markdown or terminal text.  Nothing here renders markup: text stays plain `str` until a template
 escapes it; charts are SVG strings drawn by `grader.svg`, the one trusted source.
+
+Two records are shared by the kinds that compare values (function, gradient, value, property) and so live
+here: `Around` (the values near the worst element) and `Reproduction` (the failing input, shrunk, with a
+snippet); `explain_failure` lays them out the same way for each of those kinds.
 """
 from __future__ import annotations
 
@@ -14,7 +18,12 @@ from typing import Any, Callable, Protocol
 
 from markupsafe import Markup
 
-__all__ = ["Audience", "Fact", "Block", "View", "Details", "num", "sci", "feedback_blocks"]
+__all__ = [
+    "Audience", "Fact", "Block", "View", "Details", "DetailsReader", "Around", "Reproduction", "explain_failure",
+    "bounded", "num", "sci",
+]
+
+MAX_SHOWN = 2000  # characters of one fact or block that holds a student's text or values
 
 
 class Audience(str, enum.Enum):
@@ -52,6 +61,7 @@ def sci(x: Any) -> str:
 class View:
     """What one audience reads of a question, filled by the kind's Details and the shared readers."""
 
+    summary: str = ""  # the question's message, shown above the facts: a fact need not repeat what it says
     ta: bool = False  # TA-only facts (the expected formula, the grading guide) are added only when set
     python_file: bool = False  # a .py submission: its lines are the file's, cell numbers mean nothing
     passed: bool = False  # a passed question shows a short summary, not every number that was checked
@@ -71,6 +81,10 @@ class View:
         if isinstance(text, str) and text.strip():
             self.blocks.append(Block(title, text))
 
+    def unsaid(self, text: str | None) -> str | None:
+        """`text`, unless the summary already says it (a diagnosis is part of the message: shown once)."""
+        return None if text and text in self.summary else text
+
 
 class Details(Protocol):
     """A kind's structured record of one question's outcome (`QuestionResult.details` holds its serialize())."""
@@ -80,31 +94,94 @@ class Details(Protocol):
     def explain(self, view: View) -> None: ...
 
 
-def feedback_blocks(details: dict[str, Any]) -> list[Block]:
-    """The blocks every comparing kind shares: the values near the worst element, the (shrunk) failing input
-    with its problem, and a snippet that reproduces it.  Student-visible: never called for hidden questions."""
-    view = View()
-    add_feedback(details, view)
-    return view.blocks
+class DetailsReader(Protocol):
+    """A kind's Details class: reads a stored result's details, old ones too (missing or extra keys tolerated)."""
+
+    def from_dict(self, data: dict[str, Any], /) -> Details: ...
 
 
-def add_feedback(details: dict[str, Any], view: View) -> None:
-    found = details.get("reproduce")
-    repro: dict[str, Any] = found if isinstance(found, dict) else {}
-    around = repro.get("around") if isinstance(repro.get("around"), dict) else details.get("around")
-    if repro.get("shrunk"):
-        view.block(f"smallest failing input found (shrunk from {repro.get('original', 'the test input')})",
-                   repro.get("inputs"))
-        view.block("on it", repro.get("problem"))
-    elif repro.get("inputs"):
-        view.block("the failing input", repro.get("inputs"))
-    if isinstance(around, dict):
-        where = f" {around['where']}" if around.get("where") else ""
-        view.block(f"expected{where}", around.get("expected"))
-        view.block(f"yours{where}", around.get("yours"))
-    view.block("to reproduce it, run in a new cell of your notebook", repro.get("snippet"))
+def bounded(text: Any, limit: int = MAX_SHOWN) -> str | None:
+    """Text for a fact or block, cut to `limit` characters (a student's value can be any length)."""
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
-def feedback_text(details: dict[str, Any]) -> str:
-    """`feedback_blocks` as plain text, for results.json's `output` and the terminal."""
-    return "\n\n".join(f"{b.title}:\n{b.text}" for b in feedback_blocks(details))
+@dataclass(frozen=True)
+class Around:
+    """The expected and the student's values in a small window that holds the worst element, as text."""
+
+    where: str  # `[0, 1:4, 2:5]`, or `` for the whole array
+    expected: str
+    yours: str
+
+    def serialize(self) -> dict[str, str]:
+        return {"where": self.where, "expected": self.expected, "yours": self.yours}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Around | None:
+        if not isinstance(data, dict) or not isinstance(data.get("expected"), str) or not isinstance(data.get("yours"), str):
+            return None
+        return cls(str(data.get("where") or ""), data["expected"], data["yours"])
+
+    def explain(self, view: View) -> None:
+        where = f" {self.where}" if self.where else ""
+        view.block(f"expected{where}", self.expected)
+        view.block(f"yours{where}", self.yours)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A failing input shown in full (shrunk when something smaller failed the same way), what goes wrong on it,
+    and a snippet that reproduces it.  Student-visible: never made for a hidden question."""
+
+    inputs: str  # `name = value` per line
+    snippet: str  # Python to paste into a new cell; it defines no name of the student's (see grader.shrink)
+    shrunk: bool = False
+    original: str = ""  # the test input it was shrunk from, as `label` names it
+    problem: str | None = None  # the failure on the shrunk input (the question's message names the original's)
+    around: Around | None = None  # the values near the worst element on the shrunk input
+    calls: int = 0  # student calls the shrinking made
+
+    def serialize(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"shrunk": self.shrunk, "original": self.original, "inputs": self.inputs,
+                                "snippet": self.snippet, "calls": self.calls}
+        if self.problem is not None:
+            data["problem"] = self.problem
+        if self.around is not None:
+            data["around"] = self.around.serialize()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Reproduction | None:
+        if not isinstance(data, dict) or not isinstance(data.get("inputs"), str):
+            return None
+        calls = data.get("calls")
+        return cls(
+            inputs=data["inputs"],
+            snippet=str(data.get("snippet") or ""),
+            shrunk=bool(data.get("shrunk", False)),
+            original=str(data.get("original") or ""),
+            problem=bounded(data.get("problem")),
+            around=Around.from_dict(data.get("around")),
+            calls=calls if isinstance(calls, int) and not isinstance(calls, bool) else 0,
+        )
+
+
+def explain_failure(view: View, reproduce: Reproduction | None, around: Around | None) -> None:
+    """The blocks every comparing kind shows under a failure: the (shrunk) failing input with its problem, the
+    values near the worst element (the shrunk input's when it has them), and the snippet that reproduces it."""
+    if reproduce is not None:
+        if reproduce.shrunk:
+            view.block(f"smallest failing input found (shrunk from {reproduce.original or 'the test input'})",
+                       reproduce.inputs)
+            view.block("on it", reproduce.problem)
+        else:
+            view.block("the failing input", reproduce.inputs)
+        if reproduce.shrunk:
+            around = reproduce.around  # the original input's values would not match the input shown
+    if around is not None:
+        around.explain(view)
+    if reproduce is not None:
+        view.block("to reproduce it, run in a new cell of your notebook", reproduce.snippet)

@@ -27,9 +27,7 @@ from markupsafe import Markup
 
 from grader import svg
 from grader.checks import details_class
-from grader.explain import Audience, Block, Fact, View, add_feedback
-from grader.explain import num as _g
-from grader.explain import sci as _e
+from grader.explain import Audience, Block, Fact, View
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
 from grader.scoring import atomic_write, student_output
@@ -72,109 +70,42 @@ class Explanation:
 # --------------------------------------------------------------------------------- details -> explanation
 
 
-def _assignment_text(values: Any) -> str:
-    """`{"H": 3, "K": 2}` -> `H = 3, K = 2`; anything else as text."""
-    if isinstance(values, dict):
-        return ", ".join(f"{k} = {_g(v)}" for k, v in values.items())
-    return str(values)
+def _forbid_gate(kind: str, details: dict[str, Any], view: View) -> None:
+    """Any question may carry its `forbid:` gate's violations (the gate's outcome replaced the kind's): the
+    offending lines, read by the forbid kind's record.  A forbid question's own record has read them already."""
+    if kind != "forbid" and details.get("violations"):
+        from grader.checks.forbid import ForbidDetails
+
+        ForbidDetails.from_dict(details).explain(view)
 
 
-_Draft = View  # the legacy readers' name for it
-
-
-def _numeric(d: dict[str, Any], out: _Draft) -> None:
-    """compare.py's mismatch: the worst element, expected vs got, the errors (function, value, property)."""
-    out.fact("inputs", d.get("case"))
-    if "expected_shape" in d:
-        out.fact("expected shape", tuple(d["expected_shape"]))
-        out.fact("your shape", tuple(d.get("got_shape", ())))
-    if "index" in d:
-        out.fact("worst element" if "expected" in d else "first bad element", f"index {list(d['index'])}")
-    if "expected" in d and "got" in d:
-        out.fact("expected", d["expected"])
-        out.fact("yours", d["got"])
-    out.fact("max abs error", d.get("max_abs_error"), _e)
-    if "rel_error" in d and "rel_errors" not in d:
-        out.fact("relative error", d["rel_error"], _e)
-    if "mismatched" in d and "total" in d:
-        out.fact("values that differ", f"{d['mismatched']} of {d['total']}")
-
-
-def _formula(d: dict[str, Any], out: _Draft) -> None:
-    """formula.py: the counterexample with both values when wrong, the proof status when right.
-
-    `expected` there is the expected *formula*, which is the answer itself: TAs only.
-    """
-    if "parsed" not in d and "proof" not in d:
-        return
-    out.fact("your answer", d.get("yours"))
-    out.fact("read as", d.get("parsed"))
-    ce = d.get("counterexample")
-    if isinstance(ce, dict):
-        point = ce.get("point")
-        out.fact("counterexample", _assignment_text(point) if point is not None else None)
-        out.fact("your formula gives", ce.get("yours"))
-        out.fact("the correct formula gives", ce.get("expected"))
-    proof = d.get("proof")
-    if proof == "symbolic":
-        out.fact("proof", "proved equal symbolically")
-    elif proof == "sampled" and ce is None:
-        out.fact("proof", f"equal on {d.get('points', '?')} sampled points (not proved symbolically)")
-    elif proof and isinstance(d.get("points"), int):
-        out.fact("compared on", f"{d['points']} points of the domain")
-    if out.ta:
-        out.fact("expected formula (TA only)", d.get("expected"))
-
-
-def _forbid(d: dict[str, Any], out: _Draft) -> None:
-    """forbid.py: every offending line, where it is and which API it uses."""
-    for v in d.get("violations") or []:
-        if not isinstance(v, dict):
-            continue
-        where = f"line {v.get('line')}" if out.python_file else f"cell {v.get('cell')}, line {v.get('line')}"
-        api = v.get("note") or v.get("api", "")
-        via = v.get("via") or []
-        chain = f" (via {' → '.join(via[1:])})" if len(via) > 1 else ""
-        out.code.append(f"{where}: {v.get('text', '')}    # {api}{chain}")
-
-
-def _grader_error(d: dict[str, Any], out: _Draft) -> None:
+def _grader_error(details: dict[str, Any], view: View) -> None:
     """A check that crashed inside the grader: the traceback is for the TA (it may show reference code)."""
-    if out.ta and isinstance(d.get("grader_error"), str):
-        out.grader_error = "\n".join(d["grader_error"].splitlines()[-40:])
-
-
-# Readers pick what they recognise from `details`; a question may carry several (a `function` question
-# failed by its `forbid:` gate has violations), so all run, in this order.
-_READERS: tuple[Callable[[dict[str, Any], View], None], ...] = (
-    _formula,
-    _numeric,
-    _forbid,
-    _grader_error,
-)
-_SHARED_READERS = frozenset({_forbid, _grader_error})  # read for every kind, typed Details or not
+    if view.ta and isinstance(details.get("grader_error"), str):
+        view.grader_error = "\n".join(details["grader_error"].splitlines()[-40:])
 
 
 def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_file: bool = False) -> Explanation:
     """Everything `audience` may read about one question, from its message and details.
 
-    `python_file`: the submission is a .py file, so source locations are file lines, not notebook cells.
+    The question's kind explains its own details (its `Details` record, `grader.checks.DETAILS`); what any
+    question may carry whatever its kind is read here: a forbid gate's violations, the grader's own error and
+    the student's traceback.  `python_file`: the submission is a .py file, so source locations are file lines.
     """
     if q.visibility == "hidden" and audience is Audience.STUDENT:
         return Explanation(student_output(q), redacted=True)
-    draft = View(ta=audience is Audience.TA, python_file=python_file, passed=q.status is Status.PASSED)
+    view = View(summary=q.message, ta=audience is Audience.TA, python_file=python_file, passed=q.status is Status.PASSED)
     details = q.details if isinstance(q.details, dict) else {}
-    typed = details_class(q.kind)
-    # A kind with its own Details record explains itself; the others (and what any question may carry: a
-    # forbid gate's violations, the grader's own error) are read by the shared readers below.
-    readers: list[Callable[[dict[str, Any], View], None]] = []
-    if typed is not None:
-        readers.append(lambda d, v: typed.from_dict(d).explain(v))
-    readers.extend(r for r in _READERS if typed is None or r in _SHARED_READERS)
-    readers.append(add_feedback)
-    for read in readers:
+    reader = details_class(q.kind)
+    steps: list[Callable[[], None]] = [
+        lambda: _forbid_gate(q.kind, details, view),
+        lambda: _grader_error(details, view),
+    ]
+    if reader is not None:
+        steps.insert(0, lambda: reader.from_dict(details).explain(view))
+    for step in steps:
         try:
-            read(details, draft)
+            step()
         except (TypeError, ValueError, KeyError, AttributeError, IndexError):
             # Details are extras for the reader; one of an unexpected shape costs its facts, not the report.
             log.warning("question %s: details not shown: %r", q.qid, sorted(map(str, details))[:10])
@@ -183,14 +114,14 @@ def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_
         traceback = (traceback,)
     return Explanation(
         summary=q.message,
-        facts=tuple(draft.facts),
-        blocks=tuple(draft.blocks),
-        code=tuple(draft.code),
+        facts=tuple(view.facts),
+        blocks=tuple(view.blocks),
+        code=tuple(view.code),
         traceback=tuple(str(line) for line in traceback),
-        charts=tuple(draft.charts),
-        answer=draft.answer,
-        comment=draft.comment,
-        grader_error=draft.grader_error,
+        charts=tuple(view.charts),
+        answer=view.answer,
+        comment=view.comment,
+        grader_error=view.grader_error,
     )
 
 

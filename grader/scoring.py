@@ -20,9 +20,9 @@ def student_output(q: QuestionResult) -> str:
         return f"hidden test: {'passed' if q.status == Status.PASSED else 'failed'}"
     if q.status is Status.PASSED or not isinstance(q.details, dict):
         return q.message
-    from grader.explain import feedback_text  # the failing input, expected against yours, a snippet
+    from grader.report import explain  # the failing input, expected against yours, a snippet (report imports us)
 
-    more = feedback_text(q.details)
+    more = "\n\n".join(f"{b.title}:\n{b.text}" for b in explain(q).blocks)
     return f"{q.message}\n\n{more}" if more else q.message
 
 

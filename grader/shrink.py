@@ -7,7 +7,8 @@ persists, and stops within a budget of calls and seconds.  Whether a candidate "
 question, answered in the grader: the reference computes the expected values, the student's process only runs
 the student's function on the grader-made input.
 
-`snippet` turns a case into Python a student pastes into their notebook to see the failure themselves.
+`snippet` turns a case into Python a student pastes into their notebook to see the failure themselves, and
+`reproduction` puts the two together into the `Reproduction` record a question's details carry.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ import torch
 
 from grader.compare import is_array, to_numpy
 from grader.diagnose import format_array
+from grader.explain import Around, Reproduction, bounded
 
-__all__ = ["Budget", "Shrunk", "shrink", "snippet", "show_inputs", "size_of", "is_small"]
+__all__ = ["Budget", "Shrunk", "shrink", "snippet", "show_inputs", "size_of", "is_small", "reproduction"]
 
 Case = dict[str, Any]
 
@@ -155,14 +157,35 @@ def show_inputs(case: Case) -> str:
 
 
 def snippet(function: str, case: Case) -> str:
-    """Python that calls the student's function on `case`, to paste into their notebook."""
+    """Python that calls the student's function on `case`, to paste into their notebook.
+
+    Everything happens inside a function of its own (`_reproduce_<function>`), so pasting it rebinds none of the
+    notebook's names: the test's argument names (`x`, `W`) and the imports stay local to it.  An argument named
+    like the function itself, or like an import, is renamed so that it cannot hide them.
+    """
     imports = []
     if any(isinstance(v, torch.Tensor) for v in _arrays(case)):
         imports.append("import torch")
     if any(isinstance(v, np.ndarray) for v in _arrays(case)):
         imports.append("import numpy as np")
-    call = f"{function}({', '.join(case)})"
-    return "\n".join([*imports, show_inputs(case), f"print({call})"])
+    taken = {function, "torch", "np"}
+    names: dict[str, str] = {}
+    for name in case:
+        local = name
+        while local in taken or not local.isidentifier():
+            local = f"{local}_" if local.isidentifier() else "arg"
+        taken.add(local)
+        names[name] = local
+    helper = f"_reproduce_{function}"
+    body = [*imports, *(f"{names[n]} = {_python(v)}" for n, v in case.items())]
+    call = f"{function}({', '.join(names.values())})"
+    return "\n".join([
+        f"def {helper}():  # a function, so that none of your notebook's variables is changed",
+        *("    " + line.replace("\n", "\n    ") for line in body),
+        f"    return {call}",
+        "",
+        f"print({helper}())",
+    ])
 
 
 # ------------------------------------------------------------------------------------ a failure, reproduced
@@ -175,6 +198,8 @@ def failure_kind(details: dict[str, Any]) -> str:
     smaller input is another failure, not a smaller instance of this one)."""
     if "traceback" in details or details.get("missing") or details.get("not_checked"):
         return "crash"
+    if "predicate" in details:
+        return "property"
     if "mismatched" in details or "rel_error" in details:
         return "values"
     if "expected_shape" in details:
@@ -189,15 +214,15 @@ def reproduction(
     problem_of: Callable[[Case], tuple[str | None, dict[str, Any]]],
     label: Callable[[Case], str],
     budget: Budget = Budget(),
-) -> dict[str, Any]:
+) -> Reproduction | None:
     """The failing input made as small as the budget allows, shown in full with its problem and a snippet.
 
-    `problem_of(case)` grades one case as the check does: (message or None, details).  Returns the
-    `reproduce` record for a question's details (empty when nothing can be shown).
+    `problem_of(case)` grades one case as the check does: (message or None, details).  None when nothing can
+    be shown (a crash, whose traceback says more; an input too large to read even after shrinking).
     """
     kind = failure_kind(details)
     if kind == "crash":
-        return {}
+        return None
     last: dict[str, tuple[str | None, dict[str, Any]]] = {}
 
     def still_fails(candidate: Case) -> bool:
@@ -212,17 +237,14 @@ def reproduction(
 
     shrunk = shrink(case, still_fails, budget)
     if size_of(shrunk.case) > SHOWN:
-        return {}
-    record: dict[str, Any] = {
-        "shrunk": shrunk.smaller,
-        "original": label(case),
-        "inputs": show_inputs(shrunk.case),
-        "snippet": snippet(function, shrunk.case),
-        "calls": shrunk.calls,
-    }
-    if shrunk.smaller and "found" in last:
-        problem, info = last["found"]
-        record["problem"] = problem
-        if isinstance(info.get("around"), dict):
-            record["around"] = info["around"]
-    return record
+        return None
+    problem, info = last.get("found", (None, {})) if shrunk.smaller else (None, {})
+    return Reproduction(
+        inputs=show_inputs(shrunk.case),
+        snippet=snippet(function, shrunk.case),
+        shrunk=shrunk.smaller,
+        original=label(case),
+        problem=bounded(problem),
+        around=Around.from_dict(info.get("around")),
+        calls=shrunk.calls,
+    )

@@ -73,7 +73,9 @@ def test_the_failing_input_is_shrunk_and_still_fails(graded: SubmissionResult) -
     original = {"x": (6, 5), "W": (5, 4)}
     assert all(len(shapes[n]) == len(s) and all(a <= b for a, b in zip(shapes[n], s)) for n, s in original.items())
     assert sum(math.prod(s) for s in shapes.values()) < sum(math.prod(s) for s in original.values())
-    assert repro["snippet"].startswith("import torch\nx = torch.tensor(") and repro["snippet"].endswith("print(linear_neg(x, W))")
+    assert repro["snippet"].startswith("def _reproduce_linear_neg():  # a function, so that none of your notebook's")
+    assert "\n    import torch\n    x = torch.tensor(" in repro["snippet"]
+    assert repro["snippet"].endswith("\n    return linear_neg(x, W)\n\nprint(_reproduce_linear_neg())")
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -84,14 +86,86 @@ def _shape(text: str) -> tuple[int, ...]:
     return tuple(np.array(eval(body.group(1))).shape)  # noqa: S307 - our own array text
 
 
-def test_the_snippet_reproduces_the_failure_in_the_students_namespace(graded: SubmissionResult) -> None:
+def _shown(inputs: str) -> dict[str, object]:
+    """The input a reproduction shows (`name = value` lines), as values."""
+    import torch
+
+    namespace: dict[str, object] = {"torch": torch}
+    exec(inputs, namespace)  # noqa: S102 - our own input text
+    return {k: v for k, v in namespace.items() if k not in ("torch", "__builtins__")}
+
+
+def test_the_snippet_reproduces_the_failure_and_changes_none_of_the_students_names(graded: SubmissionResult) -> None:
+    import contextlib
+    import io
+
     import torch
 
     repro = by_id(graded, "q1.2").details["reproduce"]
-    namespace: dict[str, object] = {"linear_neg": lambda x, W: -(x @ W)}
-    exec(repro["snippet"].replace("print(", "result = ("), namespace)  # noqa: S102 - our own snippet
-    x, W = namespace["x"], namespace["W"]
-    assert not torch.allclose(namespace["result"], x @ W)  # type: ignore[operator, arg-type]
+    def linear_neg(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        return -(x @ W)
+
+    mine = {"linear_neg": linear_neg, "x": "my x", "W": "my W", "torch": "my torch", "np": "my np"}
+    namespace: dict[str, object] = dict(mine)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(repro["snippet"], namespace)  # noqa: S102 - our own snippet, pasted as a student would
+    assert {k: namespace[k] for k in mine} == mine  # the notebook's own variables, untouched
+    assert set(namespace) - set(mine) == {"__builtins__", "_reproduce_linear_neg"}
+    shown = _shown(repro["inputs"])
+    result = linear_neg(shown["x"], shown["W"])  # type: ignore[arg-type]
+    assert printed.getvalue() == f"{result}\n"
+    assert not torch.allclose(result, shown["x"] @ shown["W"])  # type: ignore[operator]  # it fails there
+
+
+def test_a_snippet_renames_an_argument_that_would_hide_the_function() -> None:
+    import torch
+
+    from grader.shrink import snippet
+
+    text = snippet("f", {"f": torch.ones(1), "torch": 2, "x": 3})
+    assert text.splitlines()[1:6] == [
+        "    import torch",
+        "    f_ = torch.tensor([1.], dtype=torch.float32)",
+        "    torch_ = 2",
+        "    x = 3",
+        "    return f(f_, torch_, x)",
+    ]
+    namespace: dict[str, object] = {"f": lambda a, b, c: (a.tolist(), b, c)}
+    exec(text.replace("print(", "result = ("), namespace)  # noqa: S102 - our own snippet
+    assert namespace["result"] == ([1.0], 2, 3)
+
+
+def test_a_failed_property_shows_its_smallest_failing_input_and_the_predicates_message(graded: SubmissionResult) -> None:
+    import contextlib
+    import io
+    import runpy
+    from types import SimpleNamespace
+
+    from grader.cases import label
+
+    q = by_id(graded, "q4.1")
+    assert q.score == 0 and q.message.startswith("on inputs x=<6x8>: row ")
+    assert q.message == f"on inputs x=<6x8>: {q.details['predicate']}"
+    repro = q.details["reproduce"]
+    assert repro["shrunk"] is True and repro["original"] == "x=<6x8>" and repro["calls"] <= 30
+    x = _shown(repro["inputs"])["x"]
+    assert x.dim() == 2 and all(a <= b for a, b in zip(x.shape, (6, 8)))  # type: ignore[attr-defined]
+    assert x.numel() < 6 * 8  # type: ignore[attr-defined]
+    student = runpy.run_path(str(DATA / "mistakes.py"))["sort_order"]
+    predicate = runpy.run_path(str(DATA / "reference.py"))["sorts_each_row"]
+    ok, message = predicate({"x": x}, SimpleNamespace(value=student(x)))
+    assert not ok  # the shown input still fails, with the message the report shows for it
+    assert repro["problem"] == f"on inputs {label({'x': x})}: {message}"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(repro["snippet"], {"sort_order": student})  # noqa: S102 - our own snippet
+    assert printed.getvalue() == f"{student(x)}\n"
+    blocks = [b.title for b in explain(q).blocks]
+    assert blocks == ["smallest failing input found (shrunk from x=<6x8>)", "on it",
+                      "to reproduce it, run in a new cell of your notebook"]
+    hidden = by_id(graded, "q4.2")
+    assert hidden.score == 0 and "reproduce" not in hidden.details  # a hidden question's input is never shown
 
 
 def test_feedback_reaches_results_json_and_every_report(graded: SubmissionResult, rubric: Rubric) -> None:
@@ -103,7 +177,7 @@ def test_feedback_reaches_results_json_and_every_report(graded: SubmissionResult
     html = render_report(graded, rubric)
     assert "To reproduce it, run in a new cell" in html and "Likely cause" in html
     md = render_markdown(graded, rubric)
-    assert "```python\nimport torch" in md
+    assert "```python\ndef _reproduce_linear_neg():" in md
     assert "&lt;6x5&gt;" not in md and "`<6x5>`" in md
 
 
@@ -156,6 +230,45 @@ def test_the_training_diagnosis_and_chart() -> None:
     assert "epoch" in chart and "training loss" in chart and "chance, ln 10" in chart
     assert re.search(r">0</text>", chart)  # the loss axis starts at 0: a flat run is drawn flat
     assert view.facts[0].label == "diagnosis"
+
+
+def test_the_training_diagnosis_is_shown_once(tmp_path: Path) -> None:
+    from markupsafe import Markup
+
+    from grader.report import md_inline
+
+    result = grade_submission(load_rubric(DATA / "training.yaml"), DATA / "not_learning.py")
+    (q,) = result.questions
+    cause = q.details["diagnosis"]
+    assert q.score == 0 and cause.startswith("the loss stayed at chance level (ln 4 ≈ 1.39)")
+    write_report(result, None, tmp_path)
+    for name, shown in [("report.html", str(Markup.escape(cause))), ("report-ta.html", str(Markup.escape(cause))),
+                        ("report.md", md_inline(cause))]:
+        assert (tmp_path / name).read_text().count(shown) == 1, name
+    assert "diagnosis" not in [f.label for f in explain(q).facts]  # the message says it
+
+
+def test_the_kit_view_in_a_notebook_shows_the_reports_blocks_escaped(graded: SubmissionResult) -> None:
+    import dataclasses
+    from html import escape
+
+    from grader.kit import show
+    from grader.kit.result import KitReport
+    from grader.results import QuestionResult
+
+    public = [q for q in graded.questions if q.visibility == "public"]
+    page = show.html(KitReport(dataclasses.replace(graded, questions=tuple(public))))
+    for q in public:
+        for b in explain(q).blocks:  # every block report.html shows: the input, expected against yours, the snippet
+            assert f"<p>{escape(b.title[:1].upper() + b.title[1:])}:</p><pre>{escape(b.text)}</pre>" in page
+    reproduced = [q.qid for q in public if "reproduce" in q.details]
+    assert len(reproduced) == 11 and page.count("<pre>def _reproduce_") == 11  # every failed function, gradient, property
+    hostile = "<img src=x onerror=alert(1)>"
+    q = QuestionResult("q9.1", "f", "property", 0, 1, Status.FAILED, "on inputs x=<1>: bad", "public",
+                       {"case": "x=<1>", "reproduce": {"shrunk": False, "inputs": f"x = '{hostile}'",
+                                                       "snippet": f"print({hostile!r})"}})
+    page = show.html(KitReport(dataclasses.replace(graded, questions=(q,))))
+    assert hostile not in page and escape(hostile) in page
 
 
 def test_student_view_of_hidden_questions_stays_redacted(graded: SubmissionResult) -> None:

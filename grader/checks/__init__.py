@@ -1,9 +1,12 @@
 """Registry of check kinds: one module per kind, one line here per kind."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from grader.checks.base import Check, CheckContext, Options
+
+if TYPE_CHECKING:
+    from grader.explain import DetailsReader
 
 KINDS: dict[str, str] = {
     # kind name -> "module:Class"; imported lazily so that a rubric pays only for the kinds it uses.
@@ -23,24 +26,30 @@ KINDS: dict[str, str] = {
 OPTIONS: dict[str, str] = {kind: f"grader.checks.options:{kind.capitalize()}Options" for kind in KINDS}
 
 
-# kind name -> "module:Class" of its `Details` record (grader.explain.Details), for the kinds that have one:
-# the record reads a stored result's details (old ones too) and explains them for each audience.
+# kind name -> "module:Class" of its `Details` record (grader.explain.Details), next to the kind: the record
+# reads a stored result's details (old ones too) and explains them for each audience.
 DETAILS: dict[str, str] = {
+    "formula": "grader.checks.formula:FormulaDetails",
+    "value": "grader.checks.value:ValueDetails",
+    "function": "grader.checks.function:FunctionDetails",
     "gradient": "grader.checks.gradient:GradientDetails",
+    "forbid": "grader.checks.forbid:ForbidDetails",
     "training": "grader.checks.training:TrainingDetails",
+    "property": "grader.checks.property:PropertyDetails",
     "manual": "grader.checks.manual:ManualDetails",
 }
 
 
-def details_class(kind: str) -> Any:
-    """The Details class of `kind` (with `from_dict`), or None for a kind whose details are read generically."""
+def details_class(kind: str) -> DetailsReader | None:
+    """The Details class of `kind` (with `from_dict`), or None for a kind this grader does not know (a stored
+    result of a kind since removed: its message, traceback and forbid violations are still shown)."""
     import importlib
 
     target = DETAILS.get(kind)
     if target is None:
         return None
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
 def options_class(kind: str) -> type[Options]:

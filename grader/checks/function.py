@@ -15,9 +15,10 @@ from typing import Any, Callable
 from grader.cases import OutputOf, clone, generate_cases, label, roll_up
 from grader.checks.base import CheckContext
 from grader.checks.options import FunctionOptions, Selector
-from grader.compare import Mismatch, Tolerance, compare, describe
+from grader.compare import Difference, Mismatch, Tolerance, compare, describe
 from grader.errors import GraderError
 from grader.execution import CallResult
+from grader.explain import Reproduction, View, bounded, explain_failure
 from grader.hints import library_hint
 from grader.results import Outcome
 from grader.shrink import reproduction
@@ -38,6 +39,45 @@ class Plan:
     @classmethod
     def of(cls, opts: FunctionOptions) -> Plan:
         return cls(_selectors(opts.output), {name: _selectors(sel) for name, sel in opts.after.items()})
+
+
+@dataclass(frozen=True)
+class FunctionDetails:
+    """A function question as graded: the first failing test input, how the result (or the selected output, or
+    an argument after the call) differs there, and that input shown in full (shrunk) with a snippet."""
+
+    case: str | None = None  # the failing input, as `label` names it
+    output: Selector | None = None  # the selected item of the result that differed
+    difference: Difference = field(default_factory=Difference)
+    traceback: list[str] = field(default_factory=list)  # the student's own frames, when the call raised
+    reproduce: Reproduction | None = None  # never for a hidden question
+
+    def serialize(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"case": self.case, "output": self.output, **self.difference.serialize()}
+        if self.traceback:
+            data["traceback"] = self.traceback
+        if self.reproduce is not None:
+            data["reproduce"] = self.reproduce.serialize()
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunctionDetails:
+        output = data.get("output")
+        trace = data.get("traceback")
+        return cls(
+            case=bounded(data.get("case"), 500),
+            output=output if isinstance(output, (int, str)) and not isinstance(output, bool) else None,
+            difference=Difference.from_dict(data),
+            traceback=[str(x) for x in trace] if isinstance(trace, list) else [],
+            reproduce=Reproduction.from_dict(data.get("reproduce")),
+        )
+
+    def explain(self, view: View) -> None:
+        if view.passed:
+            return
+        view.fact("inputs", self.case)
+        self.difference.explain(view)
+        explain_failure(view, self.reproduce, self.difference.around)
 
 
 def _selectors(selection: Selector | list[Selector] | None) -> tuple[Selector, ...] | None:
@@ -106,8 +146,9 @@ class FunctionCheck:
         outcome = roll_up(cases, one, opts.partial)
         if failing and ctx.shows_inputs and not _chained(failing[0][0]):
             found = reproduction(ctx.answer, *failing[0], one, label)
-            if found:
-                outcome = replace(outcome, details={**outcome.details, "reproduce": found})
+            if found is not None:
+                record = replace(FunctionDetails.from_dict(outcome.details), reproduce=found)
+                outcome = replace(outcome, details={**outcome.details, **record.serialize()})
         return outcome
 
     def _one(

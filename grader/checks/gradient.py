@@ -6,7 +6,7 @@ few coordinates, so a wrong reference is caught as an authoring error rather tha
 from __future__ import annotations
 
 import weakref
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -21,7 +21,7 @@ from grader.compare import describe, is_array, relative_error, to_numpy
 from grader.diagnose import around, diagnose, diagnose_shapes
 from grader.errors import ReferenceError_
 from grader.execution import CallResult
-from grader.explain import View, sci
+from grader.explain import Around, Reproduction, View, bounded, explain_failure, sci
 from grader.results import Outcome
 from grader.shrink import reproduction
 
@@ -123,8 +123,8 @@ class GradientCheck:
         # A point computed by `at` from the inputs may not survive smaller inputs: only plain cases are shrunk.
         if isinstance(failing, int) and ctx.shows_inputs and at is None:
             found = reproduction(ctx.answer, cases[failing], outcome.details, one, label)
-            if found:
-                outcome = replace(outcome, details={**outcome.details, "reproduce": found})
+            if found is not None:
+                outcome = replace(outcome, details={**outcome.details, "reproduce": found.serialize()})
         return outcome
 
 
@@ -219,7 +219,7 @@ def gradient_outcome(
 @dataclass(frozen=True)
 class GradientDetails:
     """A gradient question as graded: the relative error per test input and, for the failing one, the worst
-    element expected against yours (the blocks of the input and the values near it are read generically)."""
+    element expected against yours, the values around it, and the input shown in full (shrunk) with a snippet."""
 
     case: str | None = None  # the failing input, as `label` names it
     rel_errors: list[float] = field(default_factory=list)  # per input checked, the failing one last
@@ -231,20 +231,42 @@ class GradientDetails:
     expected_shape: list[int] | None = None
     got_shape: list[int] | None = None
     traceback: list[str] = field(default_factory=list)
+    around: Around | None = None
+    reproduce: Reproduction | None = None  # never for a hidden question
 
     def serialize(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None and v != []}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["around"] = self.around.serialize() if self.around is not None else None
+        data["reproduce"] = self.reproduce.serialize() if self.reproduce is not None else None
+        return {k: v for k, v in data.items() if v is not None and v != []}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradientDetails:
-        known = {f.name for f in fields(cls)}
-        kept = {k: v for k, v in data.items() if k in known and v is not None}
-        kept["rel_errors"] = [float(x) for x in kept.get("rel_errors") or [] if isinstance(x, (int, float))]
-        kept["traceback"] = [str(x) for x in kept.get("traceback") or []]
-        for key in ("index", "expected_shape", "got_shape"):
-            if key in kept:
-                kept[key] = [int(x) for x in kept[key]]
-        return cls(**kept)
+        def real(key: str) -> float | None:
+            x = data.get(key)
+            return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+        def ints(key: str) -> list[int] | None:
+            x = data.get(key)
+            if not isinstance(x, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in x):
+                return None
+            return [int(i) for i in x]
+
+        rel_errors, trace = data.get("rel_errors"), data.get("traceback")
+        return cls(
+            case=bounded(data.get("case"), 500),
+            rel_errors=[float(x) for x in rel_errors if isinstance(x, (int, float))] if isinstance(rel_errors, list) else [],
+            max_rel_error=real("max_rel_error"),
+            index=ints("index"),
+            expected=real("expected"),
+            got=real("got"),
+            diagnosis=bounded(data["diagnosis"]) if isinstance(data.get("diagnosis"), str) else None,
+            expected_shape=ints("expected_shape"),
+            got_shape=ints("got_shape"),
+            traceback=[str(x) for x in trace] if isinstance(trace, list) else [],
+            around=Around.from_dict(data.get("around")),
+            reproduce=Reproduction.from_dict(data.get("reproduce")),
+        )
 
     def explain(self, view: View) -> None:
         if view.passed:
@@ -252,7 +274,7 @@ class GradientDetails:
                 view.fact("largest relative error", max(self.rel_errors), sci)
             return
         view.fact("inputs", self.case)
-        view.fact("likely cause", self.diagnosis)
+        view.fact("likely cause", view.unsaid(self.diagnosis))
         if self.expected_shape is not None:
             view.fact("expected shape", tuple(self.expected_shape))
             view.fact("your shape", tuple(self.got_shape or ()))
@@ -265,3 +287,4 @@ class GradientDetails:
             if len(self.rel_errors) > 1:
                 view.fact("relative error of the inputs before it", ", ".join(sci(x) for x in self.rel_errors[:-1]))
         view.fact("passes at", self.max_rel_error, lambda x: f"at most {x:.0e}")
+        explain_failure(view, self.reproduce, self.around)

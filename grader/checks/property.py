@@ -11,7 +11,7 @@ compared by a digest of their state against the grader's copy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from grader.cases import call_reference, clone, generate_cases, label, roll_up
@@ -21,7 +21,9 @@ from grader.checks.options import PropertyOptions
 from grader.compare import Tolerance, compare, is_array
 from grader.errors import GraderError
 from grader.execution import CallResult, WorkerSession
+from grader.explain import Reproduction, View, bounded, explain_failure
 from grader.results import Outcome
+from grader.shrink import reproduction
 from grader.worker.codec import Handle
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 
@@ -91,6 +93,42 @@ class _Models:
     digests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PropertyDetails:
+    """A property question as graded: the first input whose answer lacks the property, what the predicate said
+    of it, and that input shown in full (shrunk while the predicate still fails) with a snippet."""
+
+    case: str | None = None  # the failing input, as `label` names it
+    predicate: str | None = None  # the predicate's message on it (None when the call itself failed)
+    traceback: list[str] = field(default_factory=list)
+    reproduce: Reproduction | None = None  # never for a hidden question
+
+    def serialize(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"case": self.case, "predicate": self.predicate}
+        if self.traceback:
+            data["traceback"] = self.traceback
+        if self.reproduce is not None:
+            data["reproduce"] = self.reproduce.serialize()
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PropertyDetails:
+        trace = data.get("traceback")
+        return cls(
+            case=bounded(data.get("case"), 500),
+            predicate=bounded(data["predicate"]) if isinstance(data.get("predicate"), str) else None,
+            traceback=[str(x) for x in trace] if isinstance(trace, list) else [],
+            reproduce=Reproduction.from_dict(data.get("reproduce")),
+        )
+
+    def explain(self, view: View) -> None:
+        if view.passed:
+            return
+        view.fact("inputs", self.case)
+        view.fact("the property check says", view.unsaid(self.predicate))
+        explain_failure(view, self.reproduce, None)
+
+
 class PropertyCheck:
     Options = PropertyOptions
 
@@ -99,7 +137,22 @@ class PropertyCheck:
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
         cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
-        return roll_up(cases, lambda case: self._one(ctx, opts, case, predicate, where), opts.partial)
+        failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+            problem, info = self._one(ctx, opts, case, predicate, where)
+            if problem is not None and not failing:
+                failing.append((case, info))
+            return problem, info
+
+        outcome = roll_up(cases, one, opts.partial)
+        # A model is built from its spec in each process and cannot be pasted as a value: such cases are not shown.
+        if failing and ctx.shows_inputs and not any(isinstance(v, ModelSpec) for v in failing[0][0].values()):
+            found = reproduction(ctx.answer, *failing[0], one, label)
+            if found is not None:
+                record = replace(PropertyDetails.from_dict(outcome.details), reproduce=found)
+                outcome = replace(outcome, details={**outcome.details, **record.serialize()})
+        return outcome
 
     def _one(
         self, ctx: CheckContext, opts: PropertyOptions, case: dict[str, Any], predicate: Predicate, where: str
@@ -128,7 +181,10 @@ class PropertyCheck:
             ok, message = _verdict(predicate(inputs, answer), where)
         except StudentFailure as exc:
             return f"{on}: {exc}", {}
-        return (None, {}) if ok else (f"{on}: {message}", {})
+        if ok:
+            return None, {}
+        message = bounded(message) or ""  # it may quote the student's answer
+        return f"{on}: {message}", {"predicate": message}
 
 
 def _build_models(ctx: CheckContext, case: dict[str, Any], where: str) -> tuple[_Models, str | None]:

@@ -166,7 +166,7 @@ class TrainingDetails:
         return [svg.Mark(f"{num(t['min'], 3)} → {100 * t['credit']:.0f}%", t["min"]) for t in self.tiers]
 
     def explain(self, view: View) -> None:
-        view.fact("diagnosis", self.diagnosis)
+        view.fact("diagnosis", view.unsaid(self.diagnosis))  # the message says it already, when graded here
         if self.losses:
             # Gaps (a non-float or non-finite loss) are drawn as nan, which svg marks on the axis.
             curve = [math.nan if x is None else x for x in self.losses]

@@ -11,7 +11,7 @@ from html import escape
 from typing import TextIO
 
 from grader.kit.result import KitReport
-from grader.report import Audience, Fact, explain
+from grader.report import Audience, Explanation, explain
 from grader.results import Status
 from grader.terminal import MARKS, print_check
 
@@ -57,8 +57,8 @@ def html(report: KitReport) -> str:
             f'<td style="color:{colour};font-weight:bold">{escape(MARKS.get(q.status, q.status.value))}</td>'
             f'<td style="text-align:right">{q.score:g}/{q.max_score:g}</td><td>{why}</td></tr>'
         )
-        if q.status is not Status.PASSED and (view.facts or view.code or view.traceback):
-            problems.append(_details(f"{q.qid} {q.title}", view.facts, view.code, view.traceback, open_=not problems))
+        if q.status is not Status.PASSED and (view.facts or view.blocks or view.code or view.traceback):
+            problems.append(_details(f"{q.qid} {q.title}", view, open_=not problems))
     for u in report.unchecked:
         rows.append(
             f"<tr><td>{escape(u.qid)} {escape(u.title)}</td><td>not checked</td>"
@@ -75,17 +75,21 @@ def html(report: KitReport) -> str:
         )
     parts.extend(problems)
     for c in result.cell_failures:
-        parts.append(_details(f"code {c.name} failed ({c.reason})", (), (), (c.message, *c.traceback[-6:]), False))
+        parts.append(_details(f"code {c.name} failed ({c.reason})", Explanation("", traceback=(c.message, *c.traceback[-6:])), False))
     mark = "#1a7f37" if not report.failed else "#cf222e"
     parts.append(f'<p style="font-weight:bold;color:{mark}">{escape(report.summary())}</p></div>')
     return "".join(parts)
 
 
-def _details(title: str, facts: tuple[Fact, ...], code: tuple[str, ...], traceback: tuple[str, ...], open_: bool) -> str:
-    items = "".join(f"<li>{escape(f.label)}: {escape(f.value)}</li>" for f in facts)
+def _details(title: str, view: Explanation, open_: bool) -> str:
+    """A question's problem as report.html shows it: facts, then the blocks (the failing input, expected against
+    yours, the snippet to reproduce it), offending lines and the traceback; every text escaped."""
+    items = "".join(f"<li>{escape(f.label)}: {escape(f.value)}</li>" for f in view.facts)
     body = f"<ul>{items}</ul>" if items else ""
-    if code:
-        body += "<pre>" + escape("\n".join(code)) + "</pre>"
-    if traceback:
-        body += "<pre>" + escape("\n".join(traceback)) + "</pre>"
+    for b in view.blocks:
+        body += f"<p>{escape(b.title[:1].upper() + b.title[1:])}:</p><pre>{escape(b.text)}</pre>"
+    if view.code:
+        body += "<pre>" + escape("\n".join(view.code)) + "</pre>"
+    if view.traceback:
+        body += "<pre>" + escape("\n".join(view.traceback)) + "</pre>"
     return f"<details{' open' if open_ else ''}><summary>{escape(title)}</summary>{body}</details>"

@@ -37,3 +37,23 @@ def cases_linear_grad(gen: torch.Generator) -> list[dict]:
     return [{"x": torch.randn(3, 4, generator=gen, dtype=torch.float64),
              "W": torch.randn(4, 4, generator=gen, dtype=torch.float64),
              "g": torch.randn(3, 4, generator=gen, dtype=torch.float64)}]
+
+
+def cases_sort_order(gen: torch.Generator) -> list[dict]:
+    return [{"x": torch.randn(6, 8, generator=gen, dtype=torch.float64)}]
+
+
+def sorts_each_row(inputs: dict, answer) -> tuple[bool, str]:  # noqa: ANN001 - grader.checks.property.Answer
+    """Any order that sorts each row ascending is right (ties may come in either order)."""
+    x, order = inputs["x"], answer.value
+    if not isinstance(order, torch.Tensor) or tuple(order.shape) != tuple(x.shape):
+        return False, f"expected a tensor of indices of shape {tuple(x.shape)}"
+    order = order.long()
+    if not torch.equal(torch.sort(order, dim=1).values, torch.arange(x.shape[1]).expand_as(order)):
+        return False, "a row of your indices is not a permutation of 0, 1, …, n-1"
+    picked = torch.gather(x, 1, order)
+    bad = (picked[:, 1:] < picked[:, :-1]).nonzero()
+    if len(bad):
+        i, j = (int(v) for v in bad[0])
+        return False, f"row {i} is not ascending: in your order {picked[i, j].item():g} comes before {picked[i, j + 1].item():g}"
+    return True, "every row is sorted"
