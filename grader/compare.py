@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from grader.diagnose import around, diagnose, diagnose_shapes
-from grader.explain import Around, View, bounded, num, sci
+from grader.explain import Around, View, bounded, num, number, sci, whole_numbers
 from grader.worker.codec import Opaque, SympyText
 
 
@@ -33,16 +33,6 @@ class Mismatch:
 
     def explain(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
-
-
-def _int_list(value: Any) -> list[int] | None:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-        return None
-    return [int(i) for i in value]
-
-
-def _number(value: Any) -> float | int | None:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -72,17 +62,17 @@ class Difference:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Difference:
         got = data.get("got")
-        mismatched, total = _number(data.get("mismatched")), _number(data.get("total"))
+        mismatched, total = number(data.get("mismatched")), number(data.get("total"))
         return cls(
-            expected=_number(data.get("expected")),
-            got=_number(got) if not isinstance(got, str) else bounded(got, 200),
-            index=_int_list(data.get("index")),
-            max_abs_error=_number(data.get("max_abs_error")),
-            rel_error=_number(data.get("rel_error")),
+            expected=number(data.get("expected")),
+            got=number(got) if not isinstance(got, str) else bounded(got, 200),
+            index=whole_numbers(data.get("index")),
+            max_abs_error=number(data.get("max_abs_error")),
+            rel_error=number(data.get("rel_error")),
             mismatched=int(mismatched) if mismatched is not None else None,
             total=int(total) if total is not None else None,
-            expected_shape=_int_list(data.get("expected_shape")),
-            got_shape=_int_list(data.get("got_shape")),
+            expected_shape=whole_numbers(data.get("expected_shape")),
+            got_shape=whole_numbers(data.get("got_shape")),
             diagnosis=bounded(data["diagnosis"]) if isinstance(data.get("diagnosis"), str) else None,
             around=Around.from_dict(data.get("around")),
         )

@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 __all__ = [
     "Audience", "Fact", "Block", "View", "Details", "DetailsReader", "Around", "Reproduction", "explain_failure",
-    "bounded", "num", "sci",
+    "bounded", "number", "whole_numbers", "listed", "num", "sci",
 ]
 
 MAX_SHOWN = 2000  # characters of one fact or block that holds a student's text or values
@@ -98,6 +98,25 @@ class DetailsReader(Protocol):
     """A kind's Details class: reads a stored result's details, old ones too (missing or extra keys tolerated)."""
 
     def from_dict(self, data: dict[str, Any], /) -> Details: ...
+
+
+# Readers of a stored result's values for `from_dict`: a value of another type (an old or odd record) is absent.
+
+
+def number(value: Any) -> int | float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def whole_numbers(value: Any) -> list[int] | None:
+    """An index or a shape: a list of ints, or None."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        return None
+    return [int(i) for i in value]
+
+
+def listed(value: Any) -> list[Any]:
+    """The items of a stored list (`[]` for anything else)."""
+    return list(value) if isinstance(value, list) else []
 
 
 def bounded(text: Any, limit: int = MAX_SHOWN) -> str | None:

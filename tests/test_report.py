@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from grader import svg
+from grader.checks import DETAILS, details_class
+from grader.explain import View
 from grader.report import (
     Audience,
     explain,
@@ -120,6 +122,39 @@ def test_ta_only_facts_stay_out_of_the_student_view(alice: SubmissionResult, qid
     q = question(alice, qid)
     assert ta_only not in {f.label for f in explain(q, Audience.STUDENT).facts}
     assert ta_only in {f.label for f in explain(q, Audience.TA).facts}
+
+
+ODD = {  # keys of every kind with values of the wrong type, and keys no kind knows: an old or odd record
+    "case": 3, "index": "0", "expected": [1], "got": {"a": 1}, "around": "no", "reproduce": 5, "violations": "x",
+    "counterexample": [], "losses": "x", "tiers": 7, "rel_errors": None, "traceback": 12, "predicate": 1.5,
+    "proof": 2, "points": "many", "diagnosis": ["x"], "answer": 4, "ta_score": "9", "not_a_key": [1, {"x": 2}],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DETAILS))
+def test_every_kind_has_a_details_record_that_reads_old_and_odd_details(kind: str) -> None:
+    reader = details_class(kind)
+    assert reader is not None
+    for data in ({}, ODD):
+        record = reader.from_dict(data)
+        assert reader.from_dict(record.serialize()) == record
+        record.explain(View(summary="the message"))  # nothing to show, and nothing raised
+
+
+@pytest.mark.parametrize("name", ["alice", "bob", "carol"])
+def test_stored_details_read_back_the_same_after_serialize(name: str) -> None:
+    for q in load(name).questions:
+        reader = details_class(q.kind)
+        assert reader is not None, q.kind
+        record = reader.from_dict(q.details)
+        again = reader.from_dict(record.serialize())
+        assert again == record, q.qid
+        views = [View(summary=q.message, ta=True), View(summary=q.message, ta=True)]
+        record.explain(views[0])
+        again.explain(views[1])
+        assert views[0] == views[1], q.qid
+        shown = views[0].facts or views[0].answer or views[0].charts
+        assert shown or not q.details or "violations" in q.details, q.qid  # a gate's violations: read by report
 
 
 # -- hidden checks: redacted for students -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from grader.checks.options import FunctionOptions, Selector
 from grader.compare import Difference, Mismatch, Tolerance, compare, describe
 from grader.errors import GraderError
 from grader.execution import CallResult
-from grader.explain import Reproduction, View, bounded, explain_failure
+from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
 from grader.shrink import reproduction
@@ -63,12 +63,11 @@ class FunctionDetails:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FunctionDetails:
         output = data.get("output")
-        trace = data.get("traceback")
         return cls(
             case=bounded(data.get("case"), 500),
             output=output if isinstance(output, (int, str)) and not isinstance(output, bool) else None,
             difference=Difference.from_dict(data),
-            traceback=[str(x) for x in trace] if isinstance(trace, list) else [],
+            traceback=[str(x) for x in listed(data.get("traceback"))],
             reproduce=Reproduction.from_dict(data.get("reproduce")),
         )
 

@@ -21,7 +21,7 @@ from grader.compare import describe, is_array, relative_error, to_numpy
 from grader.diagnose import around, diagnose, diagnose_shapes
 from grader.errors import ReferenceError_
 from grader.execution import CallResult
-from grader.explain import Around, Reproduction, View, bounded, explain_failure, sci
+from grader.explain import Around, Reproduction, View, bounded, explain_failure, listed, number, sci, whole_numbers
 from grader.results import Outcome
 from grader.shrink import reproduction
 
@@ -243,27 +243,20 @@ class GradientDetails:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradientDetails:
         def real(key: str) -> float | None:
-            x = data.get(key)
-            return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+            x = number(data.get(key))
+            return None if x is None else float(x)
 
-        def ints(key: str) -> list[int] | None:
-            x = data.get(key)
-            if not isinstance(x, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in x):
-                return None
-            return [int(i) for i in x]
-
-        rel_errors, trace = data.get("rel_errors"), data.get("traceback")
         return cls(
             case=bounded(data.get("case"), 500),
-            rel_errors=[float(x) for x in rel_errors if isinstance(x, (int, float))] if isinstance(rel_errors, list) else [],
+            rel_errors=[float(x) for x in listed(data.get("rel_errors")) if number(x) is not None],
             max_rel_error=real("max_rel_error"),
-            index=ints("index"),
+            index=whole_numbers(data.get("index")),
             expected=real("expected"),
             got=real("got"),
             diagnosis=bounded(data["diagnosis"]) if isinstance(data.get("diagnosis"), str) else None,
-            expected_shape=ints("expected_shape"),
-            got_shape=ints("got_shape"),
-            traceback=[str(x) for x in trace] if isinstance(trace, list) else [],
+            expected_shape=whole_numbers(data.get("expected_shape")),
+            got_shape=whole_numbers(data.get("got_shape")),
+            traceback=[str(x) for x in listed(data.get("traceback"))],
             around=Around.from_dict(data.get("around")),
             reproduce=Reproduction.from_dict(data.get("reproduce")),
         )

@@ -21,7 +21,7 @@ from grader.checks.options import PropertyOptions
 from grader.compare import Tolerance, compare, is_array
 from grader.errors import GraderError
 from grader.execution import CallResult, WorkerSession
-from grader.explain import Reproduction, View, bounded, explain_failure
+from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.results import Outcome
 from grader.shrink import reproduction
 from grader.worker.codec import Handle
@@ -113,11 +113,10 @@ class PropertyDetails:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PropertyDetails:
-        trace = data.get("traceback")
         return cls(
             case=bounded(data.get("case"), 500),
             predicate=bounded(data["predicate"]) if isinstance(data.get("predicate"), str) else None,
-            traceback=[str(x) for x in trace] if isinstance(trace, list) else [],
+            traceback=[str(x) for x in listed(data.get("traceback"))],
             reproduce=Reproduction.from_dict(data.get("reproduce")),
         )
 

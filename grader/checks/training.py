@@ -23,7 +23,7 @@ from grader.checks.base import CheckContext
 from grader.checks.options import DataRecipe, Tier, TrainingOptions
 from grader.compare import describe, is_array, to_numpy
 from grader.errors import GraderError
-from grader.explain import View, num
+from grader.explain import View, listed, num
 from grader.results import Outcome
 from grader.worker import codec
 
@@ -144,7 +144,7 @@ class TrainingDetails:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingDetails:
-        tiers = [t for t in data.get("tiers") or [] if isinstance(t, dict) and _real(t.get("min"))]
+        tiers = [t for t in listed(data.get("tiers")) if isinstance(t, dict) and _real(t.get("min"))]
         losses = data.get("losses")
         accuracy: Any = data.get("accuracy")
         seconds: Any = data.get("train_seconds")
@@ -159,7 +159,7 @@ class TrainingDetails:
             losses_problem=str(data["losses_problem"]) if data.get("losses_problem") else None,
             diagnosis=str(data["diagnosis"]) if data.get("diagnosis") else None,
             timed_out=bool(data.get("timed_out", False)),
-            traceback=[str(x) for x in data.get("traceback") or [] if isinstance(x, str)],
+            traceback=[x for x in listed(data.get("traceback")) if isinstance(x, str)],
         )
 
     def marks(self) -> list[svg.Mark]:
