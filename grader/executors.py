@@ -12,6 +12,7 @@ from multiprocessing import get_context
 from typing import Iterator, Sequence
 
 from grader.batch import Job, Settings, failed_job, grade_job
+from grader.checks import KINDS
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import with_threads
@@ -87,7 +88,9 @@ class PoolExecutor:
 _POOL_STATE: dict[str, object] = {}
 
 
-PRELOAD = ("torch", "grader.grading", "grader.checks")
+# What every pool process needs, imported once by the fork server so the pool processes share those pages: torch,
+# the grading code and every check kind (SymPy with the formula kind); a rubric loads none of them by itself.
+PRELOAD = ("torch", "grader.grading", *(target.partition(":")[0] for target in KINDS.values()))
 
 
 def _pool_init(rubric_path: str, settings: Settings, threads: int) -> None:

@@ -5,6 +5,11 @@ worker per submission (`grader/worker/zygote.py` is its side).
 `launch` (a fresh worker) where no zygote can run.  Each submission still gets its own cgroup, its own PID,
 mount, IPC and UTS namespaces, a fresh tmpfs home, /tmp and /dev/shm, a read-only view of everything else, and
 no capabilities; the zygote's slot runs one submission at a time (each is killed and reaped before the next).
+
+Why a zygote per grading process, not one shared by a batch's slots (which would save ~400 MB per extra slot):
+submissions forked by one zygote at the same time would see each other's processes, since they share the
+zygote's /proc (its PID namespace holds theirs), and a /proc of their own cannot be mounted under bubblewrap's
+read-only covers of /proc/sys and the like (EPERM, `subset=pid` included; tried on Linux 6.18).
 """
 from __future__ import annotations
 
