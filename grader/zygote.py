@@ -9,7 +9,8 @@ no capabilities; the zygote's slot runs one submission at a time (each is killed
 Why a zygote per grading process, not one shared by a batch's slots (which would save ~400 MB per extra slot):
 submissions forked by one zygote at the same time would see each other's processes, since they share the
 zygote's /proc (its PID namespace holds theirs), and a /proc of their own cannot be mounted under bubblewrap's
-read-only covers of /proc/sys and the like (EPERM, `subset=pid` included; tried on Linux 6.18).
+read-only covers of /proc/irq and the like (EPERM, `subset=pid` included; nor can a zygote given
+CAP_SYS_ADMIN by `bwrap --cap-add` unmount those covers: tried with bubblewrap 0.8 on Linux 6.18).
 """
 from __future__ import annotations
 
