@@ -14,6 +14,7 @@ Student text (answers, tracebacks, printed values, names) stays plain `str` and 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import re
 import statistics
@@ -334,6 +335,7 @@ def html_message(text: Any) -> Markup:
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))
 
 
+@functools.cache  # one per process: compiling the templates cost ~0.3 s per student's reports
 def _env() -> Environment:
     env = Environment(
         loader=PackageLoader("grader", "templates"),
