@@ -1,7 +1,7 @@
 """A kit check for people: the terminal table (`grader.terminal`'s), a text view and compact HTML for notebooks.
 
-Every view shows the same facts, explained by `grader.report.explain` as the reports explain them; student text
-(messages quote answers) is escaped in HTML.
+Every view shows the same facts and blocks (the failing input, expected against yours, a snippet), explained by
+`grader.report.explain` as the reports explain them; student text (messages quote answers) is escaped in HTML.
 """
 from __future__ import annotations
 
