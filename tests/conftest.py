@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import textwrap
 from pathlib import Path
@@ -35,6 +37,74 @@ def first_per_assignment(params: list[tuple[str, object]]) -> list[object]:
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+
+# -- running under pytest-xdist (`make test` runs `-n 3 --dist loadgroup`) ----------------------------------------
+# Tests are spread one by one over the workers, except that the tests of a module that use a module- or
+# session-scoped fixture of that module (often a grading of every shipped example) go to one worker together, so
+# that the fixture is computed once, not once per worker.  A module listed here goes to one worker whole:
+# test_tamper's tests share fixed files in /tmp (the markers a trick would write), not only a fixture.
+ONE_WORKER = {"tests/test_tamper.py"}
+
+
+def _fixture_scope(node: ast.FunctionDef) -> str | None:
+    """The scope of a `@pytest.fixture` function, or None where `node` is not a fixture."""
+    for decorator in node.decorator_list:
+        call = decorator if isinstance(decorator, ast.Call) else None
+        target = call.func if call is not None else decorator
+        if isinstance(target, ast.Attribute) and target.attr == "fixture":
+            for keyword in call.keywords if call is not None else ():
+                if keyword.arg == "scope" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+            return "function"
+    return None
+
+
+@functools.cache
+def tests_sharing_a_fixture(module: str) -> frozenset[str]:
+    """The test functions of `module` (a path from the root) that use, directly or through other fixtures, a
+    fixture of that module whose scope is wider than one test."""
+    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+    fixtures: dict[str, tuple[bool, set[str]]] = {}
+    tests: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            args = {a.arg for a in node.args.args + node.args.kwonlyargs}
+            scope = _fixture_scope(node)
+            if scope is not None:
+                fixtures[node.name] = (scope != "function", args)
+            elif node.name.startswith("test"):
+                tests[node.name] = args
+
+    @functools.cache
+    def shared(name: str) -> bool:
+        wide, args = fixtures[name]
+        return wide or any(shared(a) for a in args if a in fixtures and a != name)
+
+    return frozenset(t for t, args in tests.items() if any(shared(a) for a in args if a in fixtures))
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module where it shares a fixture with others of that module (or
+    the module is in ONE_WORKER), else the test alone."""
+    module, _, rest = nodeid.partition("::")
+    function = rest.split("[")[0].split("::")[-1]
+    if module in ONE_WORKER or (module.endswith(".py") and function in tests_sharing_a_fixture(module)):
+        return module
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    # xdist's own loadgroup (an `xdist_group` mark) renames test ids, which pytest 9.2 no longer lets it do.
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduler(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return Scheduler(config, log)
 
 
 @pytest.fixture(scope="session")
