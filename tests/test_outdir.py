@@ -101,3 +101,27 @@ def test_ctrl_c_leaves_class_files_for_what_finished(tmp_path: Path) -> None:
     rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert len(_csv(out)) == 6
+
+
+def test_a_ctrl_c_that_python_drops_still_stops_the_batch(tmp_path: Path) -> None:
+    # Python drops an exception raised in some callbacks (a fork's at-fork handlers, which each worker start
+    # runs: seen here as "Exception ignored in: <function _releaseLock ...> KeyboardInterrupt"); the batch loop
+    # still stops after the submission in hand.
+    from grader.executors import SerialExecutor
+
+    class DropsTheInterrupt(SerialExecutor):
+        def grade(self, rubric, jobs, settings):  # type: ignore[no-untyped-def]
+            for i, result in enumerate(super().grade(rubric, jobs, settings)):
+                if i == 1:
+                    try:
+                        os.kill(os.getpid(), signal.SIGINT)
+                        time.sleep(1)  # the handler runs here
+                    except KeyboardInterrupt:
+                        pass  # dropped, as in an at-fork handler
+                yield result
+
+    klass = _students(tmp_path / "class", **{n: "zed_honest" for n in ("ann", "ben", "cat", "dan")})
+    out = tmp_path / "out"
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), executor=DropsTheInterrupt()) == EXIT_INTERRUPTED
+    assert _rows(out) == 2 and len(_csv(out)) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

@@ -6,8 +6,13 @@ submission whose bytes, rubric and grader version are unchanged since its last g
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Callable, Iterator
 
 from grader.batch import Executor, Job, run_jobs
 from grader.classbook import record_entries
@@ -59,7 +64,7 @@ def grade(
         work = _only(work, only)
     keys = {job.name: verdict_key(rubric, Path(job.path), job.helpers) for job in work}
     todo: list[Job] = []
-    with folder.gradebook() as book:
+    with folder.gradebook() as book, _interrupts() as interrupted:
         record_entries(book.path, {job.name: entries[job.name] for job in work})  # who each folder is
         try:
             done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
@@ -74,6 +79,8 @@ def grade(
                 book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
                 student.write(out / result.student)
                 done[result.student] = student.result
+                if interrupted():  # a Ctrl-C whose KeyboardInterrupt Python dropped (see _interrupts)
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             _, index = folder.write_class(rubric, book)
             print(f"grader: interrupted: {len(done)} of {len(work)} submissions are graded and in {index} and "
@@ -90,6 +97,27 @@ def grade(
               f"details in {out / 'grader.log'} and their report-ta.html): {', '.join(flagged)}", file=sys.stderr)
         return EXIT_NEEDS_TA
     return 0
+
+
+@contextmanager
+def _interrupts() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: Python drops an exception raised in
+    some callbacks (a fork's at-fork handlers, which every worker start runs; a __del__), so the batch loop also
+    asks after each submission whether one came."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 EXIT_NEEDS_TA = 1  # grading finished, every file was written, and some submissions need a person
