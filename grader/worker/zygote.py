@@ -224,7 +224,18 @@ def _mounts(request: dict[str, Any]) -> None:
         if os.path.isfile(source) and not os.path.islink(source):
             shutil.copyfile(source, os.path.join(HOME, name))
     _mount("tmpfs", STAGE, "tmpfs", fresh | MS_RDONLY, "size=4096,mode=0555")
+    # What bubblewrap bound under /tmp (Python itself, where a CI installs it there) stays: each is held open
+    # while the fresh /tmp covers the zygote's, then bound again at its place (read-only, like every root).
+    held = [(point, os.open(point, os.O_PATH)) for point in _under("/tmp")]
     _mount("tmpfs", "/tmp", "tmpfs", fresh, f"size={int(request['tmp_size'])},mode=1777")
+    for point, fd in held:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(point, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(point), exist_ok=True)
+            open(point, "a").close()
+        _mount(f"/proc/self/fd/{fd}", point, None, MS_BIND | MS_REC)
+        os.close(fd)
     _mount("tmpfs", "/dev/shm", "tmpfs", fresh, f"size={int(request['shm_size'])},mode=1777")
     # bubblewrap's root, /dev and the rest are shared by every child of this zygote: read-only from here on.
     for target in _mount_points():
@@ -233,6 +244,12 @@ def _mounts(request: dict[str, Any]) -> None:
         flags = os.statvfs(target).f_flag & KEPT_FLAGS
         if not flags & MS_RDONLY:
             _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+
+
+def _under(top: str) -> list[str]:
+    """The outermost mount points strictly below `top` (a recursive bind of each brings those below it)."""
+    points = [p for p in _mount_points() if p.startswith(top.rstrip("/") + "/")]
+    return [p for p in points if not any(p != q and p.startswith(q + "/") for q in points)]
 
 
 def _mount_points() -> list[str]:
