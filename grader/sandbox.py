@@ -122,9 +122,7 @@ class PlainLauncher:
         )
 
 
-_COMPILED: list[bool] = []
-
-
+@functools.cache
 def compile_grader() -> None:
     """Byte-compile the grader's own modules, once per process, where the package folder is writable.
 
@@ -132,9 +130,6 @@ def compile_grader() -> None:
     this each worker start compiled every grader module it imports (~0.15 s).  Python checks a .pyc against its
     source's timestamp and size before using it: an edited module is never run from old bytecode.
     """
-    if _COMPILED:
-        return
-    _COMPILED.append(True)
     import compileall
 
     try:

@@ -7,8 +7,9 @@ persists, and stops within a budget of calls and seconds.  Whether a candidate "
 question, answered in the grader: the reference computes the expected values, the student's process only runs
 the student's function on the grader-made input.
 
-`snippet` turns a case into Python a student pastes into their notebook to see the failure themselves, and
-`reproduction` puts the two together into the `Reproduction` record a question's details carry.
+`snippet` turns a case into Python a student pastes into their notebook to see the failure themselves,
+`reproduction` puts the two together into the `Reproduction` record a question's details carry, and
+`roll_up_reproduced` grades a question's cases and reproduces the first that fails.
 """
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from grader.cases import label, roll_up
 from grader.compare import is_array, to_numpy
 from grader.diagnose import format_array
 from grader.explain import Around, Reproduction, bounded
+from grader.results import Outcome
 
-__all__ = ["Budget", "Shrunk", "shrink", "snippet", "show_inputs", "size_of", "is_small", "reproduction"]
+__all__ = ["Budget", "Shrunk", "shrink", "snippet", "show_inputs", "size_of", "is_small", "reproduction", "roll_up_reproduced"]
 
 Case = dict[str, Any]
 
@@ -248,3 +251,26 @@ def reproduction(
         around=Around.from_dict(info.get("around")),
         calls=shrunk.calls,
     )
+
+
+def roll_up_reproduced(
+    function: str,
+    cases: list[Case],
+    problem_of: Callable[[Case], tuple[str | None, dict[str, Any]]],
+    partial: bool,
+    shown: Callable[[Case], bool],
+) -> tuple[Outcome, Reproduction | None]:
+    """`roll_up` of the cases, and the `reproduction` of the first that fails where `shown(case)` allows it
+    (never a hidden question's; never an input that cannot be pasted as a value)."""
+    failing: list[tuple[Case, dict[str, Any]]] = []
+
+    def tracked(case: Case) -> tuple[str | None, dict[str, Any]]:
+        problem, info = problem_of(case)
+        if problem is not None and not failing:
+            failing.append((case, info))
+        return problem, info
+
+    outcome = roll_up(cases, tracked, partial)
+    if not failing or not shown(failing[0][0]):
+        return outcome, None
+    return outcome, reproduction(function, *failing[0], problem_of, label)

@@ -10,9 +10,11 @@ from typing import Callable
 import nbformat
 import pytest
 
+from grader.execution import WorkerSession
 from grader.grading import grade_submission
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
+from grader.sandbox import bwrap_problem
 
 # Tests that run `grader grade` use the OS sandbox where bubblewrap is installed (CI installs it) and say so
 # where it is not, instead of refusing as the command does by default on Linux.
@@ -20,6 +22,30 @@ os.environ.setdefault("GRADER_SANDBOX", "auto")
 # Tests grade under many sandboxes (one per temporary folder): a warm zygote per sandbox would cost more than the
 # fresh worker it saves.  tests/test_warm.py builds warm launchers itself and checks them against fresh ones.
 os.environ.setdefault("GRADER_WARM", "0")
+
+
+needs_bwrap = pytest.mark.skipif(
+    bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()} (.ci/run installs it as root)"
+)
+
+
+def call(session: WorkerSession, name: str, *args: object, timeout: float = 30) -> object:
+    """The value of the student's `name(*args)` in a worker; the call must succeed."""
+    result = session.call(name, list(args), timeout=timeout)
+    assert result.ok, result.error
+    return result.value
+
+
+def host_command_lines() -> list[str]:
+    """The command line of every process this test can see on the host."""
+    lines = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return lines
 
 
 def first_per_assignment(params: list[tuple[str, object]]) -> list[object]:

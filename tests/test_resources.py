@@ -27,16 +27,13 @@ from grader.results import Status
 from grader.rubric import Limits, load_rubric
 from grader.sandbox import BwrapLauncher, Launch, Launcher, PlainLauncher, bwrap_problem, cgroup_support
 from grader.submission import load_submission
-from tests.conftest import DATA, scores
+from tests.conftest import DATA, needs_bwrap, scores
 
 HOSTILE = DATA / "hostile" / "resources"
 MiB = 2**20
 RIGHT_ANSWERS = {"q1.1": 1.0, "q2.1": 2.0, "q2.2": 1.0}  # what each hostile file gets right
 
 NO_BWRAP = bwrap_problem()
-needs_bwrap = pytest.mark.skipif(
-    NO_BWRAP is not None, reason=f"no bubblewrap sandbox here: {NO_BWRAP} (.ci/run installs it as root)"
-)
 
 
 def needs_cgroup(controller: str) -> pytest.MarkDecorator:

@@ -16,40 +16,22 @@ from grader.cli import main
 from grader.errors import GraderError
 from grader.execution import WorkerSession
 from grader.rubric import Limits
-from grader.sandbox import BwrapLauncher, PlainLauncher, bwrap_problem, choose_launcher
+from grader.sandbox import BwrapLauncher, PlainLauncher, choose_launcher
 from grader.submission import load_submission
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, call, host_command_lines, needs_bwrap
+
+
+def _call(session: WorkerSession, name: str, *args: object) -> object:
+    return call(session, name, *args, timeout=20)
 
 PROBE = DATA / "hostile" / "sandbox_probe.py"
 LIMITS = Limits(cell_timeout=20, call_timeout=20)
 GiB = 1024**3
 
-needs_bwrap = pytest.mark.skipif(
-    bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()} (.ci/run installs it as root)"
-)
-
-
 def _session(launcher: BwrapLauncher, limits: Limits = LIMITS) -> WorkerSession:
     session = WorkerSession(load_submission(PROBE), limits, launcher)
     assert session.run_cells() == []
     return session
-
-
-def _call(session: WorkerSession, name: str, *args: object) -> object:
-    result = session.call(name, list(args), timeout=20)
-    assert result.ok, result.error
-    return result.value
-
-
-def _host_command_lines() -> list[str]:
-    lines = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                pass
-    return lines
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +116,8 @@ def test_children_and_daemons_die_with_the_grading():
     with _session(BwrapLauncher()) as session:
         assert _call(session, "start_daemons", token) == "started"
         # While grading runs the daemons exist (so the search below can find them at all).
-        assert _wait_until(lambda: sum(token in line for line in _host_command_lines()) == 3)
-    assert _wait_until(lambda: not any(token in line for line in _host_command_lines())), "a daemon survived"
+        assert _wait_until(lambda: sum(token in line for line in host_command_lines()) == 3)
+    assert _wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
 
 
 @needs_bwrap
@@ -233,8 +215,9 @@ def test_the_grader_is_byte_compiled_once_for_its_workers(tmp_path, monkeypatch)
     from grader import sandbox
 
     package = Path(grader.__file__).resolve().parent
-    monkeypatch.setattr(sandbox, "_COMPILED", [])
+    sandbox.compile_grader.cache_clear()
     sandbox.worker_argv(3, 4)
     cached = package / "worker" / "__pycache__"
     assert any(p.name.startswith("protocol.") and p.suffix == ".pyc" for p in cached.iterdir())
-    assert sandbox._COMPILED == [True]
+    sandbox.worker_argv(3, 4)
+    assert sandbox.compile_grader.cache_info().hits == 1  # once per process

@@ -15,7 +15,7 @@ from grader.gradebook import FILENAME, Gradebook
 from grader.grading import grade_submission
 from grader.rubric import load_rubric
 from grader.sandbox import BwrapLauncher, PlainLauncher, bwrap_problem
-from tests.conftest import DATA
+from tests.conftest import DATA, needs_bwrap
 
 CLASS = DATA / "hostile" / "class"
 RUBRIC = DATA / "mini" / "rubric.yaml"
@@ -23,7 +23,6 @@ HOSTILE = sorted(p.stem for p in CLASS.glob("*.py") if p.stem != "zed_honest")
 HARMLESS_WITHOUT_SANDBOX = [name for name in HOSTILE if not name.endswith("_sandboxed")]
 MARKERS = [Path("/tmp/grader-pwned-by-pickle"), Path("/tmp/grader-pwned-by-repr")]
 
-needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()}")
 
 
 @pytest.fixture(scope="module")

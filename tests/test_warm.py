@@ -12,36 +12,14 @@ import pytest
 from grader.execution import WorkerSession
 from grader.grading import grade_submission
 from grader.rubric import Limits, load_rubric
-from grader.sandbox import BwrapLauncher, PlainLauncher, bwrap_problem, choose_launcher
+from grader.sandbox import BwrapLauncher, PlainLauncher, choose_launcher
 from grader.scoring import gradescope
 from grader.submission import load_submission
 from grader.zygote import WarmLauncher, WarmProcess, cpu_share
-from tests.conftest import DATA, ROOT, first_per_assignment, scores
+from tests.conftest import DATA, ROOT, call, first_per_assignment, host_command_lines, needs_bwrap, scores
 
 WARM = DATA / "warm"
 LIMITS = Limits(cell_timeout=30, call_timeout=30)
-
-needs_bwrap = pytest.mark.skipif(
-    bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()} (.ci/run installs it as root)"
-)
-
-
-def _call(session: WorkerSession, name: str, *args: object) -> object:
-    result = session.call(name, list(args), timeout=30)
-    assert result.ok, result.error
-    return result.value
-
-
-def _host_command_lines() -> list[str]:
-    lines = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                pass
-    return lines
-
 
 def _wait_until(condition, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
@@ -59,14 +37,14 @@ def test_a_submission_leaves_nothing_for_the_next_in_its_slot(cnn_rubric):
     with WorkerSession(load_submission(WARM / "leaves_traces.py"), LIMITS, launcher) as session:
         assert session.run_cells() == []
         assert isinstance(session.proc, WarmProcess)
-        written = _call(session, "leave", token)
+        written = call(session, "leave", token)
         # It could write only to its own places: its home, /tmp and /dev/shm.
         assert sorted(Path(p).parent.as_posix() for p in written) == ["/dev/shm", "/home/student", "/tmp"]
-        assert _wait_until(lambda: sum(token in line for line in _host_command_lines()) == 2)
-    assert _wait_until(lambda: not any(token in line for line in _host_command_lines())), "a daemon survived"
+        assert _wait_until(lambda: sum(token in line for line in host_command_lines()) == 2)
+    assert _wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
     with WorkerSession(load_submission(WARM / "looks_for_traces.py"), LIMITS, launcher) as session:
         assert session.run_cells() == []
-        seen = _call(session, "look", token)
+        seen = call(session, "look", token)
     assert seen == {
         "files": [], "processes": [], "allclose": False, "torch_seed": seen["torch_seed"],
         "numpy_draw": seen["numpy_draw"], "random_draw": seen["random_draw"], "threads": 2, "env": None,
@@ -86,7 +64,7 @@ def test_a_worker_that_dies_is_forked_again_and_replays_its_cells():
     with WorkerSession(load_submission(WARM / "dies.py"), LIMITS, WarmLauncher(BwrapLauncher())) as session:
         failures = session.run_cells()
         assert [f.reason for f in failures] == ["died"]
-        value, pid = _call(session, "answer")  # type: ignore[misc]
+        value, pid = call(session, "answer")  # type: ignore[misc]
         assert value == 42 and session.restarts == 1 and isinstance(session.proc, WarmProcess)
         assert pid == 2  # in the submission's own PID namespace, under its init
 
@@ -98,14 +76,14 @@ def test_the_sandbox_holds_in_a_warm_worker(tmp_path):
     with WorkerSession(load_submission(probe), LIMITS, launcher) as session:
         assert session.run_cells() == []
         assert isinstance(session.proc, WarmProcess)
-        assert _call(session, "can_read", str(ROOT / "reference" / "cnn_rnn.py")) is False
-        assert _call(session, "can_read", "/etc/passwd") is False
-        assert _call(session, "interfaces") == ["lo"]
-        assert str(_call(session, "connect", "1.1.1.1", 53)).startswith("refused")
-        seen = _call(session, "process_command_lines")
+        assert call(session, "can_read", str(ROOT / "reference" / "cnn_rnn.py")) is False
+        assert call(session, "can_read", "/etc/passwd") is False
+        assert call(session, "interfaces") == ["lo"]
+        assert str(call(session, "connect", "1.1.1.1", 53)).startswith("refused")
+        seen = call(session, "process_command_lines")
         assert isinstance(seen, list) and not any("pytest" in line for line in seen) and len(seen) < 10
         for path, writable in (("/home/student/x", True), ("/tmp/x", True), ("/etc/x", False), ("/x", False)):
-            assert _call(session, "can_write", path) is writable, path
+            assert call(session, "can_write", path) is writable, path
 
 
 @needs_bwrap
@@ -113,8 +91,8 @@ def test_the_memory_limit_holds_in_a_warm_worker():
     limits = Limits(cell_timeout=20, call_timeout=20, memory_mb=1024)
     with WorkerSession(load_submission(DATA / "hostile" / "sandbox_probe.py"), limits, WarmLauncher(BwrapLauncher())) as session:
         assert session.run_cells() == []
-        assert _call(session, "allocate", 2 * 1024**3) == "refused"
-        assert _call(session, "allocate", 100 * 2**20) == 100 * 2**20
+        assert call(session, "allocate", 2 * 1024**3) == "refused"
+        assert call(session, "allocate", 100 * 2**20) == 100 * 2**20
 
 
 def _examples() -> list[tuple[str, Path]]:

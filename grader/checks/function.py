@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.cases import OutputOf, clone, generate_cases, label, roll_up
+from grader.cases import OutputOf, clone, generate_cases, label
 from grader.checks.base import CheckContext
 from grader.checks.options import FunctionOptions, Selector
 from grader.compare import Difference, Mismatch, Tolerance, compare, describe
@@ -21,7 +21,7 @@ from grader.execution import CallResult
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
-from grader.shrink import reproduction
+from grader.shrink import roll_up_reproduced
 from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.ops_chain import pick
@@ -133,21 +133,16 @@ class FunctionCheck:
         tol = Tolerance(opts.rtol, opts.atol)
         plan = Plan.of(opts)
 
-        failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
-
         def one(case: dict[str, Any]) -> Problem:
             expected, after = reference_side(ctx.reference, reference, case, plan, where)
-            problem, info = self._one(ctx, case, expected, tol, opts.pure, plan, after)
-            if problem is not None and not failing:
-                failing.append((case, info))
-            return problem, info
+            return self._one(ctx, case, expected, tol, opts.pure, plan, after)
 
-        outcome = roll_up(cases, one, opts.partial)
-        if failing and ctx.shows_inputs and not _chained(failing[0][0]):
-            found = reproduction(ctx.answer, *failing[0], one, label)
-            if found is not None:
-                record = replace(FunctionDetails.from_dict(outcome.details), reproduce=found)
-                outcome = replace(outcome, details={**outcome.details, **record.serialize()})
+        outcome, found = roll_up_reproduced(
+            ctx.answer, cases, one, opts.partial, lambda case: ctx.shows_inputs and not _chained(case)
+        )
+        if found is not None:
+            record = replace(FunctionDetails.from_dict(outcome.details), reproduce=found)
+            outcome = replace(outcome, details={**outcome.details, **record.serialize()})
         return outcome
 
     def _one(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from grader.cases import call_reference, clone, generate_cases, label, roll_up
+from grader.cases import call_reference, clone, generate_cases, label
 from grader.checks.base import CheckContext
 from grader.checks.function import call_failure
 from grader.checks.options import PropertyOptions
@@ -23,7 +23,7 @@ from grader.errors import GraderError
 from grader.execution import CallResult, WorkerSession
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.results import Outcome
-from grader.shrink import reproduction
+from grader.shrink import roll_up_reproduced
 from grader.worker.codec import Handle
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 
@@ -136,21 +136,17 @@ class PropertyCheck:
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
         cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
-        failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
-
         def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-            problem, info = self._one(ctx, opts, case, predicate, where)
-            if problem is not None and not failing:
-                failing.append((case, info))
-            return problem, info
+            return self._one(ctx, opts, case, predicate, where)
 
-        outcome = roll_up(cases, one, opts.partial)
         # A model is built from its spec in each process and cannot be pasted as a value: such cases are not shown.
-        if failing and ctx.shows_inputs and not any(isinstance(v, ModelSpec) for v in failing[0][0].values()):
-            found = reproduction(ctx.answer, *failing[0], one, label)
-            if found is not None:
-                record = replace(PropertyDetails.from_dict(outcome.details), reproduce=found)
-                outcome = replace(outcome, details={**outcome.details, **record.serialize()})
+        outcome, found = roll_up_reproduced(
+            ctx.answer, cases, one, opts.partial,
+            lambda case: ctx.shows_inputs and not any(isinstance(v, ModelSpec) for v in case.values()),
+        )
+        if found is not None:
+            record = replace(PropertyDetails.from_dict(outcome.details), reproduce=found)
+            outcome = replace(outcome, details={**outcome.details, **record.serialize()})
         return outcome
 
     def _one(

@@ -30,7 +30,7 @@ import socket
 import struct
 import sys
 import traceback
-from typing import Any
+from typing import Any, Iterator
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
@@ -133,14 +133,21 @@ def serve(ctl: socket.socket) -> None:
         _reap()
 
 
-def _reap() -> None:
+def _reaped() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has exited, reaped, until none is left waiting."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        yield pid, status
+
+
+def _reap() -> None:
+    for _ in _reaped():
+        pass
 
 
 def _launcher_child(request: dict[str, Any], fds: list[int]) -> None:
@@ -196,13 +203,7 @@ def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: sock
         events = dict(poller.poll(500))
         if monitor.fileno() in events:
             break  # the grader asked for the end (a byte) or is gone (end of stream): kill everything
-        while True:  # reap the worker and any orphan reparented to this init
-            try:
-                pid, code = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        for pid, code in _reaped():  # the worker and any orphan reparented to this init
             if pid == worker:
                 status = code
     if status is not None:
