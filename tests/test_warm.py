@@ -87,6 +87,22 @@ def test_the_sandbox_holds_in_a_warm_worker(tmp_path):
 
 
 @needs_bwrap
+def test_what_the_sandbox_binds_under_tmp_stays_visible_read_only(tmp_path):
+    # A Python installed under /tmp (a CI's checkout, say) is bound there by bubblewrap; each submission's fresh
+    # /tmp must not cover it, or every warm start fails and falls back to a fresh worker.
+    assert str(tmp_path).startswith("/tmp/")
+    (tmp_path / "lib.txt").write_text("kept")
+    launcher = WarmLauncher(BwrapLauncher(roots=(*BwrapLauncher().roots, str(tmp_path))))
+    with WorkerSession(load_submission(DATA / "hostile" / "sandbox_probe.py"), LIMITS, launcher) as session:
+        assert session.run_cells() == []
+        assert isinstance(session.proc, WarmProcess)
+        assert call(session, "can_read", str(tmp_path / "lib.txt")) is True
+        assert call(session, "can_write", str(tmp_path / "lib.txt")) is False
+        assert call(session, "can_write", "/tmp/own.txt") is True
+    assert (tmp_path / "lib.txt").read_text() == "kept"
+
+
+@needs_bwrap
 def test_the_memory_limit_holds_in_a_warm_worker():
     limits = Limits(cell_timeout=20, call_timeout=20, memory_mb=1024)
     with WorkerSession(load_submission(DATA / "hostile" / "sandbox_probe.py"), limits, WarmLauncher(BwrapLauncher())) as session:
