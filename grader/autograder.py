@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import shlex
 import sys
 import traceback
 import zipfile
@@ -45,7 +46,7 @@ PY="$(command -v python3.11 || command -v python3)"
 /autograder/venv/bin/pip install --upgrade pip
 # torch's CPU wheels: the autograder has no GPU, and they are a fraction of the CUDA build's size.
 /autograder/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu "/autograder/source/dl-grader[grade]"
-"""
+{requires}"""
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; it grades /autograder/submission into
@@ -72,6 +73,14 @@ def _package_files() -> tuple[Path, list[Path]]:
     return project, files
 
 
+def _pip_requires(requires: tuple[str, ...]) -> str:
+    """setup.sh's line installing what the rubric's `requires:` lists (none: nothing)."""
+    if not requires:
+        return ""
+    quoted = " ".join(shlex.quote(r) for r in requires)
+    return f"# What the rubric requires beyond dl-grader (its `requires:`).\n/autograder/venv/bin/pip install {quoted}\n"
+
+
 def _executable(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
     info.external_attr = (0o100755 << 16)  # a regular file, rwxr-xr-x: Gradescope runs both scripts directly
@@ -86,12 +95,15 @@ def build_autograder(rubric_path: Path, zip_path: Path) -> Path:
 
     rubric = load_rubric(rubric_path)
     course = [rubric.path.resolve(), *(p.resolve() for p in reference_files(rubric.reference_path))]
+    course += [f.path for f in rubric.handout.files if f.path not in course]  # the handout, in its layout
+    if rubric.starter_path is not None and rubric.starter_path not in course:
+        course.append(rubric.starter_path)
     base = Path(os.path.commonpath([p.parent for p in course]))
     project, package = _package_files()
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(_executable("setup.sh"), SETUP_SH)
+        z.writestr(_executable("setup.sh"), SETUP_SH.format(requires=_pip_requires(rubric.requires)))
         z.writestr(_executable("run_autograder"), RUN_AUTOGRADER.format(rubric=rubric.path.resolve().relative_to(base).as_posix()))
         for p in course:
             z.write(p, f"assignment/{p.relative_to(base).as_posix()}")
@@ -128,7 +140,7 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
     """
     from dataclasses import replace
 
-    from grader.grading import grade_submission
+    from grader.grading import check_requirements, grade_submission
     from grader.rubric import load_rubric
     from grader.sandbox import choose_launcher
     from grader.scoring import atomic_write, gradescope
@@ -139,13 +151,16 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
     status = 0
     try:
         rubric = load_rubric(rubric_path)
-        files = student_files(root / "submission")
-        if not files:
+        check_requirements(rubric)  # setup.sh installs them; missing here is the instructor's to fix
+        files = student_files(root / "submission", every=True)
+        if not any(p.suffix.lower() in (".ipynb", ".py") for p in files):
             data = _failure("No .ipynb notebook or .py file was found in your submission; nothing was graded.")
         else:
-            main = choose_main(files, rubric.assignment)
+            main = choose_main([p for p in files if p.suffix.lower() in (".ipynb", ".py")], rubric.assignment)
             launcher = choose_launcher(os.environ.get("GRADER_SANDBOX", "auto"))
-            result = grade_submission(rubric, main, launcher=launcher)
+            helpers = [(p.relative_to(root / "submission").as_posix(), str(p)) for p in files
+                       if p != main and p.suffix.lower() != ".ipynb"]
+            result = grade_submission(rubric, main, launcher=launcher, helpers=helpers)
             result = replace(result, student=student or result.student)
             data = gradescope(result)
             graded = f"Graded {main.relative_to(root / 'submission').as_posix()}" + (f" for {student}" if student else "")

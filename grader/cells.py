@@ -95,11 +95,20 @@ def _defines(source: str) -> set[str]:
     return names
 
 
+def _star_imports(source: str) -> bool:
+    """Whether a cell has `from m import *` at its top level (it may define any name)."""
+    return bool(re.search(r"^from\s+[\w.]+\s+import\s+\*", source, re.MULTILINE))
+
+
 def blame(submission: Submission, failures: tuple[CellFailure, ...], q: QuestionResult) -> QuestionResult:
-    """`q` with its cause named when its answer is missing because the cell that defines it failed."""
+    """`q` with its cause named when its answer is missing because the cell that defines it failed, or when
+    the answer ran into a name (`NameError`) that a failed cell would have defined (a failed import of the
+    course's helpers: "`sigmoid` is not defined because cell 1 failed: ModuleNotFoundError: ...")."""
     match = _MISSING.match(q.message)
-    if q.status is not Status.ERROR or match is None:
+    if q.status in (Status.PASSED, Status.PENDING, Status.GRADER_ERROR):
         return q
+    if match is None or q.status is not Status.ERROR:
+        return _blame_name_error(submission, failures, q)
     name = match.group(1)
     for f in failures:
         if 0 <= f.index < len(submission.cells) and name in _defines(submission.cells[f.index].source):
@@ -112,3 +121,27 @@ def blame(submission: Submission, failures: tuple[CellFailure, ...], q: Question
             details = {**q.details, "failed_cell": {"label": where, "first_line": f.first_line, "message": f.message}}
             return replace(q, message=message, details=details)
     return q
+
+
+_NAME_ERROR = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def _blame_name_error(submission: Submission, failures: tuple[CellFailure, ...], q: QuestionResult) -> QuestionResult:
+    match = _NAME_ERROR.search(q.message)
+    if match is None or not failures:
+        return q
+    name = match.group(1)
+    defining = [f for f in failures if 0 <= f.index < len(submission.cells)
+                and name in _defines(submission.cells[f.index].source)]
+    if not defining:  # a failed `from helpers import *` may have been the one to define it
+        defining = [f for f in failures if 0 <= f.index < len(submission.cells)
+                    and _star_imports(submission.cells[f.index].source) and "Error" in f.message]
+    if not defining:
+        return q
+    f = defining[0]
+    where = f.label or cell_label(submission, f.index)
+    line = f" (`{f.first_line}`)" if f.first_line and "`" not in f.first_line else ""
+    may = "" if name in _defines(submission.cells[f.index].source) else " (its `import *` would have defined it)"
+    message = f"{q.message}. `{name}` is not defined because {where}{line} failed{may}: {f.message}"
+    details = {**q.details, "failed_cell": {"label": where, "first_line": f.first_line, "message": f.message}}
+    return replace(q, message=message, details=details)

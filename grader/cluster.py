@@ -36,6 +36,7 @@ from typing import Any, Iterator, Sequence
 from grader.batch import Job, Settings, failed_job, grade_job
 from grader.errors import GraderError
 from grader.gradebook import grader_fingerprint, reference_files
+from grader.handout import missing_requirements, requirement_line
 from grader.results import SubmissionResult, scrub_text
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, bwrap_problem, choose_launcher, hiding
@@ -74,6 +75,9 @@ class Payload:
 
 def bundle_rubric(rubric: Rubric) -> RubricBundle:
     paths = [rubric.path, *(p for p in reference_files(rubric.reference_path) if p != rubric.path)]
+    paths += [f.path for f in rubric.handout.files if f.path not in paths]  # the handout, in its layout
+    if rubric.starter_path is not None and rubric.starter_path not in paths:
+        paths.append(rubric.starter_path)
     root = Path(os.path.commonpath([p.parent for p in paths]))
     files = tuple((p.relative_to(root).as_posix(), p.read_bytes()) for p in paths)
     digest = hashlib.sha256()
@@ -229,11 +233,13 @@ def environment(*, now: bool = False) -> dict[str, str]:
 worker_environment = functools.cache(environment)
 
 
-def probe(sandbox: str) -> dict[str, Any]:
-    """A worker's environment and, where the sandbox is required, why it has none (run on every worker)."""
+def probe(sandbox: str, requires: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A worker's environment, where the sandbox is required why it has none, and which of the rubric's
+    required packages it lacks (run on every worker)."""
     problem = bwrap_problem() if sandbox == "required" else None
     return {**worker_environment(), "sandbox_problem": problem, "host": socket.gethostname(),
-            "daemonic": multiprocessing.current_process().daemon}
+            "daemonic": multiprocessing.current_process().daemon,
+            "missing": [list(m) for m in missing_requirements(requires)]}
 
 
 def environment_mismatch(mine: dict[str, Any], theirs: dict[str, Any]) -> str | None:
@@ -290,7 +296,7 @@ class DaskExecutor:
         from distributed import as_completed
 
         gpu = settings.device == "cuda" and any(q.spec.kind == "training" for q in rubric.questions)
-        mine = self._check_workers(client, gpu)
+        mine = self._check_workers(client, gpu, rubric.requires)
         batch = uuid.uuid4().hex[:8]
         # In every task, not scattered nor a task of its own: a task then depends on nothing a dying worker could
         # take with it (a rubric and its reference are kilobytes; each worker writes them once).
@@ -323,7 +329,7 @@ class DaskExecutor:
             if futures:
                 client.cancel(list(futures))
 
-    def _check_workers(self, client: Any, gpu: bool) -> dict[str, str]:
+    def _check_workers(self, client: Any, gpu: bool, requires: tuple[str, ...] = ()) -> dict[str, str]:
         """Fail before any submission: no worker, no GPU worker for training on cuda, another environment."""
         deadline = time.monotonic() + self.wait
         while True:
@@ -339,7 +345,10 @@ class DaskExecutor:
                 )
             time.sleep(0.2)
         mine = environment(now=True)
-        for address, theirs in client.run(probe, self.sandbox).items():
+        for address, theirs in client.run(probe, self.sandbox, requires).items():
+            missing = [(str(m[0]), str(m[1])) for m in theirs.get("missing") or []]
+            if missing:
+                raise GraderError(requirement_line(missing, f"the rubric, on Dask worker {address},"))
             mismatch = environment_mismatch(mine, theirs)
             if mismatch:
                 raise GraderError(f"Dask worker {address} has {mismatch}; verdicts would differ: install the same "

@@ -108,6 +108,8 @@ def describe(value: Any) -> str:
         return f"the string {value[:60]!r}"
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
         return _number_text(value)
+    if value is None:
+        return "None"
     return f"{type(value).__name__} {value!r}"[:120]
 
 
@@ -143,7 +145,8 @@ def is_array(value: Any) -> bool:
 def compare(expected: Any, got: Any, tol: Tolerance = Tolerance(), where: str = "") -> Mismatch | None:
     """None when `got` matches `expected`; otherwise the first difference, explained."""
     if is_array(expected):
-        return _compare_arrays(to_numpy(expected), got, tol, where)
+        # The course's own word: "tensor" where the reference gives torch tensors, "array" for NumPy.
+        return _compare_arrays(to_numpy(expected), got, tol, where, "tensor" if _is_tensor(expected) else "array")
     if isinstance(expected, bool):
         if isinstance(got, (bool, np.bool_)) and bool(got) == expected:
             return None
@@ -222,9 +225,11 @@ def _compare_sequences(expected: tuple[Any, ...] | list[Any], got: Any, tol: Tol
     return None
 
 
-def _compare_arrays(expected: np.ndarray, got: Any, tol: Tolerance, where: str) -> Mismatch | None:
+def _compare_arrays(
+    expected: np.ndarray, got: Any, tol: Tolerance, where: str, word: str = "array"
+) -> Mismatch | None:
     if not is_array(got):
-        return Mismatch(f"expected a tensor of shape {tuple(expected.shape)}, got {describe(got)}", where)
+        return Mismatch(f"expected {'an' if word == 'array' else 'a'} {word} of shape {tuple(expected.shape)}, got {describe(got)}", where)
     g = to_numpy(got)
     if tuple(g.shape) != tuple(expected.shape):
         shapes: dict[str, Any] = {"expected_shape": list(expected.shape), "got_shape": list(g.shape)}
@@ -238,7 +243,7 @@ def _compare_arrays(expected: np.ndarray, got: Any, tol: Tolerance, where: str) 
         )
     if expected.dtype.kind == "b" or g.dtype.kind == "b":
         if expected.dtype.kind != g.dtype.kind:
-            return Mismatch(f"expected a {expected.dtype} tensor, got {g.dtype}", where)
+            return Mismatch(f"expected a {expected.dtype} {word}, got {g.dtype}", where)
     if expected.dtype.kind in "iub" and g.dtype.kind == "f":
         return Mismatch(f"expected integer values ({expected.dtype}), got {g.dtype}", where)
     if expected.size == 0:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from grader.handout import HandoutFile
 from grader.hints import library_hint
 from grader.results import CellFailure
 from grader.rubric import Limits
 from grader.sandbox import Launch, Launcher, PlainLauncher, worker_argv
 from grader.submission import Submission
+from grader.workdir import stage_workdir
 from grader.worker import codec, protocol
 from grader.worker.protocol import ChannelClosed, GarbledStream, MalformedReply, MiB, Reply
 
@@ -112,11 +114,15 @@ class WorkerSession:
         launcher: Launcher | None = None,
         log_path: Path | None = None,
         helpers: Sequence[tuple[str, str]] = (),
+        handout: Sequence[HandoutFile] = (),
     ) -> None:
         self.submission = submission
         # Files graded with the submission (a helper module its notebook imports): (the student's name for
-        # it, where it is).  They are copied beside it, under their own names, into every fresh worker.
+        # it, a relative path, and where it is), and the course's handout: the worker's working folder
+        # (grader.workdir), built afresh for every worker.
         self.helpers = tuple(helpers)
+        self.handout = tuple(handout)
+        self.shadowed: tuple[str, ...] = ()  # student files the handout's replaced
         self.limits = limits
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
@@ -146,14 +152,8 @@ class WorkerSession:
         if self.wall_deadline is None:
             self.wall_deadline = time.monotonic() + self.limits.wall_seconds
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-scratch-"))
-        shutil.copy2(self.submission.path, self.scratch / self.submission.path.name)
-        for name, source in self.helpers:
-            target = self.scratch / Path(name).name  # a name is a file name, never a path out of the folder
-            if target.name not in ("", ".", "..", self.submission.path.name) and not target.exists():
-                try:
-                    shutil.copyfile(source, target)
-                except OSError as exc:
-                    log.warning("helper file %s of %s not copied: %s", source, self.submission.path, exc)
+        staged = stage_workdir(self.scratch, self.submission.path, self.helpers, self.handout)
+        self.shadowed = staged.shadowed
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         if not self._spawn_warm(req_r, req_w, resp_r, resp_w):

@@ -78,7 +78,22 @@ def rubric_digest(rubric: Rubric) -> str:
     for path in reference_files(rubric.reference_path):
         digest.update(b"\0" + str(path.relative_to(root)).encode("utf-8", "surrogateescape") + b"\0")
         digest.update(path.read_bytes())
+    # The course's handout (its files' names and bytes) and the installed versions of what the rubric requires.
+    digest.update(b"\0handout\0" + rubric.handout.digest.encode())
+    for requirement in rubric.requires:
+        digest.update(b"\0requires\0" + requirement.encode() + b"\0" + installed_version(requirement).encode())
     return digest.hexdigest()
+
+
+def installed_version(requirement: str) -> str:
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        return metadata.version(Requirement(requirement).name)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def reference_files(reference: Path) -> list[Path]:

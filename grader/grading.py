@@ -15,8 +15,9 @@ from typing import Sequence
 from grader import __version__
 from grader.cells import blame, name_failures, rename_frames
 from grader.checks import CheckContext, get_kind
-from grader.errors import RubricError, SubmissionUnreadable
+from grader.errors import GraderError, RubricError, SubmissionUnreadable
 from grader.execution import WorkerSession
+from grader.handout import missing_requirements, requirement_line
 from grader.results import (
     GRADER_ERROR_MESSAGE,
     CellFailure,
@@ -29,6 +30,7 @@ from grader.results import (
 from grader.rubric import Question, Rubric
 from grader.sandbox import Launcher
 from grader.submission import Submission, load_submission, student_name
+from grader.workdir import shadow_note
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def grade_submission(
         results = tuple(_unanswered(q, UNREAD_MESSAGE) for q in questions)
         return SubmissionResult(**base, questions=results, load_error=str(exc), execution_time=time.perf_counter() - start)  # type: ignore[arg-type]
     reference = rubric.load_reference()
-    with WorkerSession(submission, rubric.limits, launcher, log_path, helpers) as session:
+    with WorkerSession(submission, rubric.limits, launcher, log_path, helpers, rubric.handout.files) as session:
         failures = name_failures(submission, session.run_cells())
         results = tuple(
             name_cells(submission, failures, run_question(
@@ -71,6 +73,7 @@ def grade_submission(
         )
         worker_device = session.device
         flags = _integrity(session)
+        notes = submission.notes + ((shadow_note(session.shadowed),) if session.shadowed else ())
     return SubmissionResult(
         **base,  # type: ignore[arg-type]
         questions=results,
@@ -78,7 +81,7 @@ def grade_submission(
         execution_time=time.perf_counter() - start,
         submission_sha256=submission.sha256,
         device=worker_device,
-        notes=submission.notes,
+        notes=notes,
         flags=flags,
     )
 
@@ -144,7 +147,8 @@ def failed_submission(rubric: Rubric, path: Path, trace: str, *, public_only: bo
 def preflight(rubric: Rubric) -> None:
     """What must hold before any student code runs: the reference imports, has every name the rubric points
     at, and passes each kind's self-check (gradients against finite differences).  A failure here is the
-    rubric's or the reference's (GraderError), and stops the run."""
+    rubric's or the reference's (GraderError), and stops the run.  First, the packages the rubric requires."""
+    check_requirements(rubric)
     reference = rubric.load_reference()
     for q in rubric.questions:
         for key, name in _reference_names(q):
@@ -154,6 +158,13 @@ def preflight(rubric: Rubric) -> None:
         check = getattr(get_kind(q.spec.kind), "preflight", None)  # a kind's own self-check of the reference
         if check is not None:
             check(rubric, q, reference)
+
+
+def check_requirements(rubric: Rubric) -> None:
+    """Stop (GraderError: exit 2) when this environment lacks a package the rubric's `requires:` lists."""
+    missing = missing_requirements(rubric.requires)
+    if missing:
+        raise GraderError(requirement_line(missing))
 
 
 def _reference_names(q: Question) -> list[tuple[str, str]]:
@@ -196,4 +207,4 @@ def _unanswered(q: Question, message: str) -> QuestionResult:
     return to_result(q, Outcome(0.0, message, status=Status.ERROR))
 
 
-__all__ = ["grade_submission", "run_question", "failed_submission", "preflight", "Submission"]
+__all__ = ["grade_submission", "run_question", "failed_submission", "preflight", "check_requirements", "Submission"]

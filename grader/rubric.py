@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from grader.errors import GraderError, RubricError
+from grader.handout import Handout, HandoutError, load_handout
 
 
 class Limits(BaseModel):
@@ -84,8 +85,34 @@ class RubricSpec(BaseModel):
     reference: str = Field(description="path of the reference module, relative to the rubric file")
     total: float | None = Field(None, description="if given, the points must add up to it")
     seed: int = 0
+    handout: str | None = Field(
+        None,
+        description="folder (relative to the rubric) of what the course hands out beside the notebook: modules, "
+        "packages, small data files; laid into every worker's working folder, and into the student kit",
+    )
+    starter: str | None = Field(
+        None,
+        description="the handout's starter notebook (relative to the rubric); `grader validate` grades it and "
+        "fails when its imports do not run",
+    )
+    requires: list[str] = Field(
+        default_factory=list,
+        description="requirement strings of the packages students' code imports beyond the grader's own "
+        "(`h5py`, `scikit-learn>=1.3`); checked before any student code runs",
+    )
     limits: Limits = Limits()
     questions: list[QuestionSpec]
+
+    @field_validator("requires")
+    @classmethod
+    def _requirements(cls, requires: list[str]) -> list[str]:
+        from grader.handout import parse_requirement
+
+        for text in requires:
+            problem = parse_requirement(text)
+            if problem:
+                raise ValueError(f"{text!r} is not a requirement string like 'h5py' or 'scikit-learn>=1.3': {problem}")
+        return requires
 
     @field_validator("questions")
     @classmethod
@@ -116,6 +143,15 @@ class Rubric:
     spec: RubricSpec
     questions: tuple[Question, ...]
     sha256: str
+    handout: Handout = Handout(None)
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return tuple(self.spec.requires)
+
+    @property
+    def starter_path(self) -> Path | None:
+        return (self.path.parent / self.spec.starter).resolve() if self.spec.starter else None
 
     @property
     def assignment(self) -> str:
@@ -136,6 +172,8 @@ class Rubric:
     def load_reference(self) -> ModuleType:
         # Named by its path too: two references of one assignment (a copy being fixed) are two modules.
         tag = hashlib.sha256(str(self.reference_path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        if self.handout.folder is not None and str(self.handout.folder) not in sys.path:
+            sys.path.append(str(self.handout.folder))  # a reference may use the course's helpers as students do
         return load_module(self.reference_path, f"_grader_reference_{self.assignment.replace('-', '_')}_{tag}")
 
 
@@ -159,6 +197,25 @@ def load_module(path: Path, name: str) -> ModuleType:
         del sys.modules[name]
         raise GraderError(f"reference module {path} failed to import: {exc!r}") from exc
     return module
+
+
+def _handout(path: Path, spec: RubricSpec) -> Handout:
+    """The rubric's handout folder, checked: within the limits, and holding neither the reference nor the rubric."""
+    if spec.starter and not (path.parent / spec.starter).is_file():
+        raise RubricError(str(path), f"the starter notebook {spec.starter} does not exist", key="starter")
+    if not spec.handout:
+        return Handout(None)
+    folder = (path.parent / spec.handout).resolve()
+    try:
+        handout = load_handout(folder)
+    except (HandoutError, OSError) as exc:
+        raise RubricError(str(path), str(exc), key="handout") from exc
+    reference = (path.parent / spec.reference).resolve()
+    for secret, what in ((reference, "the reference"), (path.resolve(), "the rubric")):
+        if secret.is_relative_to(folder):
+            raise RubricError(str(path), f"the handout folder {folder} holds {what} ({secret.name}): students "
+                              "would see it; keep it outside the handout", key="handout")
+    return handout
 
 
 def _loc(err: Mapping[str, Any]) -> str:
@@ -204,7 +261,7 @@ def load_rubric(path: str | Path) -> Rubric:
             err = exc.errors()[0]
             raise RubricError(str(path), err["msg"], q.id, _loc(err)) from exc
         questions.append(Question(q, options))
-    rubric = Rubric(path.resolve(), spec, tuple(questions), hashlib.sha256(raw_bytes).hexdigest())
+    rubric = Rubric(path.resolve(), spec, tuple(questions), hashlib.sha256(raw_bytes).hexdigest(), _handout(path, spec))
     if spec.total is not None and abs(rubric.max_score - spec.total) > 1e-9:
         raise RubricError(str(path), f"points add up to {rubric.max_score:g}, not the declared total {spec.total:g}", key="total")
     return rubric

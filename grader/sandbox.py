@@ -32,6 +32,7 @@ from typing import ClassVar, Protocol
 
 from grader.errors import GraderError
 from grader.rubric import Limits
+from grader.workdir import tree_size
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,12 @@ SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("/dev/nvidia*", "/dev/dri")
 
 # Run inside the sandbox before the worker.  RLIMIT_NPROC set after the user namespace exists counts only the
-# sandbox's processes, not every process of the grading user on the machine.  The scratch folder's files are
-# copied into the home tmpfs, so the submission sits where it always did but every byte the student writes
+# sandbox's processes, not every process of the grading user on the machine.  The scratch folder (a tree:
+# grader.workdir) is copied into the home tmpfs, so the submission sits where it always did but every byte the student writes
 # lands in a bounded tmpfs, not on the host's disk.
 _TRAMPOLINE = (
     "import os,resource,shutil,sys;n=int(sys.argv[1]);resource.setrlimit(resource.RLIMIT_NPROC,(n,n));"
-    "s=sys.argv[2];[shutil.copy(os.path.join(s,f),f) for f in os.listdir(s) if os.path.isfile(os.path.join(s,f))];"
+    "shutil.copytree(sys.argv[2],'.',dirs_exist_ok=True);"
     "os.execv(sys.argv[3],sys.argv[3:])"
 )
 
@@ -219,7 +220,7 @@ class BwrapLauncher:
         # Home is sized to hold the staged submission too.  Mounted before the roots so that a root under
         # /tmp (a CI's interpreter, say) stays visible.
         quota = limits.disk_mb * MiB
-        args += ["--size", str(quota + _tree_size(scratch)), "--tmpfs", SANDBOX_HOME]
+        args += ["--size", str(quota + tree_size(scratch)), "--tmpfs", SANDBOX_HOME]
         args += ["--size", str(quota), "--tmpfs", "/tmp", "--ro-bind", str(scratch), SANDBOX_STAGE]
         for root in self.roots:
             args += ["--ro-bind", root, root]
@@ -250,10 +251,6 @@ class BwrapLauncher:
     @staticmethod
     def _limited(argv: list[str], limits: Limits) -> list[str]:
         return [argv[0], "-I", "-c", _TRAMPOLINE, str(limits.processes), SANDBOX_STAGE, *argv]
-
-
-def _tree_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
 # -- cgroups --------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ helpers graded with it, under the names the student gave them (`Entry.names`).
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,15 @@ __all__ = [
     "is_submission_file", "stage", "gradescope_metadata", "student_files",
 ]
 
+log = logging.getLogger(__name__)
+
 LAYOUTS = ("auto", "files", "folders", "moodle", "canvas", "gradescope")
 SUFFIXES = (".ipynb", ".py")
 GRADESCOPE_METADATA = "submission_metadata.yml"
 MAX_METADATA_BYTES = 64 * 1024 * 1024
 MAX_FILES_PER_STUDENT = 200  # a student folder with more is not homework; the rest are ignored
 MAX_DEPTH = 4  # folders inside a student's folder that are searched for files
+MAX_STUDENT_BYTES = 64 * 1024 * 1024  # a student's data files, together, that reach the worker
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
 
 # Moodle: "Alice Smith_1001_assignsubmission_file_" (folder) or "..._assignsubmission_file_hw2.ipynb" (flat).
@@ -201,24 +205,44 @@ def _listdir(folder: Path) -> list[Path]:
         raise GraderError(f"cannot list {folder}: {exc.strerror or exc}") from exc
 
 
-def student_files(folder: Path, depth: int = 0) -> list[Path]:
-    """The submission files under a student's folder, hidden files and caches skipped, bounded in depth and count."""
+def student_files(folder: Path, depth: int = 0, *, every: bool = False) -> list[Path]:
+    """The submission files under a student's folder, hidden files and caches skipped, bounded in depth and count;
+    `every`: all their regular files (data files, their own packages' modules), within MAX_STUDENT_BYTES too."""
     found: list[Path] = []
+    budget = [MAX_STUDENT_BYTES]
+
+    def walk(current: Path, level: int) -> None:
+        try:
+            children = sorted(current.iterdir())
+        except OSError:
+            return  # an unreadable folder holds nothing gradable; the entry says so when graded
+        for p in children:
+            if len(found) >= MAX_FILES_PER_STUDENT:
+                return
+            if p.name.startswith(".") or p.name in _SKIP_DIRS or p.is_symlink():
+                continue
+            if p.is_dir():
+                if level + 1 < MAX_DEPTH:
+                    walk(p, level + 1)
+            elif is_submission_file(p) or (every and p.is_file() and _within(p, budget)):
+                found.append(p)
+
+    walk(folder, depth)
+    return found
+
+
+def _within(path: Path, budget: list[int]) -> bool:
+    """Whether a student's data file still fits the folder's byte budget (and takes its share of it)."""
     try:
-        children = sorted(folder.iterdir())
+        size = path.stat().st_size
     except OSError:
-        return found  # an unreadable folder holds nothing gradable; the entry says so when graded
-    for p in children:
-        if p.name.startswith(".") or p.name in _SKIP_DIRS or p.is_symlink():
-            continue
-        if p.is_dir():
-            if depth + 1 < MAX_DEPTH:
-                found += student_files(p, depth + 1)
-        elif is_submission_file(p):
-            found.append(p)
-        if len(found) >= MAX_FILES_PER_STUDENT:
-            break
-    return found[:MAX_FILES_PER_STUDENT]
+        return False
+    if size > budget[0]:
+        log.warning("student file %s (%d bytes) left out: the folder's files are over %d MiB", path, size,
+                    MAX_STUDENT_BYTES // 2**20)
+        return False
+    budget[0] -= size
+    return True
 
 
 def _norm_stems(name: str) -> set[str]:
@@ -252,14 +276,16 @@ def choose_main(files: list[Path], assignment: str = "", names: list[str] | None
 def _entry(files: list[Path], student: Identity, layout: str, assignment: str, names: list[str] | None = None,
            late: bool = False, members: tuple[Identity, ...] = ()) -> Entry:
     names = names or [p.name for p in files]
-    main = choose_main(files, assignment, names)
+    gradable = [p for p, n in zip(files, names) if is_submission_file(Path(n))] or files
+    main = choose_main(gradable, assignment, [names[files.index(p)] for p in gradable])
     order = [main, *(p for p in files if p != main and by_suffix(p, names[files.index(p)]))]
     return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members)
 
 
 def by_suffix(path: Path, name: str) -> bool:
-    """Helpers graded beside the main file are Python modules (a second notebook cannot be imported)."""
-    return name.lower().endswith(".py")
+    """Files graded beside the main file: modules, packages' files and data, under the student's own relative
+    paths; not a second notebook (it cannot be imported, and it is another candidate for the main file)."""
+    return not name.lower().endswith(".ipynb")
 
 
 def _single(path: Path, key: str, layout: str = "files") -> Entry:
@@ -295,11 +321,11 @@ def _read_folders(folder: Path, assignment: str) -> list[Entry]:
 
 
 def _folder_entry(folder: Path, student: Identity, layout: str, assignment: str, **kw: Any) -> Entry:
-    files = student_files(folder)
-    if not files:
+    files = student_files(folder, every=True)
+    if not any(is_submission_file(p) for p in files):
         # Nothing gradable: the folder itself is the entry, and grading reports it unreadable (0, with a reason).
         return Entry(folder, (folder,), student, (folder.name,), layout, **kw)
-    names = [str(p.relative_to(folder)) for p in files]
+    names = [p.relative_to(folder).as_posix() for p in files]
     return _entry(files, student, layout, assignment, names, **kw)
 
 
@@ -322,12 +348,12 @@ def _read_moodle(folder: Path, assignment: str) -> list[Entry]:
             continue
         slot = groups.setdefault((m.group("name"), m.group("pid")), [])
         if p.is_dir() and not p.is_symlink():
-            slot += [(f, str(f.relative_to(p))) for f in student_files(p)]
+            slot += [(f, f.relative_to(p).as_posix()) for f in student_files(p, every=True)]
         elif is_submission_file(Path(m.group("rest"))):
             slot.append((p, m.group("rest")))  # the older, flat download
     for (name, pid), files in groups.items():
         student = _moodle_identity(name, pid)
-        if not files:
+        if not any(is_submission_file(Path(n)) for _, n in files):
             # An online-text-only or empty submission: nothing to run; the folder reports why.
             first = next(p for p in _listdir(folder) if p.name.startswith(f"{name}_{pid}_"))
             entries.append(Entry(first, (first,), student, (first.name,), "moodle"))

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import ClassVar, Iterable
 
 from grader.rubric import Limits
-from grader.sandbox import BwrapLauncher, Launch, MiB, WorkerCgroup, _tree_size, compile_grader
+from grader.sandbox import BwrapLauncher, Launch, MiB, WorkerCgroup, compile_grader
+from grader.workdir import tree_size
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +195,14 @@ class Zygote:
         while self.retired:  # the slot's previous worker is dead, reaped and its cgroup gone before the next
             self.retired.pop().finish()
         for old in self.stage.iterdir():  # the slot's previous submission, if any: never seen by this one
-            old.unlink()
-        for item in scratch.iterdir():
-            if item.is_file():
-                shutil.copyfile(item, self.stage / item.name)
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        shutil.copytree(scratch, self.stage, dirs_exist_ok=True)  # the working folder's tree (grader.workdir)
         quota = limits.disk_mb * MiB
         request = {
-            "home_size": quota + _tree_size(self.stage), "tmp_size": quota, "shm_size": limits.file_size_mb * MiB,
+            "home_size": quota + tree_size(self.stage), "tmp_size": quota, "shm_size": limits.file_size_mb * MiB,
             "threads": threads,
         }
         cgroup = WorkerCgroup.create(limits)

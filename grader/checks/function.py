@@ -198,6 +198,8 @@ class FunctionCheck:
             return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
         on = f"on inputs {label(case)}"
         if plan.outputs is None:
+            if result.value is None and expected is not None:
+                return f"{on}: `{ctx.answer}` returned None: is a `return` missing?", {}
             bad = compare(expected, result.value, tol)
             if bad:
                 # `[0]` alone reads as noise; said as a part of the result it says where to look.
@@ -322,6 +324,8 @@ def _pick(ctx: CheckContext, handle: Handle, selector: Selector, *, keep: bool, 
     if not result.ok:
         return f"output {selector!r} of `{function}` could not be read: {result.explain()}"
     kind, size = str(reply.get("type", "?")), reply.get("size")
+    if kind == "NoneType":
+        return f"`{function}` returned None: is a `return` missing?"
     if isinstance(selector, str) and isinstance(size, int):
         return f"`{function}` returned a {kind} without the key {selector!r}"
     if isinstance(size, int):

@@ -220,10 +220,9 @@ def _mounts(request: dict[str, Any]) -> None:
     uid, gid = os.getuid(), os.getgid()
     fresh = MS_NOSUID | MS_NODEV
     _mount("tmpfs", HOME, "tmpfs", fresh, f"size={int(request['home_size'])},mode=0755,uid={uid},gid={gid}")
-    for name in os.listdir(STAGE):  # the submission's files; the staging folder is then hidden
-        source = os.path.join(STAGE, name)
-        if os.path.isfile(source) and not os.path.islink(source):
-            shutil.copyfile(source, os.path.join(HOME, name))
+    # The submission's working folder (a tree the grader built: grader.workdir, modes kept); the staging
+    # folder is then hidden.
+    shutil.copytree(STAGE, HOME, dirs_exist_ok=True)
     _mount("tmpfs", STAGE, "tmpfs", fresh | MS_RDONLY, "size=4096,mode=0555")
     # What bubblewrap bound under /tmp (Python itself, where a CI installs it there) stays: each is held open
     # while the fresh /tmp covers the zygote's, then bound again at its place (read-only, like every root).

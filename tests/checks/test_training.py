@@ -101,7 +101,7 @@ def test_grading_twice_gives_identical_results(rubrics: dict[str, Rubric], mlp_r
         ([0.5, 0.2, math.inf], "loss 2 is inf"),
         ([0.5, True, 0.1], "loss 1 is bool True, not a float (use `.item()`)"),
         ([torch.tensor(0.5), 0.2, 0.1], "loss 0 is tensor of shape () (float32), not a float (use `.item()`)"),
-        (None, "`train` should return a list of 3 floats, got NoneType None"),
+        (None, "`train` should return a list of 3 floats, got None"),
         (0.5, "`train` should return a list of 3 floats, got float 0.5"),
     ],
 )
