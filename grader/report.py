@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from grader import svg
 from grader.checks import details_class
+from grader.course_setup import SetupProblem, setup_problems
 from grader.explain import Audience, Block, Fact, View
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
@@ -168,6 +169,7 @@ class ClassSummary:
     runtime_total: float
     runtime_median: float
     runtime_max: float
+    setup_problems: tuple[SetupProblem, ...] = ()  # a class-wide failure (grader.course_setup): listed first
 
 
 def _question_stats(
@@ -255,6 +257,7 @@ def summarize(results: Iterable[SubmissionResult], rubric: Rubric | None = None,
         runtime_total=sum(times),
         runtime_median=statistics.median(times),
         runtime_max=max(times),
+        setup_problems=setup_problems(ordered),
     )
 
 

@@ -237,6 +237,8 @@ def print_summary(
         f"grading took {format_duration(s.runtime_total)} (slowest {s.runtime_max:.1f}s)",
         file=stream,
     )
+    for problem in s.setup_problems:
+        print(f"needs a TA: course setup: {one_line(problem.line)}", file=stream)
     if s.needs_ta:
         print(f"needs a TA: {len(s.needs_ta)}", file=stream)
         for n in s.needs_ta:
@@ -264,6 +266,8 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None, *, foote
         for q, v in views
     ]
     _print_table(stream, columns, rows, styles=[STYLES[q.status] for q, _ in views])
+    for note in result.notes:
+        print(f"note: {one_line(note)}", file=stream)
     problems = [(q, v) for q, v in views if q.status in (Status.FAILED, Status.PARTIAL, Status.ERROR)]
     if problems:
         print("\nWhat to fix:", file=stream)

@@ -42,6 +42,23 @@ def write_check_report(result: SubmissionResult, path: Path, *, as_json: bool) -
     print(f"report: {path}", file=sys.stderr)
 
 
+def submission_files(submission: Path, assignment: str) -> tuple[Path, tuple[tuple[str, str], ...]]:
+    """The file to check and the student's other files, as grading finds them: a folder (the notebook and the
+    student's own modules, packages and data) is read as a folder submission is; a file is checked alone."""
+    from grader.sources import choose_main, is_submission_file, student_files
+
+    if not submission.is_dir() or submission.is_symlink():
+        return submission, ()
+    files = student_files(submission, every=True)
+    gradable = [p for p in files if is_submission_file(p)]
+    if not gradable:
+        raise GraderError(f"{submission} holds no .ipynb notebook or .py file to check")
+    main = choose_main(gradable, assignment, [p.relative_to(submission).as_posix() for p in gradable])
+    helpers = tuple((p.relative_to(submission).as_posix(), str(p)) for p in files
+                    if p != main and not p.name.lower().endswith(".ipynb"))
+    return main, helpers
+
+
 def check(
     submission: Path,
     rubric_path: Path | None = None,
@@ -61,7 +78,9 @@ def check(
         raise GraderError("grader check needs --kit KIT (or, for a TA, --rubric RUBRIC)")
     if question is not None:
         raise GraderError("--question works with --kit")
-    result = grade_submission(load_rubric(rubric_path), submission, launcher=launcher, public_only=True, device=device)
+    rubric = load_rubric(rubric_path)
+    main, helpers = submission_files(submission, rubric.assignment)
+    result = grade_submission(rubric, main, launcher=launcher, public_only=True, device=device, helpers=helpers)
     if as_json:
         print(json.dumps(gradescope(result), indent=2))
     else:
@@ -88,7 +107,8 @@ def check_kit(
     kit = read_kit(kit_path)
     if question is not None:
         kit.question(question)  # an unknown id is the user's mistake: said before any code runs
-    checked = check_submission(kit, kit_path, submission, launcher=launcher, device=device, question=question)
+    main, helpers = submission_files(submission, kit.assignment)
+    checked = check_submission(kit, kit_path, main, launcher=launcher, device=device, question=question, helpers=helpers)
     if as_json:
         print(json.dumps(checked.results_json(), indent=2))
     else:

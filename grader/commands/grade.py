@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from grader.batch import Executor, Job, run_jobs
 from grader.classbook import record_entries
+from grader.course_setup import setup_problems
 from grader.errors import GraderError
 from grader.gradebook import verdict_key
 from grader.grading import preflight
@@ -91,12 +92,14 @@ def grade(
     print_summary(everyone, rubric)
     print(f"graded {len(todo)} submissions, {len(work) - len(todo)} unchanged; {len(everyone)} in the class "
           f"folder; class summary: {index}")
+    problems = setup_problems(everyone)
+    for problem in problems:  # first: it explains many zeros at once
+        print(f"grader: needs a TA: course setup: {problem.line}", file=sys.stderr)
     flagged = [r.student for r in everyone if r.needs_ta]
     if flagged:
         print(f"grader: {len(flagged)} submission{'s' if len(flagged) > 1 else ''} need a TA (grader error; "
               f"details in {out / 'grader.log'} and their report-ta.html): {', '.join(flagged)}", file=sys.stderr)
-        return EXIT_NEEDS_TA
-    return 0
+    return EXIT_NEEDS_TA if flagged or problems else 0
 
 
 @contextmanager

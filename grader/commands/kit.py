@@ -11,12 +11,13 @@ from grader.rubric import load_rubric
 def kit(rubric_path: Path, out: Path) -> int:
     rubric = load_rubric(rubric_path)
     data = build_kit(rubric)
-    size = write_kit(data, out)
+    size = write_kit(data, out, rubric.handout.files)
     checked = [q for q in data.questions if q.checked]
     left = [q.id for q in data.questions if not q.checked]
     print(
         f"wrote {out} ({size / 1024:.0f} KB): {len(checked)} of {len(data.questions)} public questions checked by the kit"
         + (f" ({', '.join(left)} only when graded)" if left else "")
         + f"; {data.hidden_questions} hidden questions left out"
+        + (f"; with the handout's {len(rubric.handout.files)} files" if rubric.handout else "")
     )
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from grader.classbook import read_results
+from grader.course_setup import setup_problems
 from grader.results import Status, SubmissionResult
 from grader.terminal import one_line
 
@@ -32,6 +33,8 @@ class ClassStatus:
 
 def classify(results: list[SubmissionResult]) -> ClassStatus:
     pending, unreadable, timed_out, needs_ta, graded = [], [], [], [], []
+    # First: a class-wide failure (a helper the handout lacks) explains many zeros at once.
+    needs_ta += [("course setup", problem.line) for problem in setup_problems(results)]
     for r in results:
         waiting = [q.qid for q in r.questions if q.status is Status.PENDING]
         if waiting:

@@ -78,6 +78,7 @@ def build_kit(rubric: Rubric) -> KitFile:
         hidden_points=sum(q.spec.points for q in hidden),
         hidden_questions=len(hidden),
         questions=[_question(rubric, q, reference) for q in public],
+        requires=list(rubric.requires),
     )
 
 

@@ -8,19 +8,22 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 from grader import __version__
 from grader.cells import name_failures
 from grader.checks.base import CheckContext
-from grader.errors import SubmissionUnreadable
+from grader.errors import GraderError, SubmissionUnreadable
 from grader.execution import WorkerSession
 from grader.grading import name_cells, to_result
+from grader.handout import missing_requirements, requirement_line
 from grader.kit.checks import as_rubric, reference_for, run_kit_question
 from grader.kit.result import KitReport, Unchecked
-from grader.kit.schema import KitFile, KitQuestion, NotChecked
+from grader.kit.schema import KitFile, KitQuestion, NotChecked, kit_handout
 from grader.results import Outcome, Status, SubmissionResult
 from grader.sandbox import Launcher
 from grader.submission import Submission, load_submission, student_name
+from grader.workdir import shadow_note
 
 
 def selected(kit: KitFile, question: str | None) -> list[KitQuestion]:
@@ -35,8 +38,13 @@ def check_submission(
     launcher: Launcher | None = None,
     device: str = "cpu",
     question: str | None = None,
+    helpers: Sequence[tuple[str, str]] = (),
 ) -> KitReport:
-    """`grader check SUBMISSION --kit KIT`: the submission runs in its worker, as when graded."""
+    """`grader check SUBMISSION --kit KIT`: the submission runs in its worker, as when graded: with the student's
+    own files (`helpers`: (relative name, path)) and the course's handout, which the kit carries."""
+    missing = missing_requirements(kit.requires)
+    if missing:
+        raise GraderError(requirement_line(missing, "this assignment"))
     start = time.perf_counter()
     questions = selected(kit, question)
     empty = SubmissionResult(student_name(path), str(path), kit.assignment, (), rubric_sha256=kit.rubric_sha256,
@@ -49,11 +57,13 @@ def check_submission(
             for q in as_rubric(kit, kit_path).questions if any(k.id == q.id for k in questions)
         )
         return report_for(kit, question, replace(empty, questions=unread, load_error=str(exc)))
-    with WorkerSession(submission, kit.limits, launcher) as session:
+    with WorkerSession(submission, kit.limits, launcher, None, helpers, kit_handout(kit, kit_path)) as session:
         failures = name_failures(submission, session.run_cells())
         result = check_questions(kit, kit_path, questions, submission, session, device)
         named = tuple(name_cells(submission, failures, q) for q in result.questions)
-        result = replace(result, questions=named, cell_failures=failures, device=session.device, sandbox=empty.sandbox)
+        notes = submission.notes + ((shadow_note(session.shadowed),) if session.shadowed else ())
+        result = replace(result, questions=named, cell_failures=failures, device=session.device, sandbox=empty.sandbox,
+                         notes=notes)
     return report_for(kit, question, replace(result, execution_time=time.perf_counter() - start))
 
 

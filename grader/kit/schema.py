@@ -1,29 +1,36 @@
 """The kit file: what a student may hold about the public questions, validated in one place.
 
-A kit is a zip of `kit.json` (the manifest below) and `arrays/<n>.bin` (raw little-endian bytes of the test
-inputs and expected outputs, whose dtype and shape the manifest gives).  Nothing in it is executable: values
+A kit is a zip of `kit.json` (the manifest below), `arrays/<n>.bin` (raw little-endian bytes of the test
+inputs and expected outputs, whose dtype and shape the manifest gives) and `handout/...` (the course's handout
+files, which students already have: the rubric's `handout:`).  Nothing in it is executable: values
 are the worker codec's plain data (`grader.worker.codec`), decoded without running code, never pickle.
 A kit never holds reference code, an expected formula, or anything of a hidden question.
 """
 from __future__ import annotations
 
+import atexit
 import base64
+import hashlib
 import io
 import json
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader.checks.options import SymbolDomain, TrainingOptions
 from grader.errors import GraderError
+from grader.handout import HandoutFile, safe_relative
 from grader.rubric import Limits
 from grader.worker import codec
 
 FORMAT = "dl-grader-kit"
 VERSION = 1
 MANIFEST = "kit.json"
+HANDOUT_DIR = "handout"
 MAX_KIT_BYTES = 64 * 2**20  # a kit holds small test inputs; anything larger is not one of ours
 _ARRAY_TAGS = ("$tensor", "$ndarray")
 
@@ -143,6 +150,10 @@ class KitFile(_Model):
     hidden_points: float = 0.0
     hidden_questions: int = 0
     questions: list[KitQuestion]
+    # The course's handout (public: students have it) as `handout/<name>` members, and the packages the
+    # students' code needs beyond the grader's (the rubric's `requires:`).
+    handout: list[str] = Field(default_factory=list)
+    requires: list[str] = Field(default_factory=list)
 
     def question(self, qid: str) -> KitQuestion:
         for q in self.questions:
@@ -155,15 +166,19 @@ class KitFile(_Model):
 # -- the zip file ------------------------------------------------------------------------------------------------
 
 
-def write_kit(kit: KitFile, path: Path) -> int:
-    """Write `kit` to `path` (a zip); returns its size in bytes.  Same kit, same bytes (fixed timestamps)."""
+def write_kit(kit: KitFile, path: Path, handout: Sequence[HandoutFile] = ()) -> int:
+    """Write `kit` to `path` (a zip) with the handout's files; returns its size in bytes.  Same kit, same bytes
+    (fixed timestamps)."""
     arrays: list[bytes] = []
+    kit = kit.model_copy(update={"handout": [f.name for f in handout]})
     manifest = _move_arrays(kit.serialize(), arrays)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_member(MANIFEST), json.dumps(manifest, indent=1))
         for i, data in enumerate(arrays):
             zf.writestr(_member(f"arrays/{i}.bin"), data)
+        for f in handout:
+            zf.writestr(_member(f"{HANDOUT_DIR}/{f.name}"), f.path.read_bytes())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
     return len(buffer.getvalue())
@@ -198,6 +213,37 @@ def read_kit(path: str | Path) -> KitFile:
         raise GraderError(f"{path}: invalid kit: {where}: {err['msg']}") from None
     _decode_all(path, kit)
     return kit
+
+
+_EXTRACTED: dict[tuple[str, str], tuple[HandoutFile, ...]] = {}  # (kit path, rubric sha) -> files, per process
+
+
+def kit_handout(kit: KitFile, path: str | Path) -> tuple[HandoutFile, ...]:
+    """The kit's handout files, extracted once per process into a private temporary folder (names checked:
+    nothing lands outside it)."""
+    if not kit.handout:
+        return ()
+    key = (str(Path(path).resolve()), kit.rubric_sha256)
+    if key in _EXTRACTED:
+        return _EXTRACTED[key]
+    folder = Path(tempfile.mkdtemp(prefix="grader-kit-handout-"))
+    atexit.register(shutil.rmtree, folder, True)
+    files = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for name in kit.handout:
+                rel = safe_relative(name)
+                if rel is None:
+                    raise GraderError(f"{path}: damaged kit: handout file name {name!r}")
+                data = zf.read(f"{HANDOUT_DIR}/{name}")
+                target = folder / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                files.append(HandoutFile(rel.as_posix(), target, hashlib.sha256(data).hexdigest(), len(data)))
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise GraderError(f"{path}: damaged kit: its handout cannot be read ({exc})") from None
+    _EXTRACTED[key] = tuple(files)
+    return _EXTRACTED[key]
 
 
 def decoded(value: Any) -> Any:
