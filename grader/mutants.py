@@ -675,7 +675,7 @@ class Grader:
 
     def _warm(self) -> WorkerSession:
         if self._session is None:
-            session = WorkerSession(self.submission, self.limits, self.launcher)
+            session = WorkerSession(self.submission, self.limits, self.launcher, handout=self.rubric.handout.files)
             failures = session.run_cells()
             if failures:
                 session.close()

@@ -20,7 +20,14 @@ import torch
 from grader.cases import Case, as_numpy, case, output_of, randn
 
 Array = np.ndarray
-HANDOUT = Path(__file__).resolve().parent.parent / "rubrics" / "handouts" / "deep-nn"
+
+
+def handout_file(name: str) -> Path:
+    """A file of the course's handout: under the rubric's `handout:` folder when the grader loads this module,
+    in the working folder (where the handout is laid, as for students) when `grader validate` runs it as a
+    submission."""
+    here = globals().get("__file__")
+    return Path(here).resolve().parent.parent / "rubrics" / "handouts" / "deep-nn" / name if here else Path(name)
 
 
 def sigmoid(Z: Array) -> tuple[Array, Array]:
@@ -137,5 +144,5 @@ def cases_update_parameters(gen: torch.Generator) -> list[Case]:
 
 
 # -- Q5 the handout's data file -------------------------------------------------------------------------------
-X_tiny = np.loadtxt(HANDOUT / "data" / "tiny.csv", delimiter=",")
+X_tiny = np.loadtxt(handout_file("data/tiny.csv"), delimiter=",")
 X_mean = X_tiny.mean(axis=1, keepdims=True)

@@ -19,6 +19,7 @@ from grader.errors import GraderError
 from grader.mutants import AllowEntry, Verdict, allow_list_path, load_allow_list
 from grader.rubric import load_rubric
 from grader.sandbox import Launcher, hiding
+from grader.starter import starter_stage
 from grader.terminal import _Column, _print_table, format_duration, is_live, one_line
 from grader.validate import (
     Finding,
@@ -64,7 +65,8 @@ def validate(
     # The reference and rubric stay out of the worker's sight, as when grading (the reference is copied in).
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent]) if launcher else None
     known = grade_known(rubric, example_set, launcher=launcher, device=device, jobs=jobs)
-    stages = [s for s in (known.reference, known.blank, known.examples) if s is not None]
+    starter = starter_stage(rubric, launcher=launcher, device=device)  # the handout's starter notebook loads here
+    stages = [s for s in (known.reference, known.blank, starter, known.examples) if s is not None]
     for stage in stages:
         echo.stage(stage)
     if example_set is None:
