@@ -190,7 +190,7 @@ def test_a_reference_that_loses_points_exits_1(tmp_path: Path) -> None:
 
 # -- this project's CI: the shipped rubrics pass, every question's mutation score printed ----------------------------
 
-SHIPPED = ["cnn-rnn", "backprop-optim", "resnet-adversarial", "layers"]
+SHIPPED = ["cnn-rnn", "backprop-optim", "resnet-adversarial", "layers", "deep-nn"]
 
 
 @pytest.mark.parametrize(
