@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-ASSIGNMENTS := cnn-rnn backprop-optim resnet-adversarial layers
+ASSIGNMENTS := cnn-rnn backprop-optim resnet-adversarial layers deep-nn
 
 # The OS sandbox (bubblewrap) is installed where we may (root with apt-get); elsewhere the demo runs
 # with `--sandbox auto`, which says clearly that it is grading without one.
