@@ -348,7 +348,10 @@ def _read_moodle(folder: Path, assignment: str) -> list[Entry]:
             continue
         slot = groups.setdefault((m.group("name"), m.group("pid")), [])
         if p.is_dir() and not p.is_symlink():
-            slot += [(f, f.relative_to(p).as_posix()) for f in student_files(p, every=True)]
+            # The file plugin's folder holds what the student uploaded (data files too); others (online text) only
+            # what Moodle made of a form.
+            every = m.group("plugin") == "file"
+            slot += [(f, f.relative_to(p).as_posix()) for f in student_files(p, every=every)]
         elif is_submission_file(Path(m.group("rest"))):
             slot.append((p, m.group("rest")))  # the older, flat download
     for (name, pid), files in groups.items():
