@@ -158,8 +158,8 @@ DEVICES = ("/dev/nvidia*", "/dev/dri")
 
 # Run inside the sandbox before the worker.  RLIMIT_NPROC set after the user namespace exists counts only the
 # sandbox's processes, not every process of the grading user on the machine.  The scratch folder (a tree:
-# grader.workdir) is copied into the home tmpfs, so the submission sits where it always did but every byte the student writes
-# lands in a bounded tmpfs, not on the host's disk.
+# grader.workdir) is copied into the home tmpfs, so the submission sits where it always did but every byte the
+# student writes lands in a bounded tmpfs, not on the host's disk.
 _TRAMPOLINE = (
     "import os,resource,shutil,sys;n=int(sys.argv[1]);resource.setrlimit(resource.RLIMIT_NPROC,(n,n));"
     "shutil.copytree(sys.argv[2],'.',dirs_exist_ok=True);"
