@@ -266,3 +266,27 @@ def test_the_kit_carries_the_handout_and_its_requirements(rubric: Rubric, tmp_pa
     with pytest.raises(GraderError, match="this assignment requires h5py-not-on-any-machine, which this environment "
                                           "lacks: pip install h5py-not-on-any-machine"):
         check_submission(needy, path, EXAMPLES / "ana_correct.ipynb")
+
+
+def test_a_dask_task_carries_the_handout(rubric: Rubric, tmp_path: Path) -> None:
+    from grader.cluster import bundle_rubric
+
+    bundle = bundle_rubric(rubric)
+    for name, data in bundle.files:  # as a Dask worker writes the bundle: the relative layout kept
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    there = load_rubric(tmp_path / bundle.rubric)
+    assert there.handout.digest == rubric.handout.digest and len(there.handout.files) == 5
+    assert there.starter_path is not None and there.starter_path.is_file()
+
+
+def test_the_gradescope_autograder_ships_the_handout_and_installs_the_requirements(rubric: Rubric, tmp_path: Path) -> None:
+    import zipfile
+
+    from grader.autograder import build_autograder
+
+    with zipfile.ZipFile(build_autograder(RUBRIC, tmp_path / "ag.zip")) as z:
+        names = set(z.namelist())
+        setup = z.read("setup.sh").decode()
+    assert {f"assignment/rubrics/handouts/deep-nn/{f.name}" for f in rubric.handout.files} <= names
+    assert setup.rstrip().endswith("/autograder/venv/bin/pip install numpy")
