@@ -125,7 +125,7 @@ def max_pool_forward(x: Array, pool_param: dict[str, int]) -> tuple[Array, Any]:
     ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     n, c, h, w = x.shape
     ho, wo = (h - ph) // s + 1, (w - pw) // s + 1
-    out = np.empty((n, c, ho, wo), dtype=x.dtype)
+    out = np.zeros((n, c, ho, wo), dtype=x.dtype)
     for i in range(ho):
         for j in range(wo):
             out[:, :, i, j] = x[:, :, i * s:i * s + ph, j * s:j * s + pw].max(axis=(2, 3))
