@@ -24,14 +24,21 @@ Layouts (`auto` picks one per folder, in this order of evidence):
   behaviour).
 
 **The main file** of a student with several: the notebooks if there are any, else the `.py` files; of those,
-the one whose name (without extension, and without a Canvas resubmission suffix `-1`) equals the assignment
-name, ignoring case, spaces, `-` and `_`; else the largest (then the first by name).  The other `.py` files are
-helpers graded with it, under the names the student gave them (`Entry.names`).
+the newest: first any whose name (without extension, and without a resubmission suffix `-1`) equals the
+assignment name, ignoring case, spaces, `-` and `_`; then, for Canvas, the highest attachment id (Canvas numbers
+attachments in upload order); then the highest resubmission suffix (`hw2-2` after `hw2-1` after `hw2`); then the
+largest (then the first by name).  Moodle's and Gradescope's downloads hold only each student's latest
+submission, so there the suffix and the name decide.  The candidates not graded are kept in `Entry.others` and
+said wherever the choice is shown.  The other `.py` files are helpers graded with it, under the names the
+student gave them (`Entry.names`).
+
+A single file named as an LMS names it (`leecarol_1003_5020_hw2-1.ipynb`, given on the command line) is that
+student's submission, exactly as inside the download's folder (`identify`).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -42,7 +49,7 @@ from grader.roster import Identity, Roster
 
 __all__ = [
     "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
-    "is_submission_file", "stage", "gradescope_metadata", "student_files",
+    "is_submission_file", "stage", "gradescope_metadata", "student_files", "resubmission",
 ]
 
 LAYOUTS = ("auto", "files", "folders", "moodle", "canvas", "gradescope")
@@ -75,6 +82,15 @@ class Entry:
     layout: str = "files"
     late: bool = False  # the LMS marked it late (Canvas)
     members: tuple[Identity, ...] = ()  # a group submission's other submitters (Gradescope)
+    others: tuple[str, ...] = ()  # the other candidate main files, not graded (names as the student gave them)
+
+    @property
+    def choice(self) -> str:
+        """Which file was graded when there was a choice, for the TA and the student; "" when there was none."""
+        if not self.others:
+            return ""
+        graded = self.names[0] if self.names else self.main.name
+        return (f"graded {graded} (newest of {len(self.others) + 1}; not graded: {', '.join(self.others)})")
 
     @property
     def staged_names(self) -> dict[str, Path]:
@@ -87,7 +103,7 @@ class Entry:
         return {
             "main": str(self.main), "files": [str(p) for p in self.files], "student": self.student.serialize(),
             "names": list(self.names), "layout": self.layout, "late": self.late,
-            "members": [m.serialize() for m in self.members],
+            "members": [m.serialize() for m in self.members], "others": list(self.others),
         }
 
     @classmethod
@@ -97,6 +113,7 @@ class Entry:
             student=Identity.from_dict(data["student"]), names=tuple(data.get("names", ())),
             layout=str(data.get("layout", "files")), late=bool(data.get("late", False)),
             members=tuple(Identity.from_dict(m) for m in data.get("members", ())),
+            others=tuple(str(n) for n in data.get("others", ())),
         )
 
 
@@ -146,8 +163,8 @@ def discover(
             chosen = detect_layout(target) if layout == "auto" else layout
             entries += _READERS[chosen](target, assignment)
         else:
-            chosen = "files"
-            entries.append(_single(target, target.stem))
+            chosen, entry = _lone_file(target)
+            entries.append(entry)
         used.append(chosen)
     if roster is None:
         return Discovery(tuple(entries), layouts=tuple(used))
@@ -167,7 +184,7 @@ def _with_roster(entries: list[Entry], roster: Roster, used: tuple[str, ...]) ->
         found.add(known.key)
         members = tuple(roster.merged(m) or m for m in e.members)
         found.update(m.key for m in members)
-        placed.append(Entry(e.main, e.files, known, e.names, e.layout, e.late, members))
+        placed.append(replace(e, student=known, members=members))
     missing = tuple(s for s in roster.students if s.key not in found)
     return Discovery(tuple(placed), tuple(unmatched), missing, used)
 
@@ -227,18 +244,30 @@ def _norm_stems(name: str) -> set[str]:
     return {re.sub(r"[\s\-_]+", "", s).casefold() for s in (stem, _RESUBMISSION_RE.sub("", stem))}
 
 
-def choose_main(files: list[Path], assignment: str = "", names: list[str] | None = None) -> Path:
-    """The file to grade among one student's files (the rule is in the module's docstring)."""
+def resubmission(name: str) -> int:
+    """Canvas's resubmission number of a file name: `hw2-2.ipynb` -> 2, `hw2.ipynb` -> 0."""
+    m = _RESUBMISSION_RE.search(Path(name).stem)
+    return int(m.group()[1:]) if m else 0
+
+
+def choose_main(
+    files: list[Path], assignment: str = "", names: list[str] | None = None, uploads: dict[Path, int] | None = None
+) -> Path:
+    """The file to grade among one student's files (the rule is in the module's docstring); `uploads` is an
+    LMS's upload order of the files (Canvas's attachment ids), higher is newer."""
+    return _candidates(files, assignment, names, uploads)[0]
+
+
+def _candidates(
+    files: list[Path], assignment: str = "", names: list[str] | None = None, uploads: dict[Path, int] | None = None
+) -> list[Path]:
+    """The files that could be the main one, the chosen first."""
     names = names or [p.name for p in files]
     by_name = dict(zip(files, names))
     notebooks = [p for p in files if by_name[p].lower().endswith(".ipynb")]
     pool = notebooks or files
-    if len(pool) == 1:
-        return pool[0]
     wanted = re.sub(r"[\s\-_]+", "", assignment).casefold()
-    named = [p for p in pool if wanted and wanted in _norm_stems(by_name[p])]
-    if named:
-        return named[0]
+    uploads = uploads or {}
 
     def size(p: Path) -> int:
         try:
@@ -246,15 +275,20 @@ def choose_main(files: list[Path], assignment: str = "", names: list[str] | None
         except OSError:
             return -1
 
-    return sorted(pool, key=lambda p: (-size(p), by_name[p]))[0]
+    def newest_first(p: Path) -> tuple[bool, int, int, int, str]:
+        named = bool(wanted) and wanted in _norm_stems(by_name[p])
+        return (not named, -uploads.get(p, -1), -resubmission(by_name[p]), -size(p), by_name[p])
+
+    return sorted(pool, key=newest_first)
 
 
 def _entry(files: list[Path], student: Identity, layout: str, assignment: str, names: list[str] | None = None,
-           late: bool = False, members: tuple[Identity, ...] = ()) -> Entry:
+           late: bool = False, members: tuple[Identity, ...] = (), uploads: dict[Path, int] | None = None) -> Entry:
     names = names or [p.name for p in files]
-    main = choose_main(files, assignment, names)
+    main, *others = _candidates(files, assignment, names, uploads)
     order = [main, *(p for p in files if p != main and by_suffix(p, names[files.index(p)]))]
-    return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members)
+    return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members,
+                 tuple(names[files.index(p)] for p in others))
 
 
 def by_suffix(path: Path, name: str) -> bool:
@@ -264,6 +298,19 @@ def by_suffix(path: Path, name: str) -> bool:
 
 def _single(path: Path, key: str, layout: str = "files") -> Entry:
     return Entry(path, (path,), _probe(key), (path.name,), layout)
+
+
+def _lone_file(path: Path) -> tuple[str, Entry]:
+    """A file named on the command line: an LMS-named one is its student's submission, as in the download."""
+    m = _canvas_match(path.name)
+    if m and is_submission_file(path):
+        student = Identity(key=m.group("uid"), name=m.group("login"), lms_ids={"canvas_id": m.group("uid")})
+        return "canvas", Entry(path, (path,), student, (m.group("file"),), "canvas", bool(m.group("late")))
+    m = _MOODLE_RE.match(path.name) or _MOODLE_RE.match(path.parent.name)
+    if m and is_submission_file(path):
+        name = m.group("rest") if m.string == path.name else path.name
+        return "moodle", Entry(path, (path,), _moodle_identity(m.group("name"), m.group("pid")), (name,), "moodle")
+    return "files", _single(path, path.stem)
 
 
 def _probe(text: str) -> Identity:
@@ -351,7 +398,9 @@ def _read_canvas(folder: Path, assignment: str) -> list[Entry]:
         login = next((m.group("login") for _, m in found if m.group("login")), "") or ""
         student = Identity(key=uid, name=login, lms_ids={"canvas_id": uid})
         late = any(m.group("late") for _, m in found)
-        entries.append(_entry([p for p, _ in found], student, "canvas", assignment, [m.group("file") for _, m in found], late))
+        uploads = {p: int(m.group("att")) for p, m in found}
+        entries.append(_entry([p for p, _ in found], student, "canvas", assignment, [m.group("file") for _, m in found],
+                              late, uploads=uploads))
     return entries
 
 

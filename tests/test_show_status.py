@@ -61,7 +61,7 @@ def test_show_finds_a_student_by_folder_or_identity(out: Path, name: str) -> Non
 
 
 def test_unknown_student_is_one_clear_error(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(GraderError, match=r"no student 'al' in .*; did you mean alice\?"):
+    with pytest.raises(GraderError, match=r"no student 'al' in .*; did you mean Alice Smith \(s001, folder alice\)\?"):
         find_result(out, "al")
     assert main(["show", str(out), "zoe"]) == 2
     assert "grader: error: no student 'zoe'" in capsys.readouterr().err
