@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     eg = lms.add_parser("gradescope", help="Gradescope autograder zip of a rubric")
     eg.add_argument("rubric", type=Path)
     eg.add_argument("--out", dest="zip_file", type=Path, required=True, help="the zip to write, e.g. autograder.zip")
+    o = sub.add_parser("override", help="a TA's score for one question of one student, with a reason; kept on re-grading")
+    o.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    o.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
+    o.add_argument("question", help="the question id, e.g. q1.4")
+    o.add_argument("score", type=float, help="the question's new score")
+    o.add_argument("--reason", required=True, help="why; shown to the student and kept in the gradebook")
+    o.add_argument("--ta", default="", help="who decided (default: the login name)")
+    rm = sub.add_parser("remove", help="take a student out of a class folder (kept in the gradebook's history)")
+    rm.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    rm.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
+    rm.add_argument("--reason", default="", help="why, kept in the gradebook")
     sh = sub.add_parser("show", help="one student's result of a graded class, in the terminal")
     sh.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     sh.add_argument("student", help="the student's folder name (or key, sid, email, name)")
@@ -172,6 +183,12 @@ def run(args: argparse.Namespace) -> int:
         if args.lms == "moodle":
             return export.export_moodle(args.folder, args.roster, args.to, title=args.assignment_title, key=args.key)
         return export.export_gradescope(args.rubric, args.zip_file)
+    if args.command in ("override", "remove"):
+        from grader.commands import override
+
+        if args.command == "remove":
+            return override.remove(args.folder, args.student, args.reason)
+        return override.override(args.folder, args.student, args.question, args.score, args.reason, args.ta)
     if args.command == "show":
         from grader.commands.show import show
 

@@ -10,14 +10,15 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Callable, Iterator
 
 from grader.batch import Executor, Job, run_jobs
-from grader.classbook import record_entries
+from grader.classbook import label, matching, no_such_student, record_entries
 from grader.errors import GraderError
-from grader.gradebook import verdict_key
+from grader.gradebook import Gradebook, verdict_key
 from grader.grading import preflight
 from grader.outdir import OutDir, finish
 from grader.results import SubmissionResult
@@ -25,6 +26,7 @@ from grader.roster import Roster
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
 from grader.sources import Discovery, Entry, discover, folder_names
+from grader.tawork import carry_over
 from grader.terminal import GradeProgress, print_summary
 
 
@@ -61,7 +63,8 @@ def grade(
     entries = dict(zip(folder_names(found.entries), found.entries))
     work = [Job(str(e.main), n, str(folder.log_path(n)), _helpers(e)) for n, e in entries.items()]
     if only:
-        work = _only(work, only)
+        work = _only(work, only, entries)
+    _say_which_file(entries, {job.name for job in work})
     keys = {job.name: verdict_key(rubric, Path(job.path), job.helpers) for job in work}
     todo: list[Job] = []
     with folder.gradebook() as book, _interrupts() as interrupted:
@@ -75,6 +78,7 @@ def grade(
                       "results (--force grades them again)", file=sys.stderr)
             todo = [job for job in work if job.name not in done]
             for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device, executor=executor)):
+                result = _with_ta_work(result, entries[result.student], book)
                 student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
                 book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
                 student.write(out / result.student)
@@ -138,14 +142,30 @@ def _say_who_is_missing(found: Discovery) -> None:
         print(f"grader: {len(found.missing)} students on the roster have no submission: {names}{more}", file=sys.stderr)
 
 
-def _only(work: list[Job], only: list[str]) -> list[Job]:
-    """The jobs `--only` names, by folder name, file name or file stem; an unknown name is the TA's typo."""
-    chosen = [job for job in work if {job.name, Path(job.path).name, Path(job.path).stem} & set(only)]
-    known = {x for job in chosen for x in (job.name, Path(job.path).name, Path(job.path).stem)}
-    unknown = sorted(set(only) - known)
-    if unknown:
-        raise GraderError(f"--only {unknown[0]}: no such submission among {len(work)} (use the folder name or file name)")
-    return chosen
+def _only(work: list[Job], only: list[str], entries: dict[str, Entry]) -> list[Job]:
+    """The jobs `--only` names, by any key `grader.classbook.matching` accepts; an unknown name is the TA's typo,
+    answered with the near candidates."""
+    chosen: set[str] = set()
+    for query in only:
+        hits = [query] if query in entries else matching(query, entries)
+        if not hits:
+            raise GraderError(f"--only: {no_such_student(query, entries, '')}")
+        chosen.update(hits)
+    return [job for job in work if job.name in chosen]
+
+
+def _say_which_file(entries: dict[str, Entry], graded: set[str]) -> None:
+    """A student with several candidate main files: which one is graded, said before grading starts."""
+    for name, entry in entries.items():
+        if name in graded and entry.choice:
+            print(f"grader: {label(name, entry)}: {entry.choice}", file=sys.stderr)
+
+
+def _with_ta_work(result: SubmissionResult, entry: Entry, book: Gradebook) -> SubmissionResult:
+    """A fresh result with the file choice noted and the TA's earlier scores and overrides kept (grader.tawork)."""
+    if entry.choice and entry.choice not in result.notes:
+        result = replace(result, notes=(*result.notes, entry.choice))
+    return carry_over(result, book.result(result.student), book.overrides(result.student))
 
 
 def _write_outputs(result: SubmissionResult, rubric: Rubric, out: Path) -> SubmissionResult:

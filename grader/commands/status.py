@@ -9,6 +9,7 @@ from typing import TextIO
 
 from grader.classbook import read_results
 from grader.results import Status, SubmissionResult
+from grader.tawork import stale_overrides
 from grader.terminal import one_line
 
 
@@ -22,17 +23,29 @@ class ClassStatus:
     unreadable: tuple[tuple[str, str], ...]
     timed_out: tuple[tuple[str, str], ...]
     needs_ta: tuple[tuple[str, str], ...]
+    overridden: tuple[tuple[str, str], ...] = ()  # TA overrides in force (grader override)
+    review: tuple[tuple[str, str], ...] = ()  # TA work made on a question (or answer) that has since changed
 
     def serialize(self) -> dict[str, object]:
         return {
             "total": self.total, "graded": list(self.graded),
-            **{k: [list(p) for p in getattr(self, k)] for k in ("pending", "unreadable", "timed_out", "needs_ta")},
+            **{k: [list(p) for p in getattr(self, k)]
+               for k in ("pending", "unreadable", "timed_out", "needs_ta", "overridden", "review")},
         }
 
 
 def classify(results: list[SubmissionResult]) -> ClassStatus:
     pending, unreadable, timed_out, needs_ta, graded = [], [], [], [], []
+    overridden, review = [], []
     for r in results:
+        for q in r.questions:
+            o = q.details.get("override")
+            if isinstance(o, dict):
+                overridden.append((r.student, f"{q.qid} {q.score:g}/{q.max_score:g} by {o.get('ta') or 'a TA'}: "
+                                              f"{o.get('reason', '')}"))
+        stale = stale_overrides(r)
+        if stale:
+            review.append((r.student, f"TA work on a changed question or answer: {', '.join(stale)}"))
         waiting = [q.qid for q in r.questions if q.status is Status.PENDING]
         if waiting:
             pending.append((r.student, ", ".join(waiting)))
@@ -47,7 +60,8 @@ def classify(results: list[SubmissionResult]) -> ClassStatus:
             needs_ta.append((r.student, f"grader error ({', '.join(broken) or 'whole submission'})"))
         if not (waiting or r.load_error or r.needs_ta):
             graded.append(r.student)
-    return ClassStatus(len(results), tuple(graded), tuple(pending), tuple(unreadable), tuple(timed_out), tuple(needs_ta))
+    return ClassStatus(len(results), tuple(graded), tuple(pending), tuple(unreadable), tuple(timed_out),
+                       tuple(needs_ta), tuple(overridden), tuple(review))
 
 
 def status(folder: Path, stream: TextIO | None = None) -> int:
@@ -55,7 +69,8 @@ def status(folder: Path, stream: TextIO | None = None) -> int:
     s = classify(read_results(folder))
     print(f"{folder}: {s.total} submissions", file=stream)
     rows = [("graded", [(n, "") for n in s.graded]), ("pending TA scores", list(s.pending)),
-            ("unreadable", list(s.unreadable)), ("timed out", list(s.timed_out)), ("needs a TA", list(s.needs_ta))]
+            ("unreadable", list(s.unreadable)), ("timed out", list(s.timed_out)), ("needs a TA", list(s.needs_ta)),
+            ("TA overrides", list(s.overridden)), ("to review", list(s.review))]
     for label, items in rows:
         print(f"  {label + ':':<19}{len(items):>5}", file=stream)
     for label, items in rows[1:]:
