@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from grader.errors import GraderError
 
-__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys"]
+__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys", "is_test_student"]
 
 # LMS ids an identity may carry; the roster columns of the same names hold them.
 LMS_KEYS = ("canvas_id", "moodle_id", "gradescope_id", "sis_user_id", "sis_login_id")
@@ -104,6 +104,11 @@ def name_keys(name: str) -> set[str]:
     return {k for k in keys if k}
 
 
+def is_test_student(name: str) -> bool:
+    """Canvas's "Test Student" (Student View's fake student; `studenttest` in a download's file names)."""
+    return bool(name_keys(name) & {"teststudent", "studenttest"})
+
+
 def _norm_header(text: str) -> str:
     text = text.strip().lstrip("\ufeff").casefold()
     return re.sub(r"[\s\-_]+", "_", text).strip("_")
@@ -112,9 +117,10 @@ def _norm_header(text: str) -> str:
 class Roster:
     """The class list, and the matching of submissions to it (by LMS id, sid, email, then name)."""
 
-    def __init__(self, students: Iterable[Identity], source: str = "roster") -> None:
+    def __init__(self, students: Iterable[Identity], source: str = "roster", left_out: Iterable[Identity] = ()) -> None:
         self.students: tuple[Identity, ...] = tuple(students)
         self.source = source
+        self.left_out: tuple[Identity, ...] = tuple(left_out)  # Canvas's "Test Student": not graded, not exported
         self._by: dict[str, dict[str, Identity]] = {k: {} for k in (*LMS_KEYS, "sid", "email")}
         names: dict[str, list[Identity]] = {}
         for s in self.students:
@@ -157,12 +163,16 @@ class Roster:
             raise RosterError(f"{source}: empty; the first row must name the columns (sid, name, email, ...)")
         columns = cls._columns(rows[0], source)
         students: list[Identity] = []
+        left_out: list[Identity] = []
         seen: dict[tuple[str, str], int] = {}
         for number, row in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in row) or row[0].strip() == "Points Possible":
                 continue  # blank lines (a spreadsheet's trailing rows), Canvas's points row: no student
             values = {col: row[i].strip() if i < len(row) else "" for i, col in columns.items()}
             student = cls._student(values, source, number)
+            if is_test_student(student.name):
+                left_out.append(student)
+                continue
             for k in ("sid", "email", *LMS_KEYS):
                 v = student.email.casefold() if k == "email" else student.sid if k == "sid" else student.lms_ids.get(k, "")
                 if not v:
@@ -171,7 +181,7 @@ class Roster:
                     raise RosterError(f"{source}: row {number}: {k} {v!r} is already the student of row {seen[(k, v)]}")
                 seen[(k, v)] = number
             students.append(student)
-        return cls(students, source)
+        return cls(students, source, left_out)
 
     @staticmethod
     def _columns(header: list[str], source: str) -> dict[int, str]:
@@ -197,7 +207,9 @@ class Roster:
     @staticmethod
     def _student(values: dict[str, str], source: str, number: int) -> Identity:
         lms = {k: values[k] for k in (*LMS_KEYS, "section") if values.get(k)}
-        sid, email, name = values.get("sid", ""), values.get("email", ""), values.get("name", "")
+        # Canvas's gradebook export has no student id column: its SIS User ID is the institution's student id.
+        sid = values.get("sid", "") or values.get("sis_user_id", "")
+        email, name = values.get("email", ""), values.get("name", "")
         if email and "@" not in email:
             raise RosterError(f"{source}: row {number}: email {email!r} has no '@'")
         if not (sid or email or name or any(lms.get(k) for k in LMS_KEYS)):

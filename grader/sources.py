@@ -45,7 +45,7 @@ from typing import Any, Iterable
 import yaml
 
 from grader.errors import GraderError
-from grader.roster import Identity, Roster
+from grader.roster import Identity, Roster, is_test_student
 
 __all__ = [
     "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
@@ -126,6 +126,7 @@ class Discovery:
     unmatched: tuple[Entry, ...] = ()
     missing: tuple[Identity, ...] = ()
     layouts: tuple[str, ...] = ()  # the layout used for each target, in order
+    left_out: tuple[Entry, ...] = ()  # Canvas's "Test Student": neither graded nor exported
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -138,6 +139,7 @@ class Discovery:
         return {
             "entries": [e.serialize() for e in self.entries], "unmatched": [e.serialize() for e in self.unmatched],
             "missing": [m.serialize() for m in self.missing], "layouts": list(self.layouts),
+            "left_out": [e.serialize() for e in self.left_out],
         }
 
 
@@ -166,9 +168,12 @@ def discover(
             chosen, entry = _lone_file(target)
             entries.append(entry)
         used.append(chosen)
+    tests = Roster(roster.left_out) if roster is not None else None
+    left_out = tuple(e for e in entries if is_test_student(e.student.name) or (tests and tests.match(e.student)))
+    entries = [e for e in entries if e not in left_out]
     if roster is None:
-        return Discovery(tuple(entries), layouts=tuple(used))
-    return _with_roster(entries, roster, tuple(used))
+        return Discovery(tuple(entries), layouts=tuple(used), left_out=left_out)
+    return replace(_with_roster(entries, roster, tuple(used)), left_out=left_out)
 
 
 def _with_roster(entries: list[Entry], roster: Roster, used: tuple[str, ...]) -> Discovery:

@@ -134,6 +134,8 @@ def _helpers(entry: Entry) -> tuple[tuple[str, str], ...]:
 
 def _say_who_is_missing(found: Discovery) -> None:
     """Nothing is silently dropped: submissions the roster does not know, and students with no submission."""
+    for entry in found.left_out:
+        print(f"grader: Canvas's Test Student is left out (not graded, not exported): {entry.main}", file=sys.stderr)
     for entry in found.unmatched:
         print(f"grader: not on the roster (graded all the same): {entry.main}", file=sys.stderr)
     if found.missing:
