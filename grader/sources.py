@@ -25,10 +25,11 @@ Layouts (`auto` picks one per folder, in this order of evidence):
 
 **The main file** of a student with several: the notebooks if there are any, else the `.py` files; of those,
 the newest: first any whose name (without extension, and without a resubmission suffix `-1`) equals the
-assignment name, ignoring case, spaces, `-` and `_`; then, for Canvas, the highest attachment id (Canvas numbers
-attachments in upload order); then the highest resubmission suffix (`hw2-2` after `hw2-1` after `hw2`); then the
-largest (then the first by name).  Moodle's and Gradescope's downloads hold only each student's latest
-submission, so there the suffix and the name decide.  The candidates not graded are kept in `Entry.others` and
+assignment name, ignoring case, spaces, `-` and `_`; then the latest upload: for Canvas the highest attachment id
+(Canvas numbers attachments in upload order), for Moodle the latest modification time (whole seconds; Moodle's
+zip keeps each file's upload time); then the highest resubmission suffix (`hw2-2` after `hw2-1` after `hw2`);
+then the largest (then the first by name).  Moodle's and Gradescope's downloads hold only each student's latest
+submission (Gradescope's its active one), so within it these rules pick among its files.  The candidates not graded are kept in `Entry.others` and
 said wherever the choice is shown.  The other `.py` files are helpers graded with it, under the names the
 student gave them (`Entry.names`).
 
@@ -384,8 +385,18 @@ def _read_moodle(folder: Path, assignment: str) -> list[Entry]:
             first = next(p for p in _listdir(folder) if p.name.startswith(f"{name}_{pid}_"))
             entries.append(Entry(first, (first,), student, (first.name,), "moodle"))
             continue
-        entries.append(_entry([f for f, _ in files], student, "moodle", assignment, [n for _, n in files]))
+        # Moodle's zip keeps each file's upload time as its modification time: the newer upload is the later one.
+        uploads = {f: int(_mtime(f)) for f, _ in files}
+        entries.append(_entry([f for f, _ in files], student, "moodle", assignment, [n for _, n in files],
+                              uploads=uploads))
     return entries
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _read_canvas(folder: Path, assignment: str) -> list[Entry]:
