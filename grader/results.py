@@ -121,6 +121,14 @@ class SubmissionResult:
     grader_error: str | None = None
     notes: tuple[str, ...] = ()  # what the loader changed in the student's text (cut, replaced), for the report
     flags: tuple[str, ...] = ()  # signs of tampering, for a TA's eyes; they never change a score
+    name: str = ""  # who the student is, from the roster or the LMS's file name (`grader.sources.Entry.student`)
+    sid: str = ""  # their student id (or the LMS's id where no roster names them)
+
+    @property
+    def who(self) -> str:
+        """How every view names the student: `Carol Diaz (s003)`, else the folder name."""
+        ids = self.sid or self.student
+        return f"{self.name} ({ids})" if self.name and self.name != ids else ids
 
     @property
     def score(self) -> float:
@@ -157,6 +165,8 @@ class SubmissionResult:
             "grader_error": self.grader_error,
             "notes": list(self.notes),
             "flags": list(self.flags),
+            "name": self.name,
+            "sid": self.sid,
         }
 
     @classmethod

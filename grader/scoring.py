@@ -73,14 +73,14 @@ def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     qids = [q.id for q in rubric.questions]
-    writer.writerow(["student", *qids, "total", "max", "status"])
+    writer.writerow(["student", "name", "sid", *qids, "total", "max", "status"])
     for r in sorted(results, key=lambda r: r.student):
         scores = {q.qid: q.score for q in r.questions}
         status = (
             "needs TA" if r.needs_ta else "unreadable" if r.load_error
             else "pending" if any(q.status == Status.PENDING for q in r.questions) else "graded"
         )
-        writer.writerow([r.student, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score), _fmt(rubric.max_score), status])
+        writer.writerow([r.student, r.name, r.sid, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score), _fmt(rubric.max_score), status])
     return buf.getvalue()
 
 

@@ -108,6 +108,10 @@ def test_the_newest_resubmission_is_graded_said_everywhere_and_a_lone_file_joins
     grading = json.loads((out / "s003" / "grading.json").read_text())
     assert grading["path"].endswith("diazcarol_1003_5020_hw2-1.ipynb") and choice in grading["notes"]
     assert choice in (out / "s003" / "report-ta.html").read_text()
+    with open(out / "gradebook.csv", newline="") as fh:  # one identity everywhere: name and sid
+        assert [(r["student"], r["name"], r["sid"]) for r in csv.DictReader(fh)] == [("s003", "Carol Diaz", "s003")]
+    assert "Carol Diaz (s003)" in (out / "index.html").read_text()
+    assert "Carol Diaz (s003)" in (out / "s003" / "report.html").read_text()
 
     # Grading the resubmission alone, as a TA fixing it by hand would: the same student, no new one.
     lone = klass / "diazcarol_1003_5020_hw2-1.ipynb"

@@ -94,7 +94,7 @@ def test_ta_scores_and_overrides_survive_regrading_and_are_flagged_when_their_qu
     assert "adjusted by a TA (omar): regrade request: accepted equivalent shape" in report
     text = io.StringIO()
     status(out, text)
-    assert "s002: q1.1 0.5/1 by omar: regrade request: accepted equivalent shape" in text.getvalue()
+    assert "Jones, Bob (s002): q1.1 0.5/1 by omar: regrade request: accepted equivalent shape" in text.getvalue()
 
     # Their own questions change: the automatic score again, the TA's work kept beside it, flagged for review.
     _rubric(tmp_path / "rubric", q11_points=2, q12_title="a pair of numbers", q41_title="explain why")
@@ -108,7 +108,7 @@ def test_ta_scores_and_overrides_survive_regrading_and_are_flagged_when_their_qu
     assert _totals(out) == {"s001": "11", "s002": "11"}
     text = io.StringIO()
     status(out, text)
-    assert "to review:" in text.getvalue() and "s002: TA work on a changed question or answer: q1.1" in text.getvalue()
+    assert "to review:" in text.getvalue() and "Jones, Bob (s002): TA work on a changed question or answer: q1.1" in text.getvalue()
     with Gradebook(out / FILENAME) as book:  # the audit trail: who, when, why
         (trail,) = book.overrides("s002")
     assert (trail.qid, trail.score, trail.ta, trail.title) == ("q1.1", 0.5, "omar", "the answer")
@@ -142,7 +142,7 @@ def test_every_command_names_a_student_the_same_ways(tmp_path: Path, key: str, c
         assert book.gradings() == {"s001": 1, "s002": 2}
     capsys.readouterr()
     assert main(["show", str(out), key]) == 0
-    assert capsys.readouterr().out.startswith("s002: ")
+    assert capsys.readouterr().out.startswith("Jones, Bob (s002): ")
     assert override(out, key, "q1.2", 0, "copied", ta="t") == 0
     assert find_result(out, "s002").score == 9
     assert remove(out, key) == 0

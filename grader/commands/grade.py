@@ -72,7 +72,7 @@ def grade(
         try:
             done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
             for name, result in done.items():
-                done[name] = _write_outputs(result, rubric, out)  # cheap, and heals outputs a kill left unwritten
+                done[name] = _write_outputs(_identified(result, entries[name]), rubric, out)  # cheap, and heals outputs a kill left unwritten
             if done:
                 print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their "
                       "results (--force grades them again)", file=sys.stderr)
@@ -163,8 +163,17 @@ def _say_which_file(entries: dict[str, Entry], graded: set[str]) -> None:
             print(f"grader: {label(name, entry)}: {entry.choice}", file=sys.stderr)
 
 
+def _identified(result: SubmissionResult, entry: Entry) -> SubmissionResult:
+    """The result names its student as the roster (or the LMS's file name) does."""
+    who = entry.student
+    if who.name == who.key == who.sid:  # only what a bare file name says: nobody known by it
+        return result
+    return replace(result, name=who.name, sid=who.sid or who.key)
+
+
 def _with_ta_work(result: SubmissionResult, entry: Entry, book: Gradebook) -> SubmissionResult:
     """A fresh result with the file choice noted and the TA's earlier scores and overrides kept (grader.tawork)."""
+    result = _identified(result, entry)
     if entry.choice and entry.choice not in result.notes:
         result = replace(result, notes=(*result.notes, entry.choice))
     return carry_over(result, book.result(result.student), book.overrides(result.student))

@@ -41,25 +41,25 @@ def classify(results: list[SubmissionResult]) -> ClassStatus:
         for q in r.questions:
             o = q.details.get("override")
             if isinstance(o, dict):
-                overridden.append((r.student, f"{q.qid} {q.score:g}/{q.max_score:g} by {o.get('ta') or 'a TA'}: "
+                overridden.append((r.who, f"{q.qid} {q.score:g}/{q.max_score:g} by {o.get('ta') or 'a TA'}: "
                                               f"{o.get('reason', '')}"))
         stale = stale_overrides(r)
         if stale:
-            review.append((r.student, f"TA work on a changed question or answer: {', '.join(stale)}"))
+            review.append((r.who, f"TA work on a changed question or answer: {', '.join(stale)}"))
         waiting = [q.qid for q in r.questions if q.status is Status.PENDING]
         if waiting:
-            pending.append((r.student, ", ".join(waiting)))
+            pending.append((r.who, ", ".join(waiting)))
         if r.load_error:
-            unreadable.append((r.student, r.load_error))
+            unreadable.append((r.who, r.load_error))
         slow = [f"{c.name} {c.reason}" for c in r.cell_failures if c.reason in ("timeout", "died")]
         slow += [q.qid for q in r.questions if q.status is Status.ERROR and "time limit" in q.message]
         if slow:
-            timed_out.append((r.student, ", ".join(slow)))
+            timed_out.append((r.who, ", ".join(slow)))
         if r.needs_ta:
             broken = [q.qid for q in r.questions if q.status is Status.GRADER_ERROR]
-            needs_ta.append((r.student, f"grader error ({', '.join(broken) or 'whole submission'})"))
+            needs_ta.append((r.who, f"grader error ({', '.join(broken) or 'whole submission'})"))
         if not (waiting or r.load_error or r.needs_ta):
-            graded.append(r.student)
+            graded.append(r.who)
     return ClassStatus(len(results), tuple(graded), tuple(pending), tuple(unreadable), tuple(timed_out),
                        tuple(needs_ta), tuple(overridden), tuple(review))
 
