@@ -6,7 +6,7 @@ names are accepted, case-insensitively, with spaces, `-` and `_` alike (`Email A
 | column | accepted headers |
 | --- | --- |
 | student id (`sid`) | `sid`, `student id`, `student number`, `id number`, `idnumber` |
-| name | `name`, `full name`, `student`, `student name` |
+| name | `name`, `full name`, `student`, `student name`; or `first name` and `last name` (`firstname`, `given name`; `lastname`, `surname`, `family name`: Moodle's own grade export, which therefore works as a roster) |
 | email | `email`, `email address`, `e-mail` |
 | Canvas user id | `canvas_id`, `canvas user id`; `id` too where the header also has `sis user id` or `sis login id` (Canvas's gradebook export, which therefore works as a roster) |
 | Moodle participant number | `moodle_id`, `participant`, `participant id` |
@@ -37,6 +37,9 @@ LMS_KEYS = ("canvas_id", "moodle_id", "gradescope_id", "sis_user_id", "sis_login
 _HEADERS = {
     "sid": ("sid", "student_id", "student_number", "id_number", "idnumber"),
     "name": ("name", "full_name", "student", "student_name"),
+    # Moodle's own grade export ("First name", "Last name", "ID number", "Email address", ...).
+    "first_name": ("first_name", "firstname", "given_name"),
+    "last_name": ("last_name", "lastname", "surname", "family_name"),
     "email": ("email", "email_address", "e_mail"),
     "canvas_id": ("canvas_id", "canvas_user_id"),
     "moodle_id": ("moodle_id", "participant", "participant_id"),
@@ -197,7 +200,7 @@ class Roster:
             if column in columns.values():
                 raise RosterError(f"{source}: row 1: two columns mean {column} ({cell!r} is the second)")
             columns[i] = column
-        if not set(columns.values()) & {"sid", "email", "name", *LMS_KEYS}:
+        if not set(columns.values()) & {"sid", "email", "name", "first_name", "last_name", *LMS_KEYS}:
             raise RosterError(
                 f"{source}: row 1: no known column; the header needs some of sid, name, email, canvas_id, "
                 f"moodle_id, sis_user_id, sis_login_id (found {', '.join(header) or 'nothing'})"
@@ -209,7 +212,8 @@ class Roster:
         lms = {k: values[k] for k in (*LMS_KEYS, "section") if values.get(k)}
         # Canvas's gradebook export has no student id column: its SIS User ID is the institution's student id.
         sid = values.get("sid", "") or values.get("sis_user_id", "")
-        email, name = values.get("email", ""), values.get("name", "")
+        email = values.get("email", "")
+        name = values.get("name", "") or " ".join(v for v in (values.get("first_name"), values.get("last_name")) if v)
         if email and "@" not in email:
             raise RosterError(f"{source}: row {number}: email {email!r} has no '@'")
         if not (sid or email or name or any(lms.get(k) for k in LMS_KEYS)):
