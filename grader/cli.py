@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layout", default="auto", choices=("auto", "files", "folders", "moodle", "canvas", "gradescope"),
                    help="how the submissions are laid out (default: detected per folder; see README, LMS round trip)")
     g.add_argument("--roster", type=Path, help="a CSV of students (id, name, email, LMS ids) naming each submission")
+    g.add_argument("--due", metavar="TIME", help="the due time (2026-12-01T23:59, local unless an offset is given): "
+                   "submissions the LMS dates later are late")
+    g.add_argument("--late-policy", metavar="POLICY", help="what late work loses, e.g. "
+                   "'grace=15min,per_day=10%%,max_days=3' (default: nothing; late work is still shown)")
+    g.add_argument("--extension", action="append", metavar="STUDENT=DURATION", help="more time for one student, "
+                   "e.g. s003=2d (repeat for more; or the roster's `extension` column)")
     cluster = g.add_mutually_exclusive_group()
     cluster.add_argument("--cluster", metavar="ADDRESS", help="grade on a Dask cluster: its scheduler's address, "
                          "e.g. tcp://HOST:8786 (see README, Beyond one machine); --jobs is then the cluster's")
@@ -150,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         return grade(
             args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
             launcher=None if executor else choose_launcher(args.sandbox), force=args.force, only=args.only,
-            layout=args.layout, roster=args.roster, executor=executor,
+            layout=args.layout, roster=args.roster, executor=executor, due=args.due, late_policy=args.late_policy,
+            extensions=args.extension,
         )
     if args.command == "check":
         from grader.commands.check import check, report_path

@@ -14,6 +14,7 @@ names are accepted, case-insensitively, with spaces, `-` and `_` alike (`Email A
 | SIS user id | `sis_user_id` |
 | SIS login id | `sis_login_id`, `login`, `username` |
 | section | `section` |
+| extension | `extension`, `late extension`: more time for this student's late work (`2d`, `36h`; see `grader.late`) |
 
 Other columns are ignored.  A row needs at least one of sid, email, an LMS id or a name; sids, emails and LMS
 ids must be unique.  Every error names the file and the row (`roster.csv: row 4: ...`).
@@ -47,6 +48,7 @@ _HEADERS = {
     "sis_user_id": ("sis_user_id",),
     "sis_login_id": ("sis_login_id", "login", "username"),
     "section": ("section",),
+    "extension": ("extension", "late_extension"),  # "2d": more time for this student (grader.late)
 }
 _ALIASES = {alias: column for column, aliases in _HEADERS.items() for alias in aliases}
 MAX_ROSTER_BYTES = 16 * 1024 * 1024  # a class of 100,000 fits many times over; more is not a roster
@@ -209,7 +211,7 @@ class Roster:
 
     @staticmethod
     def _student(values: dict[str, str], source: str, number: int) -> Identity:
-        lms = {k: values[k] for k in (*LMS_KEYS, "section") if values.get(k)}
+        lms = {k: values[k] for k in (*LMS_KEYS, "section", "extension") if values.get(k)}
         # Canvas's gradebook export has no student id column: its SIS User ID is the institution's student id.
         sid = values.get("sid", "") or values.get("sis_user_id", "")
         email = values.get("email", "")

@@ -50,7 +50,7 @@ from grader.roster import Identity, Roster, is_test_student
 
 __all__ = [
     "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
-    "is_submission_file", "stage", "gradescope_metadata", "student_files", "resubmission",
+    "is_submission_file", "stage", "gradescope_metadata", "student_files", "resubmission", "gradescope_times",
 ]
 
 LAYOUTS = ("auto", "files", "folders", "moodle", "canvas", "gradescope")
@@ -84,6 +84,7 @@ class Entry:
     late: bool = False  # the LMS marked it late (Canvas)
     members: tuple[Identity, ...] = ()  # a group submission's other submitters (Gradescope)
     others: tuple[str, ...] = ()  # the other candidate main files, not graded (names as the student gave them)
+    submitted_at: float | None = None  # when the LMS says it was submitted (Gradescope's :created_at:), epoch seconds
 
     @property
     def choice(self) -> str:
@@ -105,6 +106,7 @@ class Entry:
             "main": str(self.main), "files": [str(p) for p in self.files], "student": self.student.serialize(),
             "names": list(self.names), "layout": self.layout, "late": self.late,
             "members": [m.serialize() for m in self.members], "others": list(self.others),
+            "submitted_at": self.submitted_at,
         }
 
     @classmethod
@@ -115,6 +117,7 @@ class Entry:
             layout=str(data.get("layout", "files")), late=bool(data.get("late", False)),
             members=tuple(Identity.from_dict(m) for m in data.get("members", ())),
             others=tuple(str(n) for n in data.get("others", ())),
+            submitted_at=float(data["submitted_at"]) if isinstance(data.get("submitted_at"), (int, float)) else None,
         )
 
 
@@ -289,12 +292,13 @@ def _candidates(
 
 
 def _entry(files: list[Path], student: Identity, layout: str, assignment: str, names: list[str] | None = None,
-           late: bool = False, members: tuple[Identity, ...] = (), uploads: dict[Path, int] | None = None) -> Entry:
+           late: bool = False, members: tuple[Identity, ...] = (), uploads: dict[Path, int] | None = None,
+           submitted_at: float | None = None) -> Entry:
     names = names or [p.name for p in files]
     main, *others = _candidates(files, assignment, names, uploads)
     order = [main, *(p for p in files if p != main and by_suffix(p, names[files.index(p)]))]
     return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members,
-                 tuple(names[files.index(p)] for p in others))
+                 tuple(names[files.index(p)] for p in others), submitted_at)
 
 
 def by_suffix(path: Path, name: str) -> bool:
@@ -435,9 +439,7 @@ def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _MetadataLoader.add_multi_constructor("!", _plain)
 
 
-def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
-    """`submission_<id>` -> its submitters, from the export's `submission_metadata.yml`."""
-    path = folder / GRADESCOPE_METADATA
+def _metadata(path: Path) -> dict[Any, Any]:
     try:
         if path.stat().st_size > MAX_METADATA_BYTES:
             raise GraderError(f"{path}: larger than {MAX_METADATA_BYTES // 2**20} MiB")
@@ -448,8 +450,13 @@ def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
         raise GraderError(f"{path}: not readable YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
         raise GraderError(f"{path}: expected a mapping of submission folders to their submitters")
+    return data
+
+
+def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
+    """`submission_<id>` -> its submitters, from the export's `submission_metadata.yml`."""
     out: dict[str, list[Identity]] = {}
-    for folder_name, record in data.items():
+    for folder_name, record in _metadata(folder / GRADESCOPE_METADATA).items():
         gid = _GRADESCOPE_DIR_RE.match(str(folder_name))
         submitters = record.get(":submitters") if isinstance(record, dict) else None
         people = []
@@ -463,8 +470,25 @@ def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
     return out
 
 
+def gradescope_times(folder: Path) -> dict[str, float]:
+    """`submission_<id>` -> when it was submitted (`:created_at:`), where the export says and it can be read."""
+    from grader.late import parse_time
+
+    times = {}
+    for name, record in _metadata(folder / GRADESCOPE_METADATA).items():
+        stamp = record.get(":created_at") if isinstance(record, dict) else None
+        if not stamp:
+            continue
+        try:
+            times[str(name)] = parse_time(str(stamp))
+        except GraderError:
+            continue  # an odd time says nothing: the submission is not judged late by it
+    return times
+
+
 def _read_gradescope(folder: Path, assignment: str) -> list[Entry]:
     metadata = gradescope_metadata(folder)
+    times = gradescope_times(folder)
     entries = []
     for p in _listdir(folder):
         if p.name.startswith(".") or p.name in _SKIP_DIRS or p.name == GRADESCOPE_METADATA:
@@ -477,7 +501,8 @@ def _read_gradescope(folder: Path, assignment: str) -> list[Entry]:
         student = people[0] if people else Identity(
             key=p.name, lms_ids={"gradescope_id": gid.group("id")} if gid else {}
         )
-        entries.append(_folder_entry(p, student, "gradescope", assignment, members=tuple(people[1:])))
+        entries.append(_folder_entry(p, student, "gradescope", assignment, members=tuple(people[1:]),
+                                     submitted_at=times.get(p.name)))
     return entries
 
 

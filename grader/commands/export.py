@@ -37,6 +37,9 @@ def _report(matched: Matched, roster_path: Path, stderr: TextIO) -> None:
         others = ", ".join(r.student for r in results[1:])
         print(f"grader: {student.label} has {len(results)} graded submissions; exporting the best, "
               f"{results[0].student} ({results[0].score:g}), not {others}", file=stderr)
+    for m in matched.marks:
+        if m.result is not None and m.result.late:
+            print(f"grader: {m.student.label}: {m.result.late_note}", file=stderr)
     attention = [m for m in matched.marks if m.attention]
     for m in attention:
         print(f"grader: {m.student.label}: {m.attention}; the exported score may change", file=stderr)

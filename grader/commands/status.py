@@ -25,19 +25,22 @@ class ClassStatus:
     needs_ta: tuple[tuple[str, str], ...]
     overridden: tuple[tuple[str, str], ...] = ()  # TA overrides in force (grader override)
     review: tuple[tuple[str, str], ...] = ()  # TA work made on a question (or answer) that has since changed
+    late: tuple[tuple[str, str], ...] = ()  # late work and what the policy took
 
     def serialize(self) -> dict[str, object]:
         return {
             "total": self.total, "graded": list(self.graded),
             **{k: [list(p) for p in getattr(self, k)]
-               for k in ("pending", "unreadable", "timed_out", "needs_ta", "overridden", "review")},
+               for k in ("pending", "unreadable", "timed_out", "needs_ta", "overridden", "review", "late")},
         }
 
 
 def classify(results: list[SubmissionResult]) -> ClassStatus:
     pending, unreadable, timed_out, needs_ta, graded = [], [], [], [], []
-    overridden, review = [], []
+    overridden, review, late = [], [], []
     for r in results:
+        if r.late:
+            late.append((r.who, r.late_note))
         for q in r.questions:
             o = q.details.get("override")
             if isinstance(o, dict):
@@ -61,7 +64,7 @@ def classify(results: list[SubmissionResult]) -> ClassStatus:
         if not (waiting or r.load_error or r.needs_ta):
             graded.append(r.who)
     return ClassStatus(len(results), tuple(graded), tuple(pending), tuple(unreadable), tuple(timed_out),
-                       tuple(needs_ta), tuple(overridden), tuple(review))
+                       tuple(needs_ta), tuple(overridden), tuple(review), tuple(late))
 
 
 def status(folder: Path, stream: TextIO | None = None) -> int:
@@ -70,7 +73,7 @@ def status(folder: Path, stream: TextIO | None = None) -> int:
     print(f"{folder}: {s.total} submissions", file=stream)
     rows = [("graded", [(n, "") for n in s.graded]), ("pending TA scores", list(s.pending)),
             ("unreadable", list(s.unreadable)), ("timed out", list(s.timed_out)), ("needs a TA", list(s.needs_ta)),
-            ("TA overrides", list(s.overridden)), ("to review", list(s.review))]
+            ("TA overrides", list(s.overridden)), ("to review", list(s.review)), ("late", list(s.late))]
     for label, items in rows:
         print(f"  {label + ':':<19}{len(items):>5}", file=stream)
     for label, items in rows[1:]:
