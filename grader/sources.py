@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -478,6 +479,9 @@ def gradescope_times(folder: Path) -> dict[str, float]:
     for name, record in _metadata(folder / GRADESCOPE_METADATA).items():
         stamp = record.get(":created_at") if isinstance(record, dict) else None
         if not stamp:
+            continue
+        if isinstance(stamp, datetime):  # YAML read it as a time already; one without a zone is UTC in YAML
+            times[str(name)] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
             continue
         try:
             times[str(name)] = parse_time(str(stamp))
