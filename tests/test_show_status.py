@@ -46,6 +46,13 @@ def test_status_counts_and_lists(out: Path) -> None:
     assert "\nneeds a TA:\n  eve: grader error (q2)\n" in printed
 
 
+def test_status_needs_a_ta_lists_a_flagged_student_as_index_html_does(tmp_path: Path) -> None:
+    out = write_class(tmp_path / "out", [result("fay", "f.py", {"q1": (5, P)}, flags=("patches torch.allclose",))])
+    s = classify(read_results(out))
+    assert s.needs_ta == (("fay", "flagged (the score stands; look at the code): patches torch.allclose"),)
+    assert s.graded == ()
+
+
 def test_show_prints_as_check_does(out: Path) -> None:
     text = io.StringIO()
     assert show(out, "bob", text) == 0

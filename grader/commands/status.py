@@ -61,7 +61,9 @@ def classify(results: list[SubmissionResult]) -> ClassStatus:
         if r.needs_ta:
             broken = [q.qid for q in r.questions if q.status is Status.GRADER_ERROR]
             needs_ta.append((r.who, f"grader error ({', '.join(broken) or 'whole submission'})"))
-        if not (waiting or r.load_error or r.needs_ta):
+        if r.flags:  # as index.html's "Needs a TA" lists them: the score stands, a person looks at the code
+            needs_ta.append((r.who, f"flagged (the score stands; look at the code): {'; '.join(r.flags)}"))
+        if not (waiting or r.load_error or r.needs_ta or r.flags):
             graded.append(r.who)
     return ClassStatus(len(results), tuple(graded), tuple(pending), tuple(unreadable), tuple(timed_out),
                        tuple(needs_ta), tuple(overridden), tuple(review), tuple(late))
