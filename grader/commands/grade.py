@@ -51,7 +51,6 @@ def grade(
     """`executor`: where submissions are graded (default: this process, or a local pool of `jobs` processes;
     `grader.cluster.DaskExecutor` for a Dask cluster).  Whichever it is, only this process writes files.
     `due`, `late_policy`, `extensions` (["STUDENT=2d", ...]): late work, see `grader.late`."""
-    lateness = Lateness(parse_time(due, "--due") if due else None, parse_policy(late_policy) if late_policy else None)
     rubric = load_rubric(rubric_path)
     preflight(rubric)  # a bad rubric or reference stops here, before any student code runs
     for target in targets:
@@ -68,7 +67,8 @@ def grade(
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent, out]) if launcher else None
     entries = dict(zip(folder_names(found.entries), found.entries))
     work = [Job(str(e.main), n, str(folder.log_path(n)), _helpers(e)) for n, e in entries.items()]
-    lateness = replace(lateness, extensions=_extensions(extensions or [], entries))
+    lateness = Lateness(parse_time(due, "--due") if due else None, parse_policy(late_policy) if late_policy else None,
+                        _extensions(extensions or [], entries))
     if only:
         work = _only(work, only, entries)
     _say_which_file(entries, {job.name for job in work})
@@ -79,8 +79,9 @@ def grade(
         try:
             done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
             for name, result in done.items():
+                # cheap, and heals outputs a kill left unwritten; a new late policy or extension applies here too
                 done[name] = _write_outputs(_identified(result, entries[name], name, lateness), rubric, out)
-            book.update_results(list(done.values()))  # a new late policy or extension reaches the gradebook too  # cheap, and heals outputs a kill left unwritten
+            book.update_results(list(done.values()))
             if done:
                 print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their "
                       "results (--force grades them again)", file=sys.stderr)
