@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' for training checks")
     g.add_argument("--force", action="store_true", help="grade again submissions the gradebook already holds")
     g.add_argument("--only", action="append", metavar="STUDENT", help="grade (again) only this student's submission "
-                   "(folder or file name; repeat for more); the class files keep everyone")
+                   "(sid, email, LMS id, name in either order, folder or file name; repeat for more); the class "
+                   "files keep everyone")
     g.add_argument("--layout", default="auto", choices=("auto", "files", "folders", "moodle", "canvas", "gradescope"),
                    help="how the submissions are laid out (default: detected per folder; see README, LMS round trip)")
     g.add_argument("--roster", type=Path, help="a CSV of students (id, name, email, LMS ids) naming each submission")
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--reason", default="", help="why, kept in the gradebook")
     sh = sub.add_parser("show", help="one student's result of a graded class, in the terminal")
     sh.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
-    sh.add_argument("student", help="the student's folder name (or key, sid, email, name)")
+    sh.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
     st = sub.add_parser("status", help="a graded class: graded, pending TA scores, unreadable, timed out, needs a TA")
     st.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     return parser

@@ -296,10 +296,18 @@ def _entry(files: list[Path], student: Identity, layout: str, assignment: str, n
            late: bool = False, members: tuple[Identity, ...] = (), uploads: dict[Path, int] | None = None,
            submitted_at: float | None = None) -> Entry:
     names = names or [p.name for p in files]
-    main, *others = _candidates(files, assignment, names, uploads)
+    main, *rest = _candidates(files, assignment, names, uploads)
     order = [main, *(p for p in files if p != main and by_suffix(p, names[files.index(p)]))]
+    # The other candidates: those not graded with it (a second notebook), and earlier versions of the main file
+    # itself (`hw2.py` beside `hw2-1.py`), which stay beside it as helpers but are not what is graded.
+    base = _base_stem(names[files.index(main)])
+    others = [p for p in rest if p not in order or _base_stem(names[files.index(p)]) == base]
     return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members,
                  tuple(names[files.index(p)] for p in others), submitted_at)
+
+
+def _base_stem(name: str) -> str:
+    return _RESUBMISSION_RE.sub("", Path(name).stem).casefold()
 
 
 def by_suffix(path: Path, name: str) -> bool:

@@ -273,3 +273,12 @@ def test_canvas_gradebook_roster_sis_user_id_is_the_sid_and_test_student_is_left
     (carol,) = roster.students
     assert (carol.key, carol.sid, carol.lms_ids["canvas_id"]) == ("s003", "s003", "1003")
     assert [s.lms_ids["canvas_id"] for s in roster.left_out] == ["9999"]
+
+
+def test_helpers_are_not_listed_as_ungraded_candidates_but_earlier_versions_are(tmp_path: Path) -> None:
+    _nb(tmp_path / "leecarol_1003_5013_hw2.py", "x = 1\n" * 50)
+    _nb(tmp_path / "leecarol_1003_5020_hw2-1.py", "x = 2\n")
+    _nb(tmp_path / "leecarol_1003_5021_utils.py", "y = 1\n")
+    (entry,) = discover([tmp_path], assignment="hw2").entries
+    assert entry.names[0] == "hw2-1.py" and entry.others == ("hw2.py",)
+    assert set(entry.names) == {"hw2-1.py", "hw2.py", "utils.py"}  # every .py file stays importable
