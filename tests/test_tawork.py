@@ -90,8 +90,9 @@ def test_ta_scores_and_overrides_survive_regrading_and_are_flagged_when_their_qu
     assert _totals(out) == {"s001": "11.5", "s002": "9.5"}
     assert _questions(out, "s001")["q4.1"] == (1.5, Status.PARTIAL)
     assert _questions(out, "s002")["q1.1"] == (0.5, Status.PARTIAL)
-    report = (out / "s002" / "report.html").read_text()
-    assert "adjusted by a TA (omar): regrade request: accepted equivalent shape" in report
+    for report in ("report.html", "report-ta.html", "report.md"):
+        text = (out / "s002" / report).read_text()
+        assert "adjusted by a TA (omar): regrade request: accepted equivalent shape (graded 1/1, now 0.5)" in text
     text = io.StringIO()
     status(out, text)
     assert "Jones, Bob (s002): q1.1 0.5/1 by omar: regrade request: accepted equivalent shape" in text.getvalue()
