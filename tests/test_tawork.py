@@ -76,7 +76,7 @@ def test_ta_scores_and_overrides_survive_regrading_and_are_flagged_when_their_qu
     assert grade(rubric, [klass], out, launcher=launcher, roster=roster) == 0
     assert _totals(out) == {"s001": "10", "s002": "10"}  # q4.1 waits for a TA
     scores = tmp_path / "scores.csv"
-    scores.write_text("student,question,score,comment\ns001,q4.1,1.5,mostly right\n")
+    scores.write_text("student,question,score,comment\n\"Smith, Alice\",q4.1,1.5,mostly right\n")  # any key
     assert import_scores(scores, out, ta="tina") == 0
     assert override(out, "Jones, Bob", "q1.1", 0.5, "regrade request: accepted equivalent shape", ta="omar") == 0
     assert _totals(out) == {"s001": "11.5", "s002": "9.5"}

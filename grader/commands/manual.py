@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -90,6 +90,23 @@ def _update_gradebook_db(out: Path, results: list[SubmissionResult]) -> None:
         return
     with Gradebook(out / FILENAME) as book:
         book.update_results(results)
+
+
+def _named(out: Path, results: dict[str, SubmissionResult], scores: list[TAScore]) -> list[TAScore]:
+    """Scores whose student is named by a sid, email, LMS id or name (as `grader show` accepts) get the folder name."""
+    from grader.classbook import people, resolve
+    from grader.gradebook import FILENAME
+
+    if all(s.student in results for s in scores) or not (out / FILENAME).is_file():
+        return scores
+    who = {name: entry for name, entry in people(out).items() if name in results}
+    named = []
+    for s in scores:
+        try:
+            named.append(s if s.student in results else replace(s, student=resolve(s.student, who, str(out))))
+        except GraderError as exc:
+            raise GraderError(f"{s.where}: {exc}") from None
+    return named
 
 
 # -- applying scores --------------------------------------------------------------------------------------------
@@ -202,7 +219,7 @@ def parse_score(where: str, raw: Any) -> float:
 def import_scores(file: Path, out: Path, rubric_path: Path | None = None, ta: str = "") -> int:
     results = load_results(out)
     rubric = resolve_rubric(out, rubric_path, results.values())
-    scores = read_scores(file)
+    scores = _named(out, results, read_scores(file))
     updated = apply_scores(rubric, results, scores, ta)
     save(out, rubric, updated, sorted({s.student for s in scores}))
     print(f"applied {len(scores)} TA scores to {len({s.student for s in scores})} submissions; "
