@@ -93,8 +93,9 @@ def _update_gradebook_db(out: Path, results: list[SubmissionResult]) -> None:
 
 
 def _named(out: Path, results: dict[str, SubmissionResult], scores: list[TAScore]) -> list[TAScore]:
-    """Scores whose student is named by a sid, email, LMS id or name (as `grader show` accepts) get the folder name."""
-    from grader.classbook import people, resolve
+    """Scores whose student is named by a sid, email, LMS id or name (as `grader show` accepts) get the folder
+    name; a name that matches nobody is left for `apply_scores` to refuse, listing the students."""
+    from grader.classbook import label, matching, people
     from grader.gradebook import FILENAME
 
     if all(s.student in results for s in scores) or not (out / FILENAME).is_file():
@@ -102,10 +103,11 @@ def _named(out: Path, results: dict[str, SubmissionResult], scores: list[TAScore
     who = {name: entry for name, entry in people(out).items() if name in results}
     named = []
     for s in scores:
-        try:
-            named.append(s if s.student in results else replace(s, student=resolve(s.student, who, str(out))))
-        except GraderError as exc:
-            raise GraderError(f"{s.where}: {exc}") from None
+        hits = [] if s.student in results else matching(s.student, who)
+        if len(hits) > 1:
+            raise GraderError(f"{s.where}: {s.student!r} names {len(hits)} students: "
+                              f"{', '.join(label(h, who[h]) for h in hits)}; use a folder name or sid")
+        named.append(replace(s, student=hits[0]) if hits else s)
     return named
 
 
