@@ -29,12 +29,16 @@ assignment name, ignoring case, spaces, `-` and `_`; then the latest upload: for
 (Canvas numbers attachments in upload order), for Moodle the latest modification time (whole seconds; Moodle's
 zip keeps each file's upload time); then the highest resubmission suffix (`hw2-2` after `hw2-1` after `hw2`);
 then the largest (then the first by name).  Moodle's and Gradescope's downloads hold only each student's latest
-submission (Gradescope's its active one), so within it these rules pick among its files.  The candidates not graded are kept in `Entry.others` and
-said wherever the choice is shown.  The other `.py` files are helpers graded with it, under the names the
-student gave them (`Entry.names`).
+submission (Gradescope's its active one), so within it these rules pick among its files.  The candidates not
+graded are kept in `Entry.others` and said wherever the choice is shown.  The other `.py` files are helpers
+graded with it, under the names the student gave them (`Entry.names`).
 
 A single file named as an LMS names it (`leecarol_1003_5020_hw2-1.ipynb`, given on the command line) is that
-student's submission, exactly as inside the download's folder (`identify`).
+student's submission, exactly as inside the download's folder.
+
+Late work: Canvas's `LATE` is `Entry.late`; Gradescope's `:created_at:` is `Entry.submitted_at` (judged against
+`--due` by `grader.late`).  Canvas's "Test Student" (Student View; `studenttest` in file names, or a roster's
+left-out row) is left out: `Discovery.left_out`, neither graded nor exported.
 """
 from __future__ import annotations
 
