@@ -129,6 +129,9 @@ def test_remove_takes_a_student_out_of_the_class_files_and_exports(tmp_path: Pat
     with Gradebook(out / FILENAME) as book:
         assert [(n, why) for n, _, why in book.removed()] == [("s002", "dropped the course")]
     capsys.readouterr()
+    assert grade(rubric, [klass], out, launcher=choose_launcher("auto"), roster=roster) == 0  # back, and said
+    assert "grader: Jones, Bob (s002) was removed from this class folder (grader remove)" in capsys.readouterr().err
+    assert _totals(out) == {"s001": "10", "s002": "10"}
 
 
 @pytest.mark.parametrize("key", ["s002", "bob@example.edu", "BOB@example.edu", "Jones, Bob", "Bob Jones", "jonesbob",

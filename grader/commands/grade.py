@@ -76,6 +76,7 @@ def grade(
     todo: list[Job] = []
     with folder.gradebook() as book, _interrupts() as interrupted:
         record_entries(book.path, {job.name: entries[job.name] for job in work})  # who each folder is
+        _say_who_comes_back(book, entries, {job.name for job in work})
         try:
             done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
             for name, result in done.items():
@@ -194,6 +195,13 @@ def _extensions(given: list[str], entries: dict[str, Entry]) -> dict[str, str]:
     for length in found.values():
         parse_duration(length, "extension")
     return found
+
+
+def _say_who_comes_back(book: Gradebook, entries: dict[str, Entry], graded: set[str]) -> None:
+    """A student a TA removed (`grader remove`) and graded again is back in the class: said, not silent."""
+    for name in sorted({n for n, _, _ in book.removed()} & graded):
+        print(f"grader: {label(name, entries[name])} was removed from this class folder (grader remove); graded "
+              "again, they are back in it", file=sys.stderr)
 
 
 def _identified(result: SubmissionResult, entry: Entry, name: str, lateness: Lateness) -> SubmissionResult:
