@@ -161,6 +161,17 @@ def test_moodle_grade_export_works_as_a_roster(tmp_path: Path) -> None:
     assert rows(to)[1:] == [["Alice Smith", "s001", "alice@example.edu", "10"], ["Bob Jones", "s002", "bob@example.edu", ""]]
 
 
+def test_canvas_test_student_is_left_out_of_the_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = canvas_class(tmp_path / "out")
+    roster = tmp_path / "canvas-gradebook.csv"
+    roster.write_text('Student,ID,SIS User ID,SIS Login ID,Section\n"Smith, Alice",1001,s001,asmith,L01\n'
+                      '"Student, Test",9999,,,L01\n')
+    to = tmp_path / "canvas.csv"
+    assert export_canvas(out, roster, to) == 0
+    assert [r[:2] for r in rows(to)[1:] if r[0] != "Points Possible"] == [["Smith, Alice", "1001"]]
+    assert "Canvas's Test Student (Student, Test (9999)) is left out of the export" in capsys.readouterr().err
+
+
 # -- a real class, graded ----------------------------------------------------------------------------------------
 
 def test_graded_canvas_class_round_trip(tmp_path: Path) -> None:

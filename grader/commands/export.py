@@ -20,6 +20,8 @@ from grader.scoring import atomic_write
 
 def _matched(folder: Path, roster_path: Path, stderr: TextIO) -> tuple[Matched, str, float]:
     roster = Roster.load(roster_path)
+    for s in roster.left_out:
+        print(f"grader: {roster_path}: Canvas's Test Student ({s.label}) is left out of the export", file=stderr)
     results = read_results(folder)
     if not results:
         raise GraderError(f"{folder} holds no graded submissions yet")
