@@ -7,6 +7,7 @@ identified again from each result's original path (`grader.sources.identify`).
 """
 from __future__ import annotations
 
+import difflib
 import json
 import sqlite3
 from contextlib import closing
@@ -15,9 +16,13 @@ from pathlib import Path
 from grader.errors import GraderError
 from grader.gradebook import FILENAME
 from grader.results import SubmissionResult
-from grader.sources import Entry
+from grader.roster import name_keys
+from grader.sources import Entry, identify
 
-__all__ = ["read_results", "read_entries", "record_entries", "find_result", "gradebook_path"]
+__all__ = [
+    "read_results", "read_entries", "record_entries", "find_result", "gradebook_path", "people", "matching", "label",
+    "resolve", "no_such_student",
+]
 
 _ENTRIES_SCHEMA = "CREATE TABLE IF NOT EXISTS entries (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"
 
@@ -89,26 +94,80 @@ def record_entries(gradebook: Path, entries: dict[str, Entry]) -> None:
             raise
 
 
-def find_result(out: Path, student: str) -> SubmissionResult:
-    """One student's result: by folder name (exact, then ignoring case), else by the recorded identity's key,
-    sid, email or name.  An unknown or ambiguous name is an error listing what would have matched."""
-    results = read_results(out)
-    by_name = {r.student: r for r in results}
-    if student in by_name:
-        return by_name[student]
-    folded = [r for r in results if r.student.casefold() == student.casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    want = student.casefold()
+def people(out: Path, results: list[SubmissionResult] | None = None) -> dict[str, Entry]:
+    """Student folder name -> who it is, for every result of the class (identified from its path where the
+    class did not record it)."""
+    results = read_results(out) if results is None else results
     entries = read_entries(out)
-    hits = [
-        by_name[name] for name, e in entries.items() if name in by_name
-        and want in {v.casefold() for v in (e.student.key, e.student.sid, e.student.email, e.student.name) if v}
-    ]
+    return {
+        r.student: entries.get(r.student) or Entry(Path(r.path), (Path(r.path),), identify(Path(r.path)))
+        for r in results
+    }
+
+
+def _keys(name: str, entry: Entry) -> tuple[set[str], set[str]]:
+    """(exact keys, name keys) a TA may name the student of folder `name` by, casefolded."""
+    s = entry.student
+    exact = {name, entry.main.name, entry.main.stem, s.key, s.sid, s.email, *s.lms_ids.values()}
+    exact |= {n for n in entry.names[:1]} | {Path(n).stem for n in entry.names[:1]}
+    return {k.casefold() for k in exact if k}, name_keys(s.name)
+
+
+def matching(query: str, people: dict[str, Entry]) -> list[str]:
+    """The folder names `query` names: a folder name, a file name or stem, the student's key, sid, email, an LMS
+    id (any case), or their name in either order ("Jones, Bob", "Bob Jones", Canvas's `jonesbob`)."""
+    want, names = query.strip().casefold(), name_keys(query)
+    found = []
+    for name, entry in people.items():
+        exact, by_name = _keys(name, entry)
+        if want in exact or names & by_name:
+            found.append(name)
+    return found
+
+
+def label(name: str, entry: Entry) -> str:
+    """How a student is shown to a TA: name, sid and folder (`Carol Lee (s003)`, `Carol Lee (s003, folder 1003)`)."""
+    s = entry.student
+    ids = [x for x in (s.sid or s.key,) if x]
+    if name not in ids:
+        ids.append(f"folder {name}")
+    return f"{s.name} ({', '.join(ids)})" if s.name and s.name not in ids else ", ".join(ids)
+
+
+def no_such_student(query: str, people: dict[str, Entry], where: str) -> GraderError:
+    """The error for a name that matches nobody, with the near candidates."""
+    spelled: dict[str, str] = {}
+    for name, entry in people.items():
+        exact, _ = _keys(name, entry)
+        for k in (*exact, entry.student.name.casefold()):
+            if k:
+                spelled.setdefault(k, name)
+    near = difflib.get_close_matches(query.strip().casefold(), list(spelled), n=10, cutoff=0.6)
+    near += [k for k in spelled if query.strip().casefold() in k and k not in near]
+    folders = list(dict.fromkeys(spelled[k] for k in near))[:5]
+    if folders:
+        hint = "; did you mean " + ", ".join(label(f, people[f]) for f in folders) + "?"
+    else:
+        hint = f" (`grader status {where}` lists them)" if where else ""
+    return GraderError(f"no student {query!r} in {where or 'these submissions'}{hint}")
+
+
+def resolve(query: str, people: dict[str, Entry], where: str = "") -> str:
+    """The one folder name `query` names (see `matching`); an unknown or ambiguous name is an error listing the
+    candidates."""
+    if query in people:
+        return query
+    hits = matching(query, people)
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
-        raise GraderError(f"{student!r} names {len(hits)} students: {', '.join(r.student for r in hits)}")
-    close = [r.student for r in results if want in r.student.casefold()][:10]
-    hint = f"; did you mean {', '.join(close)}?" if close else f" (`grader status {out}` lists them)"
-    raise GraderError(f"no student {student!r} in {out}{hint}")
+        raise GraderError(f"{query!r} names {len(hits)} students: "
+                          f"{', '.join(label(h, people[h]) for h in hits)}; use a folder name or sid")
+    raise no_such_student(query, people, where)
+
+
+def find_result(out: Path, student: str) -> SubmissionResult:
+    """One student's result, named by any key `matching` accepts."""
+    results = read_results(out)
+    name = resolve(student, people(out, results), str(out))
+    return next(r for r in results if r.student == name)

@@ -26,10 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' for training checks")
     g.add_argument("--force", action="store_true", help="grade again submissions the gradebook already holds")
     g.add_argument("--only", action="append", metavar="STUDENT", help="grade (again) only this student's submission "
-                   "(folder or file name; repeat for more); the class files keep everyone")
+                   "(sid, email, LMS id, name in either order, folder or file name; repeat for more); the class "
+                   "files keep everyone")
     g.add_argument("--layout", default="auto", choices=("auto", "files", "folders", "moodle", "canvas", "gradescope"),
                    help="how the submissions are laid out (default: detected per folder; see README, LMS round trip)")
     g.add_argument("--roster", type=Path, help="a CSV of students (id, name, email, LMS ids) naming each submission")
+    g.add_argument("--due", metavar="TIME", help="the due time (2026-12-01T23:59, local unless an offset is given): "
+                   "submissions the LMS dates later are late")
+    g.add_argument("--late-policy", metavar="POLICY", help="what late work loses, e.g. "
+                   "'grace=15min,per_day=10%%,max_days=3' (default: nothing; late work is still shown)")
+    g.add_argument("--extension", action="append", metavar="STUDENT=DURATION", help="more time for one student, "
+                   "e.g. s003=2d (repeat for more; or the roster's `extension` column)")
     cluster = g.add_mutually_exclusive_group()
     cluster.add_argument("--cluster", metavar="ADDRESS", help="grade on a Dask cluster: its scheduler's address, "
                          "e.g. tcp://HOST:8786 (see README, Beyond one machine); --jobs is then the cluster's")
@@ -94,9 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     eg = lms.add_parser("gradescope", help="Gradescope autograder zip of a rubric")
     eg.add_argument("rubric", type=Path)
     eg.add_argument("--out", dest="zip_file", type=Path, required=True, help="the zip to write, e.g. autograder.zip")
+    o = sub.add_parser("override", help="a TA's score for one question of one student, with a reason; kept on re-grading")
+    o.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    o.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
+    o.add_argument("question", help="the question id, e.g. q1.4")
+    o.add_argument("score", type=float, help="the question's new score")
+    o.add_argument("--reason", required=True, help="why; shown to the student and kept in the gradebook")
+    o.add_argument("--ta", default="", help="who decided (default: the login name)")
+    rm = sub.add_parser("remove", help="take a student out of a class folder (kept in the gradebook's history)")
+    rm.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    rm.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
+    rm.add_argument("--reason", default="", help="why, kept in the gradebook")
     sh = sub.add_parser("show", help="one student's result of a graded class, in the terminal")
     sh.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
-    sh.add_argument("student", help="the student's folder name (or key, sid, email, name)")
+    sh.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
     st = sub.add_parser("status", help="a graded class: graded, pending TA scores, unreadable, timed out, needs a TA")
     st.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     return parser
@@ -139,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return grade(
             args.rubric, args.submissions, args.out, jobs=max(1, args.jobs), device=args.device,
             launcher=None if executor else choose_launcher(args.sandbox), force=args.force, only=args.only,
-            layout=args.layout, roster=args.roster, executor=executor,
+            layout=args.layout, roster=args.roster, executor=executor, due=args.due, late_policy=args.late_policy,
+            extensions=args.extension,
         )
     if args.command == "check":
         from grader.commands.check import check, report_path
@@ -172,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
         if args.lms == "moodle":
             return export.export_moodle(args.folder, args.roster, args.to, title=args.assignment_title, key=args.key)
         return export.export_gradescope(args.rubric, args.zip_file)
+    if args.command in ("override", "remove"):
+        from grader.commands import override
+
+        if args.command == "remove":
+            return override.remove(args.folder, args.student, args.reason)
+        return override.override(args.folder, args.student, args.question, args.score, args.reason, args.ta)
     if args.command == "show":
         from grader.commands.show import show
 

@@ -24,6 +24,7 @@ from grader import __version__
 from grader.errors import GraderError
 from grader.results import SubmissionResult
 from grader.rubric import Rubric
+from grader.tawork import Override
 
 FILENAME = "gradebook.sqlite"
 
@@ -47,6 +48,19 @@ CREATE TABLE IF NOT EXISTS history (
     submission_sha256 TEXT NOT NULL,
     rubric_sha256 TEXT NOT NULL,
     finished_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS overrides (  -- every TA override ever made, the newest per (name, qid) in force
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    qid TEXT NOT NULL,
+    override TEXT NOT NULL           -- grader.tawork.Override.serialize() as JSON: score, reason, who, when
+);
+CREATE TABLE IF NOT EXISTS removed (    -- students a TA took out of the class (`grader remove`), kept whole
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    removed_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    result TEXT NOT NULL
 );
 """
 
@@ -230,6 +244,52 @@ class Gradebook:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
+
+    def result(self, name: str) -> SubmissionResult | None:
+        """The stored result of one student folder, or None."""
+        row = self.db.execute("SELECT result FROM results WHERE name = ?", (name,)).fetchone()
+        return SubmissionResult.from_dict(json.loads(row[0])) if row else None
+
+    def add_override(self, override: Override, result: SubmissionResult) -> None:
+        """Record a TA's override and the result it gives, together (the row stays: it is the audit trail)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT INTO overrides (name, qid, override) VALUES (?, ?, ?)",
+                            (override.student, override.qid, json.dumps(override.serialize(), sort_keys=True)))
+            self.db.execute("UPDATE results SET score = ?, result = ? WHERE name = ?",
+                            (result.score, json.dumps(result.serialize(), sort_keys=True), result.student))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def overrides(self, name: str | None = None) -> list[Override]:
+        """Every override recorded (of one student folder, if named), oldest first: the audit trail."""
+        query = "SELECT override FROM overrides" + (" WHERE name = ?" if name is not None else "") + " ORDER BY id"
+        rows = self.db.execute(query, (name,) if name is not None else ()).fetchall()
+        return [Override.from_dict(json.loads(row[0])) for row in rows]
+
+    def remove(self, name: str, reason: str) -> SubmissionResult:
+        """Take a student folder's result out of the class; it is kept whole in `removed` (and `history`)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT result FROM results WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise GraderError(f"{self.path}: no result of {name!r} to remove")
+            self.db.execute("INSERT INTO removed (name, removed_at, reason, result) VALUES (?, ?, ?, ?)",
+                            (name, time.time(), reason, row[0]))
+            self.db.execute("DELETE FROM results WHERE name = ?", (name,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return SubmissionResult.from_dict(json.loads(row[0]))
+
+    def removed(self) -> list[tuple[str, float, str]]:
+        """(student folder, when, why) of every removal."""
+        return [tuple(r) for r in self.db.execute("SELECT name, removed_at, reason FROM removed ORDER BY id")]  # type: ignore[misc]
 
     def results(self) -> list[SubmissionResult]:
         """Every student ever graded into this folder, the latest result each, by name."""

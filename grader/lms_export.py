@@ -23,7 +23,9 @@ from grader.results import Status, SubmissionResult
 from grader.roster import Identity, Roster
 from grader.sources import Entry, identify
 
-__all__ = ["Mark", "Matched", "match_results", "canvas_csv", "moodle_csv", "CANVAS_COLUMNS", "MOODLE_KEYS"]
+__all__ = [
+    "Mark", "Matched", "match_results", "canvas_csv", "moodle_csv", "CANVAS_COLUMNS", "MOODLE_KEYS",
+]
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 MOODLE_KEYS = {"email": "Email address", "idnumber": "ID number"}
@@ -112,12 +114,15 @@ def moodle_csv(matched: Matched, title: str, key: str = "email") -> tuple[str, t
     """The CSV and the students left out because they lack the key column's value (Moodle could not place them)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["Full name", MOODLE_KEYS["idnumber"], MOODLE_KEYS["email"], title])
+    # Late work: a feedback column (map it to the grade item's feedback when importing), only where one is late.
+    feedback = any(m.result is not None and m.result.late for m in matched.marks)
+    w.writerow(["Full name", MOODLE_KEYS["idnumber"], MOODLE_KEYS["email"], title, *(["Feedback"] if feedback else [])])
     skipped = []
     for m in matched.marks:
         s = m.student
         if not (s.email if key == "email" else s.sid):
             skipped.append(s)
             continue
-        w.writerow([s.name, s.sid, s.email, "" if m.result is None else number(m.result.score)])
+        comment = [m.result.late_note if m.result else ""] if feedback else []
+        w.writerow([s.name, s.sid, s.email, "" if m.result is None else number(m.result.score), *comment])
     return buf.getvalue(), tuple(skipped)

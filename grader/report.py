@@ -153,7 +153,8 @@ class QuestionStats:
 
 @dataclass(frozen=True)
 class NeedsTA:
-    student: str
+    student: str  # the folder
+    who: str  # name and sid (`SubmissionResult.who`)
     reason: str
 
 
@@ -205,18 +206,18 @@ def _needs_ta(r: SubmissionResult) -> list[NeedsTA]:
     if r.needs_ta:
         broken = [q.qid for q in r.questions if q.status is Status.GRADER_ERROR]
         where = f" ({', '.join(broken)})" if broken and r.grader_error is None else ""
-        found.append(NeedsTA(r.student, f"grader error{where}: see grader.log and report-ta.html"))
+        found.append(NeedsTA(r.student, r.who, f"grader error{where}: see grader.log and report-ta.html"))
     if r.load_error:
-        found.append(NeedsTA(r.student, f"could not be read: {r.load_error}"))
+        found.append(NeedsTA(r.student, r.who, f"could not be read: {r.load_error}"))
     if r.flags:
-        found.append(NeedsTA(r.student, f"flagged (the score stands; look at the code): {'; '.join(r.flags)}"))
+        found.append(NeedsTA(r.student, r.who, f"flagged (the score stands; look at the code): {'; '.join(r.flags)}"))
     pending = [q.qid for q in r.questions if q.status is Status.PENDING]
     if pending:
-        found.append(NeedsTA(r.student, f"to grade by hand: {', '.join(pending)}"))
+        found.append(NeedsTA(r.student, r.who, f"to grade by hand: {', '.join(pending)}"))
     # A worker that died or a cell that timed out may be the machine's fault rather than the student's.
     odd = [c for c in r.cell_failures if c.reason in ("died", "timeout")]
     if odd:
-        found.append(NeedsTA(r.student, "; ".join(f"{c.name} {c.reason}: {c.message}" for c in odd)))
+        found.append(NeedsTA(r.student, r.who, "; ".join(f"{c.name} {c.reason}: {c.message}" for c in odd)))
     return found
 
 

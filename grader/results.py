@@ -103,6 +103,32 @@ class CellFailure:
 
 
 @dataclass(frozen=True)
+class LateWork:
+    """A submission the LMS (or `--due`) says came late, and what the late policy made of it (`grader.late`).
+
+    `fraction` of the earned points is taken off; the raw score, the penalty and the final score all stay visible.
+    """
+
+    source: str  # where lateness comes from: "Canvas's LATE flag", "submitted ... against --due ..."
+    late_by_s: float | None = None  # seconds after the due time (extension included); None: unknown
+    days: int = 0  # days charged
+    fraction: float = 0.0  # of the earned points, taken off
+    extension: str = ""  # the student's extension, as given ("2d")
+    why: str = ""  # the policy's reasoning in one line, for every view
+
+    @property
+    def label(self) -> str:
+        return f"late: {self.why}" if self.why else "late"
+
+    def serialize(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LateWork:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
 class SubmissionResult:
     student: str
     path: str
@@ -121,10 +147,37 @@ class SubmissionResult:
     grader_error: str | None = None
     notes: tuple[str, ...] = ()  # what the loader changed in the student's text (cut, replaced), for the report
     flags: tuple[str, ...] = ()  # signs of tampering, for a TA's eyes; they never change a score
+    name: str = ""  # who the student is, from the roster or the LMS's file name (`grader.sources.Entry.student`)
+    sid: str = ""  # their student id (or the LMS's id where no roster names them)
+    late: LateWork | None = None  # came late (the penalty, if any, is in `score`; `raw_score` is before it)
+
+    @property
+    def who(self) -> str:
+        """How every view names the student: `Carol Diaz (s003)`, else the folder name."""
+        ids = self.sid or self.student
+        return f"{self.name} ({ids})" if self.name and self.name != ids else ids
+
+    @property
+    def raw_score(self) -> float:
+        """The questions' points, before a late penalty."""
+        return round(sum(q.score for q in self.questions), 6)
+
+    @property
+    def penalty(self) -> float:
+        """Points a late policy took off."""
+        return round(self.raw_score * self.late.fraction, 6) if self.late else 0.0
 
     @property
     def score(self) -> float:
-        return round(sum(q.score for q in self.questions), 6)
+        return round(self.raw_score - self.penalty, 6)
+
+    @property
+    def late_note(self) -> str:
+        """Why the result is late and, where a penalty was taken, raw - penalty = final; "" when on time."""
+        if self.late is None:
+            return ""
+        sums = f" (score {self.raw_score:g} - {self.penalty:g} = {self.score:g})" if self.penalty else ""
+        return f"{self.late.label}{sums}"
 
     @property
     def max_score(self) -> float:
@@ -157,6 +210,12 @@ class SubmissionResult:
             "grader_error": self.grader_error,
             "notes": list(self.notes),
             "flags": list(self.flags),
+            "name": self.name,
+            "sid": self.sid,
+            "late": self.late.serialize() if self.late else None,
+            "raw_score": self.raw_score,
+            "penalty": self.penalty,
+            "score": self.score,
         }
 
     @classmethod
@@ -169,6 +228,7 @@ class SubmissionResult:
                 "cell_failures": tuple(CellFailure(**c) for c in data["cell_failures"]),
                 "notes": tuple(str(n) for n in data.get("notes", ())),
                 "flags": tuple(str(n) for n in data.get("flags", ())),
+                "late": LateWork.from_dict(data["late"]) if isinstance(data.get("late"), dict) else None,
             }
         )
 

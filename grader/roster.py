@@ -6,7 +6,7 @@ names are accepted, case-insensitively, with spaces, `-` and `_` alike (`Email A
 | column | accepted headers |
 | --- | --- |
 | student id (`sid`) | `sid`, `student id`, `student number`, `id number`, `idnumber` |
-| name | `name`, `full name`, `student`, `student name` |
+| name | `name`, `full name`, `student`, `student name`; or `first name` and `last name` (`firstname`, `given name`; `lastname`, `surname`, `family name`: Moodle's own grade export, which therefore works as a roster) |
 | email | `email`, `email address`, `e-mail` |
 | Canvas user id | `canvas_id`, `canvas user id`; `id` too where the header also has `sis user id` or `sis login id` (Canvas's gradebook export, which therefore works as a roster) |
 | Moodle participant number | `moodle_id`, `participant`, `participant id` |
@@ -14,6 +14,7 @@ names are accepted, case-insensitively, with spaces, `-` and `_` alike (`Email A
 | SIS user id | `sis_user_id` |
 | SIS login id | `sis_login_id`, `login`, `username` |
 | section | `section` |
+| extension | `extension`, `late extension`: more time for this student's late work (`2d`, `36h`; see `grader.late`) |
 
 Other columns are ignored.  A row needs at least one of sid, email, an LMS id or a name; sids, emails and LMS
 ids must be unique.  Every error names the file and the row (`roster.csv: row 4: ...`).
@@ -29,7 +30,7 @@ from typing import Any, Iterable
 
 from grader.errors import GraderError
 
-__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys"]
+__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys", "is_test_student"]
 
 # LMS ids an identity may carry; the roster columns of the same names hold them.
 LMS_KEYS = ("canvas_id", "moodle_id", "gradescope_id", "sis_user_id", "sis_login_id")
@@ -37,6 +38,9 @@ LMS_KEYS = ("canvas_id", "moodle_id", "gradescope_id", "sis_user_id", "sis_login
 _HEADERS = {
     "sid": ("sid", "student_id", "student_number", "id_number", "idnumber"),
     "name": ("name", "full_name", "student", "student_name"),
+    # Moodle's own grade export ("First name", "Last name", "ID number", "Email address", ...).
+    "first_name": ("first_name", "firstname", "given_name"),
+    "last_name": ("last_name", "lastname", "surname", "family_name"),
     "email": ("email", "email_address", "e_mail"),
     "canvas_id": ("canvas_id", "canvas_user_id"),
     "moodle_id": ("moodle_id", "participant", "participant_id"),
@@ -44,6 +48,7 @@ _HEADERS = {
     "sis_user_id": ("sis_user_id",),
     "sis_login_id": ("sis_login_id", "login", "username"),
     "section": ("section",),
+    "extension": ("extension", "late_extension"),  # "2d": more time for this student (grader.late)
 }
 _ALIASES = {alias: column for column, aliases in _HEADERS.items() for alias in aliases}
 MAX_ROSTER_BYTES = 16 * 1024 * 1024  # a class of 100,000 fits many times over; more is not a roster
@@ -104,6 +109,11 @@ def name_keys(name: str) -> set[str]:
     return {k for k in keys if k}
 
 
+def is_test_student(name: str) -> bool:
+    """Canvas's "Test Student" (Student View's fake student; `studenttest` in a download's file names)."""
+    return bool(name_keys(name) & {"teststudent", "studenttest"})
+
+
 def _norm_header(text: str) -> str:
     text = text.strip().lstrip("\ufeff").casefold()
     return re.sub(r"[\s\-_]+", "_", text).strip("_")
@@ -112,9 +122,10 @@ def _norm_header(text: str) -> str:
 class Roster:
     """The class list, and the matching of submissions to it (by LMS id, sid, email, then name)."""
 
-    def __init__(self, students: Iterable[Identity], source: str = "roster") -> None:
+    def __init__(self, students: Iterable[Identity], source: str = "roster", left_out: Iterable[Identity] = ()) -> None:
         self.students: tuple[Identity, ...] = tuple(students)
         self.source = source
+        self.left_out: tuple[Identity, ...] = tuple(left_out)  # Canvas's "Test Student": not graded, not exported
         self._by: dict[str, dict[str, Identity]] = {k: {} for k in (*LMS_KEYS, "sid", "email")}
         names: dict[str, list[Identity]] = {}
         for s in self.students:
@@ -157,12 +168,16 @@ class Roster:
             raise RosterError(f"{source}: empty; the first row must name the columns (sid, name, email, ...)")
         columns = cls._columns(rows[0], source)
         students: list[Identity] = []
+        left_out: list[Identity] = []
         seen: dict[tuple[str, str], int] = {}
         for number, row in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in row) or row[0].strip() == "Points Possible":
                 continue  # blank lines (a spreadsheet's trailing rows), Canvas's points row: no student
             values = {col: row[i].strip() if i < len(row) else "" for i, col in columns.items()}
             student = cls._student(values, source, number)
+            if is_test_student(student.name):
+                left_out.append(student)
+                continue
             for k in ("sid", "email", *LMS_KEYS):
                 v = student.email.casefold() if k == "email" else student.sid if k == "sid" else student.lms_ids.get(k, "")
                 if not v:
@@ -171,7 +186,7 @@ class Roster:
                     raise RosterError(f"{source}: row {number}: {k} {v!r} is already the student of row {seen[(k, v)]}")
                 seen[(k, v)] = number
             students.append(student)
-        return cls(students, source)
+        return cls(students, source, left_out)
 
     @staticmethod
     def _columns(header: list[str], source: str) -> dict[int, str]:
@@ -187,7 +202,7 @@ class Roster:
             if column in columns.values():
                 raise RosterError(f"{source}: row 1: two columns mean {column} ({cell!r} is the second)")
             columns[i] = column
-        if not set(columns.values()) & {"sid", "email", "name", *LMS_KEYS}:
+        if not set(columns.values()) & {"sid", "email", "name", "first_name", "last_name", *LMS_KEYS}:
             raise RosterError(
                 f"{source}: row 1: no known column; the header needs some of sid, name, email, canvas_id, "
                 f"moodle_id, sis_user_id, sis_login_id (found {', '.join(header) or 'nothing'})"
@@ -196,8 +211,11 @@ class Roster:
 
     @staticmethod
     def _student(values: dict[str, str], source: str, number: int) -> Identity:
-        lms = {k: values[k] for k in (*LMS_KEYS, "section") if values.get(k)}
-        sid, email, name = values.get("sid", ""), values.get("email", ""), values.get("name", "")
+        lms = {k: values[k] for k in (*LMS_KEYS, "section", "extension") if values.get(k)}
+        # Canvas's gradebook export has no student id column: its SIS User ID is the institution's student id.
+        sid = values.get("sid", "") or values.get("sis_user_id", "")
+        email = values.get("email", "")
+        name = values.get("name", "") or " ".join(v for v in (values.get("first_name"), values.get("last_name")) if v)
         if email and "@" not in email:
             raise RosterError(f"{source}: row {number}: email {email!r} has no '@'")
         if not (sid or email or name or any(lms.get(k) for k in LMS_KEYS)):

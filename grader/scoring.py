@@ -41,7 +41,8 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
         if q.visibility == "hidden":
             test["extra_data"] = {"ta_output": q.message}
         tests.append(test)
-    output = "\n".join([*(f"Note: {n}" for n in result.notes), *([result.load_error] if result.load_error else [])])
+    late = [result.late_note] if result.late else []
+    output = "\n".join([*late, *(f"Note: {n}" for n in result.notes), *([result.load_error] if result.load_error else [])])
     if result.cell_failures:
         lines = [f"{c.name}: {c.message}" for c in result.cell_failures]
         output = (output + "\n" if output else "") + "Cells that failed:\n" + "\n".join(lines)
@@ -73,14 +74,16 @@ def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     qids = [q.id for q in rubric.questions]
-    writer.writerow(["student", *qids, "total", "max", "status"])
+    writer.writerow(["student", "name", "sid", *qids, "total", "max", "status", "late", "raw_total", "penalty"])
     for r in sorted(results, key=lambda r: r.student):
         scores = {q.qid: q.score for q in r.questions}
         status = (
             "needs TA" if r.needs_ta else "unreadable" if r.load_error
             else "pending" if any(q.status == Status.PENDING for q in r.questions) else "graded"
         )
-        writer.writerow([r.student, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score), _fmt(rubric.max_score), status])
+        late = [r.late.label if r.late else "", _fmt(r.raw_score), _fmt(r.penalty)]
+        writer.writerow([r.student, r.name, r.sid, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score),
+                         _fmt(rubric.max_score), status, *late])
     return buf.getvalue()
 
 

@@ -24,26 +24,39 @@ Layouts (`auto` picks one per folder, in this order of evidence):
   behaviour).
 
 **The main file** of a student with several: the notebooks if there are any, else the `.py` files; of those,
-the one whose name (without extension, and without a Canvas resubmission suffix `-1`) equals the assignment
-name, ignoring case, spaces, `-` and `_`; else the largest (then the first by name).  The other `.py` files are
-helpers graded with it, under the names the student gave them (`Entry.names`).
+the newest: first any whose name (without extension, and without a resubmission suffix `-1`) equals the
+assignment name, ignoring case, spaces, `-` and `_`; then the latest upload: for Canvas the highest attachment id
+(Canvas numbers attachments in upload order), for Moodle the latest modification time (whole seconds; Moodle's
+zip keeps each file's upload time); then the highest resubmission suffix (`hw2-2` after `hw2-1` after `hw2`);
+then the largest (then the first by name).  Moodle's and Gradescope's downloads hold only each student's latest
+submission (Gradescope's its active one), so within it these rules pick among its files.  The candidates not
+graded are kept in `Entry.others` and said wherever the choice is shown.  The other `.py` files are helpers
+graded with it, under the names the student gave them (`Entry.names`).
+
+A single file named as an LMS names it (`leecarol_1003_5020_hw2-1.ipynb`, given on the command line) is that
+student's submission, exactly as inside the download's folder.
+
+Late work: Canvas's `LATE` is `Entry.late`; Gradescope's `:created_at:` is `Entry.submitted_at` (judged against
+`--due` by `grader.late`).  Canvas's "Test Student" (Student View; `studenttest` in file names, or a roster's
+left-out row) is left out: `Discovery.left_out`, neither graded nor exported.
 """
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
 from grader.errors import GraderError
-from grader.roster import Identity, Roster
+from grader.roster import Identity, Roster, is_test_student
 
 __all__ = [
     "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
-    "is_submission_file", "stage", "gradescope_metadata", "student_files",
+    "is_submission_file", "stage", "gradescope_metadata", "student_files", "resubmission", "gradescope_times",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +92,16 @@ class Entry:
     layout: str = "files"
     late: bool = False  # the LMS marked it late (Canvas)
     members: tuple[Identity, ...] = ()  # a group submission's other submitters (Gradescope)
+    others: tuple[str, ...] = ()  # the other candidate main files, not graded (names as the student gave them)
+    submitted_at: float | None = None  # when the LMS says it was submitted (Gradescope's :created_at:), epoch seconds
+
+    @property
+    def choice(self) -> str:
+        """Which file was graded when there was a choice, for the TA and the student; "" when there was none."""
+        if not self.others:
+            return ""
+        graded = self.names[0] if self.names else self.main.name
+        return (f"graded {graded} (newest of {len(self.others) + 1}; not graded: {', '.join(self.others)})")
 
     @property
     def staged_names(self) -> dict[str, Path]:
@@ -91,7 +114,8 @@ class Entry:
         return {
             "main": str(self.main), "files": [str(p) for p in self.files], "student": self.student.serialize(),
             "names": list(self.names), "layout": self.layout, "late": self.late,
-            "members": [m.serialize() for m in self.members],
+            "members": [m.serialize() for m in self.members], "others": list(self.others),
+            "submitted_at": self.submitted_at,
         }
 
     @classmethod
@@ -101,6 +125,8 @@ class Entry:
             student=Identity.from_dict(data["student"]), names=tuple(data.get("names", ())),
             layout=str(data.get("layout", "files")), late=bool(data.get("late", False)),
             members=tuple(Identity.from_dict(m) for m in data.get("members", ())),
+            others=tuple(str(n) for n in data.get("others", ())),
+            submitted_at=float(data["submitted_at"]) if isinstance(data.get("submitted_at"), (int, float)) else None,
         )
 
 
@@ -113,6 +139,7 @@ class Discovery:
     unmatched: tuple[Entry, ...] = ()
     missing: tuple[Identity, ...] = ()
     layouts: tuple[str, ...] = ()  # the layout used for each target, in order
+    left_out: tuple[Entry, ...] = ()  # Canvas's "Test Student": neither graded nor exported
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -125,6 +152,7 @@ class Discovery:
         return {
             "entries": [e.serialize() for e in self.entries], "unmatched": [e.serialize() for e in self.unmatched],
             "missing": [m.serialize() for m in self.missing], "layouts": list(self.layouts),
+            "left_out": [e.serialize() for e in self.left_out],
         }
 
 
@@ -150,12 +178,15 @@ def discover(
             chosen = detect_layout(target) if layout == "auto" else layout
             entries += _READERS[chosen](target, assignment)
         else:
-            chosen = "files"
-            entries.append(_single(target, target.stem))
+            chosen, entry = _lone_file(target)
+            entries.append(entry)
         used.append(chosen)
+    tests = Roster(roster.left_out) if roster is not None else None
+    left_out = tuple(e for e in entries if is_test_student(e.student.name) or (tests and tests.match(e.student)))
+    entries = [e for e in entries if e not in left_out]
     if roster is None:
-        return Discovery(tuple(entries), layouts=tuple(used))
-    return _with_roster(entries, roster, tuple(used))
+        return Discovery(tuple(entries), layouts=tuple(used), left_out=left_out)
+    return replace(_with_roster(entries, roster, tuple(used)), left_out=left_out)
 
 
 def _with_roster(entries: list[Entry], roster: Roster, used: tuple[str, ...]) -> Discovery:
@@ -171,7 +202,7 @@ def _with_roster(entries: list[Entry], roster: Roster, used: tuple[str, ...]) ->
         found.add(known.key)
         members = tuple(roster.merged(m) or m for m in e.members)
         found.update(m.key for m in members)
-        placed.append(Entry(e.main, e.files, known, e.names, e.layout, e.late, members))
+        placed.append(replace(e, student=known, members=members))
     missing = tuple(s for s in roster.students if s.key not in found)
     return Discovery(tuple(placed), tuple(unmatched), missing, used)
 
@@ -251,18 +282,30 @@ def _norm_stems(name: str) -> set[str]:
     return {re.sub(r"[\s\-_]+", "", s).casefold() for s in (stem, _RESUBMISSION_RE.sub("", stem))}
 
 
-def choose_main(files: list[Path], assignment: str = "", names: list[str] | None = None) -> Path:
-    """The file to grade among one student's files (the rule is in the module's docstring)."""
+def resubmission(name: str) -> int:
+    """Canvas's resubmission number of a file name: `hw2-2.ipynb` -> 2, `hw2.ipynb` -> 0."""
+    m = _RESUBMISSION_RE.search(Path(name).stem)
+    return int(m.group()[1:]) if m else 0
+
+
+def choose_main(
+    files: list[Path], assignment: str = "", names: list[str] | None = None, uploads: dict[Path, int] | None = None
+) -> Path:
+    """The file to grade among one student's files (the rule is in the module's docstring); `uploads` is an
+    LMS's upload order of the files (Canvas's attachment ids), higher is newer."""
+    return _candidates(files, assignment, names, uploads)[0]
+
+
+def _candidates(
+    files: list[Path], assignment: str = "", names: list[str] | None = None, uploads: dict[Path, int] | None = None
+) -> list[Path]:
+    """The files that could be the main one, the chosen first."""
     names = names or [p.name for p in files]
     by_name = dict(zip(files, names))
     notebooks = [p for p in files if by_name[p].lower().endswith(".ipynb")]
     pool = notebooks or files
-    if len(pool) == 1:
-        return pool[0]
     wanted = re.sub(r"[\s\-_]+", "", assignment).casefold()
-    named = [p for p in pool if wanted and wanted in _norm_stems(by_name[p])]
-    if named:
-        return named[0]
+    uploads = uploads or {}
 
     def size(p: Path) -> int:
         try:
@@ -270,16 +313,30 @@ def choose_main(files: list[Path], assignment: str = "", names: list[str] | None
         except OSError:
             return -1
 
-    return sorted(pool, key=lambda p: (-size(p), by_name[p]))[0]
+    def newest_first(p: Path) -> tuple[bool, int, int, int, str]:
+        named = bool(wanted) and wanted in _norm_stems(by_name[p])
+        return (not named, -uploads.get(p, -1), -resubmission(by_name[p]), -size(p), by_name[p])
+
+    return sorted(pool, key=newest_first)
 
 
 def _entry(files: list[Path], student: Identity, layout: str, assignment: str, names: list[str] | None = None,
-           late: bool = False, members: tuple[Identity, ...] = ()) -> Entry:
+           late: bool = False, members: tuple[Identity, ...] = (), uploads: dict[Path, int] | None = None,
+           submitted_at: float | None = None) -> Entry:
     names = names or [p.name for p in files]
     gradable = [p for p, n in zip(files, names) if is_submission_file(Path(n))] or files
-    main = choose_main(gradable, assignment, [names[files.index(p)] for p in gradable])
+    main, *rest = _candidates(gradable, assignment, [names[files.index(p)] for p in gradable], uploads)
     order = [main, *(p for p in files if p != main and by_suffix(p, names[files.index(p)]))]
-    return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members)
+    # The other candidates: those not graded with it (a second notebook), and earlier versions of the main file
+    # itself (`hw2.py` beside `hw2-1.py`), which stay beside it as helpers but are not what is graded.
+    base = _base_stem(names[files.index(main)])
+    others = [p for p in rest if p not in order or _base_stem(names[files.index(p)]) == base]
+    return Entry(main, tuple(order), student, tuple(names[files.index(p)] for p in order), layout, late, members,
+                 tuple(names[files.index(p)] for p in others), submitted_at)
+
+
+def _base_stem(name: str) -> str:
+    return _RESUBMISSION_RE.sub("", Path(name).stem).casefold()
 
 
 def by_suffix(path: Path, name: str) -> bool:
@@ -290,6 +347,19 @@ def by_suffix(path: Path, name: str) -> bool:
 
 def _single(path: Path, key: str, layout: str = "files") -> Entry:
     return Entry(path, (path,), _probe(key), (path.name,), layout)
+
+
+def _lone_file(path: Path) -> tuple[str, Entry]:
+    """A file named on the command line: an LMS-named one is its student's submission, as in the download."""
+    m = _canvas_match(path.name)
+    if m and is_submission_file(path):
+        student = Identity(key=m.group("uid"), name=m.group("login"), lms_ids={"canvas_id": m.group("uid")})
+        return "canvas", Entry(path, (path,), student, (m.group("file"),), "canvas", bool(m.group("late")))
+    m = _MOODLE_RE.match(path.name) or _MOODLE_RE.match(path.parent.name)
+    if m and is_submission_file(path):
+        name = m.group("rest") if m.string == path.name else path.name
+        return "moodle", Entry(path, (path,), _moodle_identity(m.group("name"), m.group("pid")), (name,), "moodle")
+    return "files", _single(path, path.stem)
 
 
 def _probe(text: str) -> Identity:
@@ -361,8 +431,18 @@ def _read_moodle(folder: Path, assignment: str) -> list[Entry]:
             first = next(p for p in _listdir(folder) if p.name.startswith(f"{name}_{pid}_"))
             entries.append(Entry(first, (first,), student, (first.name,), "moodle"))
             continue
-        entries.append(_entry([f for f, _ in files], student, "moodle", assignment, [n for _, n in files]))
+        # Moodle's zip keeps each file's upload time as its modification time: the newer upload is the later one.
+        uploads = {f: int(_mtime(f)) for f, _ in files}
+        entries.append(_entry([f for f, _ in files], student, "moodle", assignment, [n for _, n in files],
+                              uploads=uploads))
     return entries
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _read_canvas(folder: Path, assignment: str) -> list[Entry]:
@@ -380,7 +460,9 @@ def _read_canvas(folder: Path, assignment: str) -> list[Entry]:
         login = next((m.group("login") for _, m in found if m.group("login")), "") or ""
         student = Identity(key=uid, name=login, lms_ids={"canvas_id": uid})
         late = any(m.group("late") for _, m in found)
-        entries.append(_entry([p for p, _ in found], student, "canvas", assignment, [m.group("file") for _, m in found], late))
+        uploads = {p: int(m.group("att")) for p, m in found}
+        entries.append(_entry([p for p, _ in found], student, "canvas", assignment, [m.group("file") for _, m in found],
+                              late, uploads=uploads))
     return entries
 
 
@@ -399,9 +481,7 @@ def _plain(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _MetadataLoader.add_multi_constructor("!", _plain)
 
 
-def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
-    """`submission_<id>` -> its submitters, from the export's `submission_metadata.yml`."""
-    path = folder / GRADESCOPE_METADATA
+def _metadata(path: Path) -> dict[Any, Any]:
     try:
         if path.stat().st_size > MAX_METADATA_BYTES:
             raise GraderError(f"{path}: larger than {MAX_METADATA_BYTES // 2**20} MiB")
@@ -412,8 +492,13 @@ def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
         raise GraderError(f"{path}: not readable YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
         raise GraderError(f"{path}: expected a mapping of submission folders to their submitters")
+    return data
+
+
+def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
+    """`submission_<id>` -> its submitters, from the export's `submission_metadata.yml`."""
     out: dict[str, list[Identity]] = {}
-    for folder_name, record in data.items():
+    for folder_name, record in _metadata(folder / GRADESCOPE_METADATA).items():
         gid = _GRADESCOPE_DIR_RE.match(str(folder_name))
         submitters = record.get(":submitters") if isinstance(record, dict) else None
         people = []
@@ -427,8 +512,28 @@ def gradescope_metadata(folder: Path) -> dict[str, list[Identity]]:
     return out
 
 
+def gradescope_times(folder: Path) -> dict[str, float]:
+    """`submission_<id>` -> when it was submitted (`:created_at:`), where the export says and it can be read."""
+    from grader.late import parse_time
+
+    times = {}
+    for name, record in _metadata(folder / GRADESCOPE_METADATA).items():
+        stamp = record.get(":created_at") if isinstance(record, dict) else None
+        if not stamp:
+            continue
+        if isinstance(stamp, datetime):  # YAML read it as a time already; one without a zone is UTC in YAML
+            times[str(name)] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+            continue
+        try:
+            times[str(name)] = parse_time(str(stamp))
+        except GraderError:
+            continue  # an odd time says nothing: the submission is not judged late by it
+    return times
+
+
 def _read_gradescope(folder: Path, assignment: str) -> list[Entry]:
     metadata = gradescope_metadata(folder)
+    times = gradescope_times(folder)
     entries = []
     for p in _listdir(folder):
         if p.name.startswith(".") or p.name in _SKIP_DIRS or p.name == GRADESCOPE_METADATA:
@@ -441,7 +546,8 @@ def _read_gradescope(folder: Path, assignment: str) -> list[Entry]:
         student = people[0] if people else Identity(
             key=p.name, lms_ids={"gradescope_id": gid.group("id")} if gid else {}
         )
-        entries.append(_folder_entry(p, student, "gradescope", assignment, members=tuple(people[1:])))
+        entries.append(_folder_entry(p, student, "gradescope", assignment, members=tuple(people[1:]),
+                                     submitted_at=times.get(p.name)))
     return entries
 
 

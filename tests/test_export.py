@@ -133,6 +133,45 @@ def test_moodle_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rows(to)[-1] == ["Eve Stone", "s005", "", ""]
 
 
+def test_an_export_that_scores_nobody_exits_1_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = canvas_class(tmp_path / "out")
+    no_emails = tmp_path / "roster.csv"
+    no_emails.write_text("Student ID,Name,canvas_id\ns001,Alice Smith,1001\ns002,Bob Jones,1002\n")
+    to = tmp_path / "moodle.csv"
+    assert main(["export", "moodle", str(out), "--roster", str(no_emails), "--to", str(to)]) == 1
+    err = capsys.readouterr().err
+    assert f"no roster student of {no_emails} has a score in {out}; none has an 'Email address' in the roster" in err
+    assert not to.exists()
+    strangers = tmp_path / "strangers.csv"
+    strangers.write_text("sid,name,email\nx1,Xavier Yu,x@example.edu\n")
+    assert main(["export", "canvas", str(out), "--roster", str(strangers), "--to", str(to)]) == 1
+    assert "none of the 3 graded submissions is on the roster" in capsys.readouterr().err and not to.exists()
+
+
+def test_moodle_grade_export_works_as_a_roster(tmp_path: Path) -> None:
+    out = write_class(tmp_path / "out", [
+        result("a", str(LMS / "moodle" / "Alice Smith_1001_assignsubmission_file_" / "hw2.ipynb"), {"q1": (5, P), "q2": (5, P)}),
+    ])
+    roster = tmp_path / "moodle-grades.csv"
+    roster.write_text("First name,Last name,ID number,Institution,Department,Email address,Assignment: HW 2 (Real),"
+                      "Last downloaded from this course\nAlice,Smith,s001,,,alice@example.edu,-,1700000000\n"
+                      "Bob,Jones,s002,,,bob@example.edu,-,1700000000\n")
+    to = tmp_path / "moodle.csv"
+    assert export_moodle(out, roster, to) == 0
+    assert rows(to)[1:] == [["Alice Smith", "s001", "alice@example.edu", "10"], ["Bob Jones", "s002", "bob@example.edu", ""]]
+
+
+def test_canvas_test_student_is_left_out_of_the_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = canvas_class(tmp_path / "out")
+    roster = tmp_path / "canvas-gradebook.csv"
+    roster.write_text('Student,ID,SIS User ID,SIS Login ID,Section\n"Smith, Alice",1001,s001,asmith,L01\n'
+                      '"Student, Test",9999,,,L01\n')
+    to = tmp_path / "canvas.csv"
+    assert export_canvas(out, roster, to) == 0
+    assert [r[:2] for r in rows(to)[1:] if r[0] != "Points Possible"] == [["Smith, Alice", "1001"]]
+    assert "Canvas's Test Student (Student, Test (9999)) is left out of the export" in capsys.readouterr().err
+
+
 # -- a real class, graded ----------------------------------------------------------------------------------------
 
 def test_graded_canvas_class_round_trip(tmp_path: Path) -> None:

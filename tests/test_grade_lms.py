@@ -88,3 +88,33 @@ def test_an_unknown_submission_is_graded_and_named(tmp_path: Path, capsys: pytes
     assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), roster=LMS / "roster.csv") == 0
     assert "not on the roster (graded all the same)" in capsys.readouterr().err
     assert _csv(out)["zoe"] == "10"
+
+
+def test_the_newest_resubmission_is_graded_said_everywhere_and_a_lone_file_joins_its_student(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    klass = tmp_path / "canvas"
+    klass.mkdir()
+    wrong = HONEST.replace("return torch.diag(3 * x**2)", "return torch.diag(2 * x**2)")
+    assert wrong != HONEST
+    (klass / "diazcarol_1003_5013_hw2.ipynb").write_text(_notebook(wrong, "# " + "x" * 2000))  # older, larger
+    (klass / "diazcarol_1003_5020_hw2-1.ipynb").write_text(_notebook(HONEST))
+    out = tmp_path / "out"
+    roster = LMS / "roster.csv"
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), roster=roster) == 0
+    assert _csv(out) == {"s003": "10"}
+    choice = "graded hw2-1.ipynb (newest of 2; not graded: hw2.ipynb)"
+    assert f"grader: Carol Diaz (s003): {choice}" in capsys.readouterr().err
+    grading = json.loads((out / "s003" / "grading.json").read_text())
+    assert grading["path"].endswith("diazcarol_1003_5020_hw2-1.ipynb") and choice in grading["notes"]
+    assert choice in (out / "s003" / "report-ta.html").read_text()
+    with open(out / "gradebook.csv", newline="") as fh:  # one identity everywhere: name and sid
+        assert [(r["student"], r["name"], r["sid"]) for r in csv.DictReader(fh)] == [("s003", "Carol Diaz", "s003")]
+    assert "Carol Diaz (s003)" in (out / "index.html").read_text()
+    assert "Carol Diaz (s003)" in (out / "s003" / "report.html").read_text()
+
+    # Grading the resubmission alone, as a TA fixing it by hand would: the same student, no new one.
+    lone = klass / "diazcarol_1003_5020_hw2-1.ipynb"
+    assert grade(RUBRIC, [lone], out, launcher=choose_launcher("auto"), roster=roster, force=True) == 0
+    assert _csv(out) == {"s003": "10"}
+    assert "not on the roster" not in capsys.readouterr().err

@@ -56,7 +56,7 @@ def test_a_late_student_and_a_regrade_keep_the_whole_class(tmp_path: Path) -> No
     assert _gradings(out) == {"ann": 1, "ben": 2, "cat": 1}
     assert _csv(out) == {"ann": "10", "ben": "10", "cat": "10"}
 
-    with pytest.raises(GraderError, match="--only zoe: no such submission"):
+    with pytest.raises(GraderError, match="--only: no student .zoe. in these submissions"):
         grade(RUBRIC, [klass], out, launcher=launcher, only=["zoe"])
 
 

@@ -40,7 +40,7 @@ def test_canvas_gradebook_export_works_as_a_roster() -> None:
     )
     (alice,) = Roster.parse(text).students
     assert alice.lms_ids == {"canvas_id": "1001", "sis_user_id": "S001", "sis_login_id": "asmith", "section": "L01"}
-    assert alice.key == "1001"
+    assert (alice.key, alice.sid) == ("S001", "S001")  # the SIS User ID is the student id
 
 
 def test_a_bare_id_column_is_not_guessed() -> None:

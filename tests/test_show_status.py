@@ -46,6 +46,13 @@ def test_status_counts_and_lists(out: Path) -> None:
     assert "\nneeds a TA:\n  eve: grader error (q2)\n" in printed
 
 
+def test_status_needs_a_ta_lists_a_flagged_student_as_index_html_does(tmp_path: Path) -> None:
+    out = write_class(tmp_path / "out", [result("fay", "f.py", {"q1": (5, P)}, flags=("patches torch.allclose",))])
+    s = classify(read_results(out))
+    assert s.needs_ta == (("fay", "flagged (the score stands; look at the code): patches torch.allclose"),)
+    assert s.graded == ()
+
+
 def test_show_prints_as_check_does(out: Path) -> None:
     text = io.StringIO()
     assert show(out, "bob", text) == 0
@@ -61,7 +68,7 @@ def test_show_finds_a_student_by_folder_or_identity(out: Path, name: str) -> Non
 
 
 def test_unknown_student_is_one_clear_error(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(GraderError, match=r"no student 'al' in .*; did you mean alice\?"):
+    with pytest.raises(GraderError, match=r"no student 'al' in .*; did you mean Alice Smith \(s001, folder alice\)\?"):
         find_result(out, "al")
     assert main(["show", str(out), "zoe"]) == 2
     assert "grader: error: no student 'zoe'" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -200,3 +201,84 @@ def test_a_single_file_target(tmp_path: Path) -> None:
     shutil.copy(LMS / "files" / "bob.py", target)
     (entry,) = discover([target]).entries
     assert entry.main == target and entry.student.key == "x"
+
+
+def _nb(path: Path, text: str = "{}", mtime: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_canvas_grades_the_newest_resubmission_and_lists_the_others(tmp_path: Path) -> None:
+    # The older file is the larger, and neither is named like the assignment: the attachment id decides.
+    old = _nb(tmp_path / "leecarol_1003_5013_hw2.ipynb", "x" * 500)
+    new = _nb(tmp_path / "leecarol_1003_5020_hw2-1.ipynb")
+    (entry,) = discover([tmp_path], assignment="cnn-rnn").entries
+    assert entry.main == new and entry.others == ("hw2.ipynb",)
+    assert entry.choice == "graded hw2-1.ipynb (newest of 2; not graded: hw2.ipynb)"
+    assert old not in entry.files  # a second notebook is never a helper
+    assert Entry.from_dict(entry.serialize()) == entry
+
+
+def test_resubmission_suffixes_order_newest_first(tmp_path: Path) -> None:
+    files = [_nb(tmp_path / n) for n in ("hw2-2.ipynb", "hw2.ipynb", "hw2-10.ipynb", "hw2-1.ipynb")]
+    assert choose_main(files, "cnn-rnn").name == "hw2-10.ipynb"
+
+
+def test_moodle_grades_the_latest_upload(tmp_path: Path) -> None:
+    folder = tmp_path / "Carol Lee_1003_assignsubmission_file_"
+    _nb(folder / "hw2_final.ipynb", "{}", mtime=1_700_000_900)
+    _nb(folder / "hw2_draft.ipynb", "x" * 500, mtime=1_700_000_000)
+    (entry,) = discover([tmp_path], assignment="cnn-rnn").entries
+    assert entry.main.name == "hw2_final.ipynb" and entry.others == ("hw2_draft.ipynb",)
+
+
+def test_gradescope_active_submission_with_a_resubmitted_notebook(tmp_path: Path) -> None:
+    (tmp_path / "submission_9").mkdir()
+    (tmp_path / "submission_metadata.yml").write_text(
+        "submission_9:\n  :submitters:\n  - :name: Carol Lee\n    :sid: s003\n    :email: carol@example.edu\n")
+    _nb(tmp_path / "submission_9" / "hw2.ipynb", "x" * 500)
+    _nb(tmp_path / "submission_9" / "hw2-1.ipynb")
+    (entry,) = discover([tmp_path], assignment="cnn-rnn").entries
+    assert entry.main.name == "hw2-1.ipynb" and entry.others == ("hw2.ipynb",) and entry.student.sid == "s003"
+
+
+def test_a_lone_lms_named_file_joins_its_roster_student(tmp_path: Path, roster: Roster) -> None:
+    lone = _nb(tmp_path / "diazcarol_LATE_1003_5020_hw2-1.ipynb")
+    (entry,) = discover([lone], roster=roster).entries
+    assert (entry.student.key, entry.student.name, entry.layout, entry.late) == ("s003", "Carol Diaz", "canvas", True)
+    assert entry.names == ("hw2-1.ipynb",)
+    assert folder_names([entry]) == ["s003"]
+    (bare,) = discover([lone]).entries  # without a roster: the folder Canvas's download would give
+    assert folder_names([bare]) == ["1003"]
+    moodle = _nb(tmp_path / "Carol Diaz_1003_assignsubmission_file_" / "hw2.ipynb")
+    (entry,) = discover([moodle], roster=roster).entries
+    assert entry.student.key == "s003" and entry.layout == "moodle"
+
+
+def test_canvas_test_student_is_left_out(tmp_path: Path) -> None:
+    _nb(tmp_path / "studenttest_9999_1_hw2.ipynb")
+    _nb(tmp_path / "leecarol_1003_2_hw2.ipynb")
+    found = discover([tmp_path])
+    assert [e.student.key for e in found.entries] == ["1003"]
+    assert [e.student.key for e in found.left_out] == ["9999"]
+
+
+def test_canvas_gradebook_roster_sis_user_id_is_the_sid_and_test_student_is_left_out() -> None:
+    roster = Roster.parse(
+        "Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n"
+        '"Lee, Carol",1003,s003,clee,L01\n"Student, Test",9999,,,L01\n')
+    (carol,) = roster.students
+    assert (carol.key, carol.sid, carol.lms_ids["canvas_id"]) == ("s003", "s003", "1003")
+    assert [s.lms_ids["canvas_id"] for s in roster.left_out] == ["9999"]
+
+
+def test_helpers_are_not_listed_as_ungraded_candidates_but_earlier_versions_are(tmp_path: Path) -> None:
+    _nb(tmp_path / "leecarol_1003_5013_hw2.py", "x = 1\n" * 50)
+    _nb(tmp_path / "leecarol_1003_5020_hw2-1.py", "x = 2\n")
+    _nb(tmp_path / "leecarol_1003_5021_utils.py", "y = 1\n")
+    (entry,) = discover([tmp_path], assignment="hw2").entries
+    assert entry.names[0] == "hw2-1.py" and entry.others == ("hw2.py",)
+    assert set(entry.names) == {"hw2-1.py", "hw2.py", "utils.py"}  # every .py file stays importable

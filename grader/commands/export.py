@@ -20,6 +20,8 @@ from grader.scoring import atomic_write
 
 def _matched(folder: Path, roster_path: Path, stderr: TextIO) -> tuple[Matched, str, float]:
     roster = Roster.load(roster_path)
+    for s in roster.left_out:
+        print(f"grader: {roster_path}: Canvas's Test Student ({s.label}) is left out of the export", file=stderr)
     results = read_results(folder)
     if not results:
         raise GraderError(f"{folder} holds no graded submissions yet")
@@ -37,6 +39,9 @@ def _report(matched: Matched, roster_path: Path, stderr: TextIO) -> None:
         others = ", ".join(r.student for r in results[1:])
         print(f"grader: {student.label} has {len(results)} graded submissions; exporting the best, "
               f"{results[0].student} ({results[0].score:g}), not {others}", file=stderr)
+    for m in matched.marks:
+        if m.result is not None and m.result.late:
+            print(f"grader: {m.student.label}: {m.result.late_note}", file=stderr)
     attention = [m for m in matched.marks if m.attention]
     for m in attention:
         print(f"grader: {m.student.label}: {m.attention}; the exported score may change", file=stderr)
@@ -57,8 +62,11 @@ def export_canvas(
     if not any(s.lms_ids.get("canvas_id") for s in (m.student for m in matched.marks)):
         print(f"grader: {roster_path} has no canvas_id column; Canvas will find students by SIS ids or by name",
               file=stderr)
+    scored = sum(m.result is not None for m in matched.marks)
+    if not scored:
+        return _nothing(folder, roster_path, to, matched, stderr)
     atomic_write(to, canvas_csv(matched, title or assignment, assignment_id, points))
-    print(f"wrote {to}: {sum(m.result is not None for m in matched.marks)} scores for {len(matched.marks)} students")
+    print(f"wrote {to}: {scored} scores for {len(matched.marks)} students")
     return 0
 
 
@@ -72,9 +80,27 @@ def export_moodle(
     matched, assignment, _ = _matched(folder, roster_path, stderr)
     text, skipped = moodle_csv(matched, title or assignment, key)
     _skipped(skipped, key, stderr)
+    left_out = {id(s) for s in skipped}
+    scored = sum(m.result is not None and id(m.student) not in left_out for m in matched.marks)
+    if not scored:
+        why = f"; none has an {MOODLE_KEYS[key]!r} in the roster (try --key)" if skipped else ""
+        return _nothing(folder, roster_path, to, matched, stderr, why)
     atomic_write(to, text)
-    print(f"wrote {to}: identify users by {MOODLE_KEYS[key]!r} when importing it in Moodle")
+    print(f"wrote {to}: {scored} scores for {len(matched.marks)} students; identify users by "
+          f"{MOODLE_KEYS[key]!r} when importing it in Moodle")
     return 0
+
+
+EXIT_NOTHING_EXPORTED = 1
+
+
+def _nothing(folder: Path, roster_path: Path, to: Path, matched: Matched, stderr: TextIO, why: str = "") -> int:
+    """An export that would hold no score is not written: a header-only file would import as "all done"."""
+    reason = why or (f"; none of the {len(matched.unmatched)} graded submissions is on the roster"
+                     if matched.unmatched else "")
+    print(f"grader: error: no roster student of {roster_path} has a score in {folder}{reason}; {to} not written",
+          file=stderr)
+    return EXIT_NOTHING_EXPORTED
 
 
 def _skipped(skipped: tuple[Identity, ...], key: str, stderr: TextIO) -> None:

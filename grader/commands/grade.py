@@ -10,22 +10,25 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Callable, Iterator
 
 from grader.batch import Executor, Job, run_jobs
-from grader.classbook import record_entries
+from grader.classbook import label, matching, no_such_student, record_entries
 from grader.course_setup import setup_problems
 from grader.errors import GraderError
-from grader.gradebook import verdict_key
+from grader.gradebook import Gradebook, verdict_key
 from grader.grading import preflight
+from grader.late import LatePolicy, assess, parse_duration, parse_policy, parse_time
 from grader.outdir import OutDir, finish
 from grader.results import SubmissionResult
 from grader.roster import Roster
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
 from grader.sources import Discovery, Entry, discover, folder_names
+from grader.tawork import carry_over
 from grader.terminal import GradeProgress, print_summary
 
 
@@ -42,9 +45,13 @@ def grade(
     layout: str = "auto",
     roster: Path | None = None,
     executor: Executor | None = None,
+    due: str | None = None,
+    late_policy: str | None = None,
+    extensions: list[str] | None = None,
 ) -> int:
     """`executor`: where submissions are graded (default: this process, or a local pool of `jobs` processes;
-    `grader.cluster.DaskExecutor` for a Dask cluster).  Whichever it is, only this process writes files."""
+    `grader.cluster.DaskExecutor` for a Dask cluster).  Whichever it is, only this process writes files.
+    `due`, `late_policy`, `extensions` (["STUDENT=2d", ...]): late work, see `grader.late`."""
     rubric = load_rubric(rubric_path)
     preflight(rubric)  # a bad rubric or reference stops here, before any student code runs
     for target in targets:
@@ -61,21 +68,28 @@ def grade(
     launcher = hiding(launcher, [rubric.reference_path, rubric.path.parent, out]) if launcher else None
     entries = dict(zip(folder_names(found.entries), found.entries))
     work = [Job(str(e.main), n, str(folder.log_path(n)), _helpers(e)) for n, e in entries.items()]
+    lateness = Lateness(parse_time(due, "--due") if due else None, parse_policy(late_policy) if late_policy else None,
+                        _extensions(extensions or [], entries))
     if only:
-        work = _only(work, only)
+        work = _only(work, only, entries)
+    _say_which_file(entries, {job.name for job in work})
     keys = {job.name: verdict_key(rubric, Path(job.path), job.helpers) for job in work}
     todo: list[Job] = []
     with folder.gradebook() as book, _interrupts() as interrupted:
         record_entries(book.path, {job.name: entries[job.name] for job in work})  # who each folder is
+        _say_who_comes_back(book, entries, {job.name for job in work})
         try:
             done = {} if force or only else {n: r for n, k in keys.items() if (r := book.cached(n, k)) is not None}
             for name, result in done.items():
-                done[name] = _write_outputs(result, rubric, out)  # cheap, and heals outputs a kill left unwritten
+                # cheap, and heals outputs a kill left unwritten; a new late policy or extension applies here too
+                done[name] = _write_outputs(_identified(result, entries[name], name, lateness), rubric, out)
+            book.update_results(list(done.values()))
             if done:
                 print(f"{len(done)} of {len(work)} submissions unchanged since they were graded; reusing their "
                       "results (--force grades them again)", file=sys.stderr)
             todo = [job for job in work if job.name not in done]
             for result in GradeProgress(len(todo)).track(run_jobs(rubric, todo, workers=jobs, launcher=launcher, device=device, executor=executor)):
+                result = _with_ta_work(result, entries[result.student], book, lateness)
                 student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
                 book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
                 student.write(out / result.student)
@@ -133,6 +147,8 @@ def _helpers(entry: Entry) -> tuple[tuple[str, str], ...]:
 
 def _say_who_is_missing(found: Discovery) -> None:
     """Nothing is silently dropped: submissions the roster does not know, and students with no submission."""
+    for entry in found.left_out:
+        print(f"grader: Canvas's Test Student is left out (not graded, not exported): {entry.main}", file=sys.stderr)
     for entry in found.unmatched:
         print(f"grader: not on the roster (graded all the same): {entry.main}", file=sys.stderr)
     if found.missing:
@@ -141,14 +157,74 @@ def _say_who_is_missing(found: Discovery) -> None:
         print(f"grader: {len(found.missing)} students on the roster have no submission: {names}{more}", file=sys.stderr)
 
 
-def _only(work: list[Job], only: list[str]) -> list[Job]:
-    """The jobs `--only` names, by folder name, file name or file stem; an unknown name is the TA's typo."""
-    chosen = [job for job in work if {job.name, Path(job.path).name, Path(job.path).stem} & set(only)]
-    known = {x for job in chosen for x in (job.name, Path(job.path).name, Path(job.path).stem)}
-    unknown = sorted(set(only) - known)
-    if unknown:
-        raise GraderError(f"--only {unknown[0]}: no such submission among {len(work)} (use the folder name or file name)")
-    return chosen
+def _only(work: list[Job], only: list[str], entries: dict[str, Entry]) -> list[Job]:
+    """The jobs `--only` names, by any key `grader.classbook.matching` accepts; an unknown name is the TA's typo,
+    answered with the near candidates."""
+    chosen: set[str] = set()
+    for query in only:
+        hits = [query] if query in entries else matching(query, entries)
+        if not hits:
+            raise GraderError(f"--only: {no_such_student(query, entries, '')}")
+        chosen.update(hits)
+    return [job for job in work if job.name in chosen]
+
+
+def _say_which_file(entries: dict[str, Entry], graded: set[str]) -> None:
+    """A student with several candidate main files: which one is graded, said before grading starts."""
+    for name, entry in entries.items():
+        if name in graded and entry.choice:
+            print(f"grader: {label(name, entry)}: {entry.choice}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Lateness:
+    due: float | None = None
+    policy: LatePolicy | None = None
+    extensions: dict[str, str] = field(default_factory=dict)  # student folder -> "2d" (--extension)
+
+
+def _extensions(given: list[str], entries: dict[str, Entry]) -> dict[str, str]:
+    """Folder -> extension, from the roster's `extension` column and `--extension STUDENT=2d` (which wins)."""
+    found = {n: e.student.lms_ids["extension"] for n, e in entries.items() if e.student.lms_ids.get("extension")}
+    for item in given:
+        who, sep, length = item.rpartition("=")
+        if not sep or not who:
+            raise GraderError(f"--extension {item!r}: expected STUDENT=DURATION, e.g. s003=2d")
+        parse_duration(length, f"--extension {item}")
+        hits = [who] if who in entries else matching(who, entries)
+        if not hits:
+            raise GraderError(f"--extension: {no_such_student(who, entries, '')}")
+        found.update({h: length for h in hits})
+    for length in found.values():
+        parse_duration(length, "extension")
+    return found
+
+
+def _say_who_comes_back(book: Gradebook, entries: dict[str, Entry], graded: set[str]) -> None:
+    """A student a TA removed (`grader remove`) and graded again is back in the class: said, not silent."""
+    for name in sorted({n for n, _, _ in book.removed()} & graded):
+        print(f"grader: {label(name, entries[name])} was removed from this class folder (grader remove); graded "
+              "again, they are back in it", file=sys.stderr)
+
+
+def _identified(result: SubmissionResult, entry: Entry, name: str, lateness: Lateness) -> SubmissionResult:
+    """The result names its student as the roster (or the LMS's file name) does, and says if it came late."""
+    who = entry.student
+    if not who.name == who.key == who.sid:  # more than what a bare file name says
+        result = replace(result, name=who.name, sid=who.sid or who.key)
+    extension = lateness.extensions.get(name, "")
+    late = assess(flagged=entry.late, submitted_at=entry.submitted_at, due=lateness.due,
+                  extension_s=parse_duration(extension) if extension else 0.0, extension=extension,
+                  policy=lateness.policy, flag_source=f"{entry.layout.capitalize()} marked it LATE")
+    return replace(result, late=late)
+
+
+def _with_ta_work(result: SubmissionResult, entry: Entry, book: Gradebook, lateness: Lateness) -> SubmissionResult:
+    """A fresh result with the file choice noted and the TA's earlier scores and overrides kept (grader.tawork)."""
+    result = _identified(result, entry, result.student, lateness)
+    if entry.choice and entry.choice not in result.notes:
+        result = replace(result, notes=(*result.notes, entry.choice))
+    return carry_over(result, book.result(result.student), book.overrides(result.student))
 
 
 def _write_outputs(result: SubmissionResult, rubric: Rubric, out: Path) -> SubmissionResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -90,6 +90,25 @@ def _update_gradebook_db(out: Path, results: list[SubmissionResult]) -> None:
         return
     with Gradebook(out / FILENAME) as book:
         book.update_results(results)
+
+
+def _named(out: Path, results: dict[str, SubmissionResult], scores: list[TAScore]) -> list[TAScore]:
+    """Scores whose student is named by a sid, email, LMS id or name (as `grader show` accepts) get the folder
+    name; a name that matches nobody is left for `apply_scores` to refuse, listing the students."""
+    from grader.classbook import label, matching, people
+    from grader.gradebook import FILENAME
+
+    if all(s.student in results for s in scores) or not (out / FILENAME).is_file():
+        return scores
+    who = {name: entry for name, entry in people(out).items() if name in results}
+    named = []
+    for s in scores:
+        hits = [] if s.student in results else matching(s.student, who)
+        if len(hits) > 1:
+            raise GraderError(f"{s.where}: {s.student!r} names {len(hits)} students: "
+                              f"{', '.join(label(h, who[h]) for h in hits)}; use a folder name or sid")
+        named.append(replace(s, student=hits[0]) if hits else s)
+    return named
 
 
 # -- applying scores --------------------------------------------------------------------------------------------
@@ -202,7 +221,7 @@ def parse_score(where: str, raw: Any) -> float:
 def import_scores(file: Path, out: Path, rubric_path: Path | None = None, ta: str = "") -> int:
     results = load_results(out)
     rubric = resolve_rubric(out, rubric_path, results.values())
-    scores = read_scores(file)
+    scores = _named(out, results, read_scores(file))
     updated = apply_scores(rubric, results, scores, ta)
     save(out, rubric, updated, sorted({s.student for s in scores}))
     print(f"applied {len(scores)} TA scores to {len({s.student for s in scores})} submissions; "

@@ -16,6 +16,8 @@ from grader.terminal import print_check
 def show(folder: Path, student: str, stream: TextIO | None = None) -> int:
     stream = stream or sys.stdout
     result = find_result(folder, student)
-    print(f"{result.student}: {result.path}", file=stream)
+    print(f"{result.who}: {result.path}", file=stream)
+    if result.late:
+        print(result.late_note, file=stream)
     print_check(result, stream, footer=f"\ntotal: {result.score:g}/{result.max_score:g}")
     return 0
