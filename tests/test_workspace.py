@@ -165,3 +165,26 @@ def test_grading_over_http_with_a_stale_page_says_so(ws: Workspace, klass: Path)
     assert after.status_code == 200 and "your change was applied on top of theirs" in after.text
     assert gradebook_rows(klass)["ann"]["q2.1"] == "1"
     assert a.post("/q/q9.9/items", data={"points": "1", "text": "x"}).status_code == 400
+
+
+def test_the_class_at_a_glance_filters_by_pending_late_and_score(ws: Workspace, klass: Path) -> None:
+    from grader.classbook import record_entries
+    from grader.roster import Identity
+    from grader.sources import Entry
+    from grader.workspace.marking import ClassFilter
+
+    record_entries(klass / "gradebook.sqlite", {"cat": Entry(klass / "cat.py", (klass / "cat.py",), Identity("cat"), late=True)})
+    correct = ws.add_item("q2.1", 0, "correct")
+    ws.apply("q2.1", ["ann", "ben"], correct.id)
+    ws.adjust("ann", "q2.2", 1, "half of it")
+    names = lambda keep: [row.student for row in ws.students(keep)]  # noqa: E731
+    assert names(ClassFilter()) == ["ann", "ben", "cat"]
+    assert names(ClassFilter(pending=True)) == ["ben", "cat"]
+    assert names(ClassFilter(late=True)) == ["cat"]
+    assert names(ClassFilter(min_score=3)) == ["ann", "ben"] and names(ClassFilter(min_score=3.5)) == ["ann"]
+    assert names(ClassFilter(max_score=1)) == ["cat"] and names(ClassFilter(needs_ta=True)) == []
+    client = TestClient(make_app(ws, "t"))
+    client.get("/?token=t")
+    page = client.get("/", params={"pending": "on", "max": "2"})
+    assert "1 of 3 students" in page.text and "/s/ann" not in page.text and "/s/ben" not in page.text and "/s/cat" in page.text
+    assert "q2.1: 2/3 graded" in page.text and "q2.2: 1/3 graded" in page.text

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from grader.commands.manual import parse_score
 from grader.errors import GraderError
-from grader.workspace.marking import Workspace
+from grader.workspace.marking import ClassFilter, Workspace
 
 __all__ = ["COOKIE", "make_app", "new_token"]
 
@@ -62,7 +62,9 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
     """The app over one class folder; `ta` names the TA whose changes it records."""
 
     async def home(request: Request) -> Response:
-        return _page("workspace_home.html.j2", ws=ws, progress=ws.progress(), results=ws.results())
+        keep = _class_filter(request)
+        return _page("workspace_home.html.j2", ws=ws, progress=ws.progress(), rows=ws.students(keep), keep=keep,
+                     total=len(ws.results()))
 
     async def question(request: Request) -> Response:
         qid = request.path_params["qid"]
@@ -145,6 +147,17 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
     app = Starlette(routes=routes, exception_handlers={GraderError: refuse})
     app.add_middleware(_TokenGate, token=token)
     return app
+
+
+def _class_filter(request: Request) -> ClassFilter:
+    query = request.query_params
+
+    def bound(key: str) -> float | None:
+        raw = query.get(key, "").strip()
+        return parse_score(key, raw) if raw else None
+
+    return ClassFilter(needs_ta="needs_ta" in query, pending="pending" in query, flagged="flagged" in query,
+                       late="late" in query, min_score=bound("min"), max_score=bound("max"))
 
 
 def _stale(ws: Workspace, qid: str, seen: Any) -> bool:

@@ -23,7 +23,7 @@ from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
 from grader.workspace.store import RubricItem, Store
 
-__all__ = ["AnswerGroup", "Progress", "Workspace", "normalise", "item_score", "item_comment"]
+__all__ = ["AnswerGroup", "ClassFilter", "Progress", "StudentRow", "Workspace", "normalise", "item_score", "item_comment"]
 
 LOCK_FILE = ".workspace.lock"
 
@@ -53,6 +53,41 @@ class Progress:
     @property
     def label(self) -> str:
         return f"{self.qid}: {self.graded}/{self.total} graded"
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    """One student of the class at a glance."""
+
+    student: str
+    score: float
+    max_score: float
+    pending_points: float
+    needs_ta: bool
+    flags: tuple[str, ...]
+    late: bool
+
+
+@dataclass(frozen=True)
+class ClassFilter:
+    """Which students the class view lists: every condition set must hold."""
+
+    needs_ta: bool = False
+    pending: bool = False
+    flagged: bool = False
+    late: bool = False
+    min_score: float | None = None
+    max_score: float | None = None
+
+    def keeps(self, row: StudentRow) -> bool:
+        return all((
+            row.needs_ta or not self.needs_ta,
+            row.pending_points > 0 or not self.pending,
+            bool(row.flags) or not self.flagged,
+            row.late or not self.late,
+            self.min_score is None or row.score >= self.min_score,
+            self.max_score is None or row.score <= self.max_score,
+        ))
 
 
 def normalise(text: str | None) -> str:
@@ -101,6 +136,17 @@ class Workspace:
             graded = sum(a.status is not Status.PENDING for a in answers)
             found.append(Progress(q.id, q.spec.title, float(q.spec.points), graded, len(answers)))
         return found
+
+    def students(self, keep: ClassFilter = ClassFilter()) -> list[StudentRow]:
+        from grader.classbook import read_entries
+
+        entries = read_entries(self.out)
+        rows = [
+            StudentRow(name, r.score, r.max_score, r.pending_points, r.needs_ta, r.flags,
+                       bool(entries[name].late) if name in entries else False)
+            for name, r in sorted(self.results().items())
+        ]
+        return [row for row in rows if keep.keeps(row)]
 
     def groups(self, qid: str) -> list[AnswerGroup]:
         self._check_manual(qid)
