@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s, this machine only)")
     sv.add_argument("--port", type=int, default=0, help="the port (default: a free one)")
     sv.add_argument("--ta", default="", help="the TA's name, kept with each change (default: the login name)")
+    si = sub.add_parser("similarity", help="pairs of submissions whose code is alike (a hint for a TA)")
+    si.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    si.add_argument("--against", type=Path, nargs="+", default=[], metavar="OLD_OUT",
+                    help="earlier classes' folders to compare with, too")
+    si.add_argument("--threshold", type=float, default=0.5, help="the lowest score printed (default: %(default)s)")
     st = sub.add_parser("status", help="a graded class: graded, pending TA scores, unreadable, timed out, needs a TA")
     st.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     return parser
@@ -186,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
         from grader.commands.serve import serve
 
         return serve(args.folder, args.rubric, host=args.host, port=args.port, ta=args.ta)
+    if args.command == "similarity":
+        from grader.commands.similarity import similarity
+
+        return similarity(args.folder, args.against, args.threshold)
     if args.command == "status":
         from grader.commands.status import status
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import keyword
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +100,10 @@ def _tokens(code: str) -> list[tuple[str, int]]:
             if tok.type in _SKIP:
                 continue
             if tok.type == tokenize.NAME:
-                import keyword
-
                 text = tok.string if keyword.iskeyword(tok.string) or tok.string in _KEEP_NAMES else "N"
             elif tok.type == tokenize.NUMBER:
                 text = "1"
-            elif tok.type == tokenize.STRING or tok.type >= tokenize.N_TOKENS - 10 and tok.string.startswith(("f'", 'f"')):
+            elif tok.type == tokenize.STRING:
                 text = '"'
             else:
                 text = tok.string
