@@ -141,3 +141,25 @@ def test_grader_similarity_prints_a_line_per_pair(tmp_path: Path, capsys: pytest
     assert lines[1].startswith("1 pair(s) at or above 0.5")
     assert (out / "similarity.json").is_file()
 
+
+
+def test_serve_shows_a_pair_side_by_side(tmp_path: Path) -> None:
+    pytest.importorskip("starlette", reason="the TA workspace needs the grade extra (starlette)")
+    from starlette.testclient import TestClient
+
+    from grader.workspace.app import make_app
+    from grader.workspace.marking import Workspace
+    from tests.workspace_helpers import make_class
+
+    out = tmp_path / "out"
+    make_class(out, {"ann": ("a", "b"), "ben": ("c", "d")})
+    original = INDEPENDENT[2].read_text(encoding="utf-8")
+    (out / "ann.py").write_text(original, encoding="utf-8")
+    (out / "ben.py").write_text(commented(reordered(original)), encoding="utf-8")
+    ws = Workspace(out)
+    client = TestClient(make_app(ws, "t"))
+    client.get("/?token=t")
+    page = client.get("/similarity", params={"a": "ann", "b": "ben"})
+    assert page.status_code == 200 and "ann and ben: 0.83" in page.text  # reordering by ast.unparse also added parentheses
+    assert '<pre class="hit"><span class="no">   5</span> def relu(t):</pre>' in page.text
+    ws.close()

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from grader.commands.manual import parse_score
 from grader.errors import GraderError
+from grader.similarity import Pair
 from grader.workspace.marking import ClassFilter, Workspace
 
 __all__ = ["COOKIE", "make_app", "new_token"]
@@ -129,6 +130,15 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         ws.adjust(name, qid, parse_score("score", form.get("score")), str(form.get("reason") or ""), ta)
         return RedirectResponse(f"/s/{quote(name)}?note=adjusted#{quote(qid)}", status_code=303)
 
+    async def similar(request: Request) -> Response:
+        from grader.commands.similarity import class_pairs
+
+        pairs = class_pairs(ws.out)
+        a, b = request.query_params.get("a"), request.query_params.get("b")
+        chosen = next((p for p in pairs if (p.a, p.b) == (a, b)), None)
+        sides = _sides(ws.out, chosen) if chosen else None
+        return _page("workspace_similarity.html.j2", ws=ws, pairs=pairs, chosen=chosen, sides=sides)
+
     async def refuse(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(f"{exc}\n", status_code=400)
 
@@ -140,6 +150,7 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         Route("/items/{item_id:int}", edit_item, methods=["POST"]),
         Route("/q/{qid}/apply", apply, methods=["POST"]),
         Route("/q/{qid}/comment", comment, methods=["POST"]),
+        Route("/similarity", similar),
         Route("/s/{student}", student),
         Route("/s/{student}/report-ta", ta_report),
         Route("/s/{student}/{qid}/adjust", adjust, methods=["POST"]),
@@ -147,6 +158,18 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
     app = Starlette(routes=routes, exception_handlers={GraderError: refuse})
     app.add_middleware(_TokenGate, token=token)
     return app
+
+
+def _sides(out: Path, pair: Pair) -> list[list[tuple[int, str, bool]]]:
+    """Both students' code as (line number, text, matched) rows, the starter's code already left out of the match."""
+    from grader.commands.similarity import class_prints
+
+    code = {p.name: p.code for p in class_prints(out) if p.name in (pair.a, pair.b)}
+    sides = []
+    for name, spans in ((pair.a, [m.a_lines for m in pair.matches]), (pair.b, [m.b_lines for m in pair.matches])):
+        lines = code.get(name, "").splitlines()
+        sides.append([(i, text, any(lo <= i <= hi for lo, hi in spans)) for i, text in enumerate(lines, start=1)])
+    return sides
 
 
 def _class_filter(request: Request) -> ClassFilter:
