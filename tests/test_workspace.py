@@ -188,3 +188,30 @@ def test_the_class_at_a_glance_filters_by_pending_late_and_score(ws: Workspace, 
     page = client.get("/", params={"pending": "on", "max": "2"})
     assert "1 of 3 students" in page.text and "/s/ann" not in page.text and "/s/ben" not in page.text and "/s/cat" in page.text
     assert "q2.1: 2/3 graded" in page.text and "q2.2: 1/3 graded" in page.text
+
+
+def test_grader_serve_prints_the_address_with_its_token_and_refuses_without_it(klass: Path) -> None:
+    import re
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    proc = subprocess.Popen([sys.executable, "-m", "grader.cli", "serve", str(klass), "--ta", "tess"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"open (http://127\.0\.0\.1:\d+)/\?token=(\S+)$", line.strip())
+        assert found, line
+        base, token = found.groups()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/", timeout=60)
+        assert refused.value.code == 403
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        with browser.open(f"{base}/?token={token}", timeout=60) as page:  # redirected to /, the cookie set
+            assert page.url == f"{base}/" and "q2.1: 0/3 graded" in page.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

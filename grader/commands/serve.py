@@ -23,6 +23,7 @@ def serve(out: Path, rubric: Path | None = None, *, host: str = "127.0.0.1", por
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # before the address is printed: a browser opened at once waits in the backlog
     except OSError as exc:
         raise GraderError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     shown = f"[{host}]" if ":" in host else host
