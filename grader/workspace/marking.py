@@ -209,9 +209,10 @@ class Workspace:
 
     def rescore(self, qid: str, students: list[str], ta: str = "") -> None:
         """Write the item-made score of each student's answer (students with no item applied stay as they are)."""
-        applied = self.store.applied(qid)
-        comments = self.store.comments(qid)
         with self._locked():
+            # Read under the lock: another process's item change lands before or after this whole write.
+            applied = self.store.applied(qid)
+            comments = self.store.comments(qid)
             results = self.results()
             max_score = {q.id: float(q.spec.points) for q in self.rubric.questions}[qid]
             scores = [
