@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -43,7 +44,7 @@ def klass(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ws(klass: Path) -> Workspace:
+def ws(klass: Path) -> Iterator[Workspace]:
     workspace = Workspace(klass)
     yield workspace
     workspace.close()
@@ -215,3 +216,24 @@ def test_grader_serve_prints_the_address_with_its_token_and_refuses_without_it(k
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_the_review_page_shows_the_submission_as_text_never_as_markup(ws: Workspace, klass: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("Answer q2.1: <img src=x onerror=alert(1)>"),
+                nbformat.v4.new_code_cell("print('</pre><script>alert(2)</script>')")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello <b>out</b>\n")]
+    (klass / "ann.py").write_text("def f(x):\n    return '<script>alert(3)</script>'\n", encoding="utf-8")
+    nbformat.write(nb, klass / "ben.ipynb")
+    stored_ben = json.loads((klass / "ben" / "grading.json").read_text(encoding="utf-8"))
+    stored_ben["path"] = str(klass / "ben.ipynb")
+    (klass / "ben" / "grading.json").write_text(json.dumps(stored_ben), encoding="utf-8")
+    client = TestClient(make_app(ws, "t"))
+    client.get("/?token=t")
+    ann, ben = client.get("/s/ann").text, client.get("/s/ben").text
+    assert "return &#39;&lt;script&gt;alert(3)&lt;/script&gt;&#39;" in ann and "<script>alert" not in ann
+    assert '<pre class="markdown">Answer q2.1: &lt;img src=x onerror=alert(1)&gt;</pre>' in ben
+    assert '<pre class="output">hello &lt;b&gt;out&lt;/b&gt;\n</pre>' in ben and "<script>alert" not in ben
+    assert client.get("/s/nobody").status_code == 404 and client.get("/s/ann/report-ta").status_code == 200
