@@ -233,7 +233,8 @@ def test_the_review_page_shows_the_submission_as_text_never_as_markup(ws: Worksp
     client = TestClient(make_app(ws, "t"))
     client.get("/?token=t")
     ann, ben = client.get("/s/ann").text, client.get("/s/ben").text
-    assert "return &#39;&lt;script&gt;alert(3)&lt;/script&gt;&#39;" in ann and "<script>alert" not in ann
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in ann and "<script>alert" not in ann
+    assert '<span style="color: #008000; font-weight: bold">def</span>' in ann  # highlighted
     assert '<pre class="markdown">Answer q2.1: &lt;img src=x onerror=alert(1)&gt;</pre>' in ben
     assert '<pre class="output">hello &lt;b&gt;out&lt;/b&gt;\n</pre>' in ben and "<script>alert" not in ben
     assert client.get("/s/nobody").status_code == 404 and client.get("/s/ann/report-ta").status_code == 200
