@@ -238,3 +238,18 @@ def test_the_review_page_shows_the_submission_as_text_never_as_markup(ws: Worksp
     assert '<pre class="markdown">Answer q2.1: &lt;img src=x onerror=alert(1)&gt;</pre>' in ben
     assert '<pre class="output">hello &lt;b&gt;out&lt;/b&gt;\n</pre>' in ben and "<script>alert" not in ben
     assert client.get("/s/nobody").status_code == 404 and client.get("/s/ann/report-ta").status_code == 200
+
+
+def test_items_applied_before_a_regrade_can_be_written_again(ws: Workspace, klass: Path) -> None:
+    from tests.workspace_helpers import make_class
+
+    item = ws.add_item("q2.1", -0.5, "vague")
+    ws.apply("q2.1", ["ann", "ben"], item.id)
+    make_class(klass, {"ann": (DROPOUT, "x"), "ben": (DROPOUT, "y"), "cat": ("No idea.", "z")})  # graded again
+    assert stored(klass, "ann", "q2.1")["status"] == "pending" and ws.unwritten("q2.1") == ["ann", "ben"]
+    client = TestClient(make_app(ws, "t"))
+    client.get("/?token=t")
+    assert "write their item scores again" in client.get("/q/q2.1").text
+    page = client.post("/q/q2.1/rewrite", data={"seen": str(ws.store.version("q2.1"))})
+    assert "write their item scores again" not in page.text and ws.unwritten("q2.1") == []
+    assert [gradebook_rows(klass)[s]["q2.1"] for s in ("ann", "ben", "cat")] == ["1.5", "1.5", "0"]

@@ -85,7 +85,7 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         return _page(
             "workspace_question.html.j2", ws=ws, qid=qid, groups=ws.groups(qid), items=ws.store.items(qid),
             version=ws.store.version(qid), note=request.query_params.get("note", ""),
-            progress=next(p for p in ws.progress() if p.qid == qid),
+            progress=next(p for p in ws.progress() if p.qid == qid), unwritten=ws.unwritten(qid),
         )
 
     async def version(request: Request) -> Response:
@@ -120,6 +120,13 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         group = ws.group(qid, str(form.get("group") or ""))
         ws.comment(qid, list(group.students), str(form.get("comment") or ""), ta)
         return _back(qid, stale, str(form.get("anchor") or ""))
+
+    async def rewrite(request: Request) -> Response:
+        qid = request.path_params["qid"]
+        form = await request.form()
+        stale = _stale(ws, qid, form.get("seen"))
+        ws.rescore(qid, ws.unwritten(qid), ta)
+        return _back(qid, stale, "")
 
     async def student(request: Request) -> Response:
         name = request.path_params["student"]
@@ -163,6 +170,7 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         Route("/items/{item_id:int}", edit_item, methods=["POST"]),
         Route("/q/{qid}/apply", apply, methods=["POST"]),
         Route("/q/{qid}/comment", comment, methods=["POST"]),
+        Route("/q/{qid}/rewrite", rewrite, methods=["POST"]),
         Route("/similarity", similar),
         Route("/s/{student}", student),
         Route("/s/{student}/report-ta", ta_report),

@@ -207,6 +207,14 @@ class Workspace:
         self.store.set_comment(students, qid, text.strip(), ta)
         self.rescore(qid, students, ta)
 
+    def unwritten(self, qid: str) -> list[str]:
+        """Students with items applied to `qid` whose stored answer waits for a TA again (graded again since)."""
+        applied = self.store.applied(qid)
+        return sorted(
+            name for name, r in self.results().items() if name in applied
+            for q in r.questions if q.qid == qid and q.status is Status.PENDING
+        )
+
     def rescore(self, qid: str, students: list[str], ta: str = "") -> None:
         """Write the item-made score of each student's answer (students with no item applied stay as they are)."""
         with self._locked():
