@@ -253,3 +253,12 @@ def test_items_applied_before_a_regrade_can_be_written_again(ws: Workspace, klas
     page = client.post("/q/q2.1/rewrite", data={"seen": str(ws.store.version("q2.1"))})
     assert "write their item scores again" not in page.text and ws.unwritten("q2.1") == []
     assert [gradebook_rows(klass)[s]["q2.1"] for s in ("ann", "ben", "cat")] == ["1.5", "1.5", "0"]
+
+
+@pytest.mark.parametrize("verb", ["serve", "similarity"])
+def test_a_folder_that_is_no_graded_class_is_one_line_and_exit_2(verb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from grader.cli import main
+
+    assert main([verb, str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("grader: error: ") and "nowhere" in err[0]
