@@ -163,3 +163,17 @@ def test_serve_shows_a_pair_side_by_side(tmp_path: Path) -> None:
     assert page.status_code == 200 and "ann and ben: 0.83" in page.text  # reordering by ast.unparse also added parentheses
     assert '<pre class="hit"><span class="no">   5</span> def relu(t):</pre>' in page.text
     ws.close()
+
+
+def test_against_an_earlier_class_pairs_a_copy_of_last_year(tmp_path: Path) -> None:
+    from grader.commands.similarity import class_pairs
+    from tests.workspace_helpers import make_class
+
+    now, old = tmp_path / "hw3", tmp_path / "hw3-2025"
+    make_class(now, {"ann": ("a", "b"), "ben": ("c", "d")})
+    make_class(old, {"zed": ("a", "b")})
+    (now / "ann.py").write_text(INDEPENDENT[0].read_text(encoding="utf-8"), encoding="utf-8")
+    (now / "ben.py").write_text(INDEPENDENT[1].read_text(encoding="utf-8"), encoding="utf-8")
+    (old / "zed.py").write_text(commented(renamed(INDEPENDENT[1].read_text(encoding="utf-8"))), encoding="utf-8")
+    assert [(p.a, p.b) for p in class_pairs(now)] == []
+    assert [(p.a, p.b) for p in class_pairs(now, against=[old])] == [("ben", "hw3-2025/zed")]
