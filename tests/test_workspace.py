@@ -166,6 +166,8 @@ def test_grading_over_http_with_a_stale_page_says_so(ws: Workspace, klass: Path)
     assert after.status_code == 200 and "your change was applied on top of theirs" in after.text
     assert gradebook_rows(klass)["ann"]["q2.1"] == "1"
     assert a.post("/q/q9.9/items", data={"points": "1", "text": "x"}).status_code == 400
+    assert a.post("/q/q2.1/items", data={"points": "lots", "text": "x"}).status_code == 400
+    assert a.post("/q/q2.1/apply", data={"group": group.key, "item": "one"}).status_code == 400
 
 
 def test_the_class_at_a_glance_filters_by_pending_late_and_score(ws: Workspace, klass: Path) -> None:

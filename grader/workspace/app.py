@@ -176,7 +176,7 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         Route("/s/{student}/report-ta", ta_report),
         Route("/s/{student}/{qid}/adjust", adjust, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={GraderError: refuse})
+    app = Starlette(routes=routes, exception_handlers={GraderError: refuse, ValueError: refuse})
     app.add_middleware(_TokenGate, token=token)
     return app
 
