@@ -115,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="one student's result of a graded class, in the terminal")
     sh.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     sh.add_argument("student", help="the student: sid, email, LMS id, name (either order) or folder name")
+    sv = sub.add_parser("serve", help="the TA's workspace in the browser over a graded class folder")
+    sv.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    sv.add_argument("--rubric", type=Path, help="the rubric it was graded with (default: FOLDER/rubric-path)")
+    sv.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s, this machine only)")
+    sv.add_argument("--port", type=int, default=0, help="the port (default: a free one)")
+    sv.add_argument("--ta", default="", help="the TA's name, kept with each change (default: the login name)")
+    si = sub.add_parser("similarity", help="pairs of submissions whose code is alike (a hint for a TA)")
+    si.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
+    si.add_argument("--against", type=Path, nargs="+", default=[], metavar="OLD_OUT",
+                    help="earlier classes' folders to compare with, too")
+    si.add_argument("--threshold", type=float, default=0.5, help="the lowest score printed (default: %(default)s)")
     st = sub.add_parser("status", help="a graded class: graded, pending TA scores, unreadable, timed out, needs a TA")
     st.add_argument("folder", type=Path, help="the folder `grader grade` wrote")
     return parser
@@ -201,6 +212,14 @@ def run(args: argparse.Namespace) -> int:
         from grader.commands.show import show
 
         return show(args.folder, args.student)
+    if args.command == "serve":
+        from grader.commands.serve import serve
+
+        return serve(args.folder, args.rubric, host=args.host, port=args.port, ta=args.ta)
+    if args.command == "similarity":
+        from grader.commands.similarity import similarity
+
+        return similarity(args.folder, args.against, args.threshold)
     if args.command == "status":
         from grader.commands.status import status
 

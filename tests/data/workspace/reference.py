@@ -1,0 +1,2 @@
+"""A reference for the TA workspace's tests: one auto-graded value beside two TA-graded questions."""
+answer = 42
