@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.cases import OutputOf, clone, generate_cases, label
+from grader.cases import OutputOf, clone, generate_cases, label, rebuilder
 from grader.checks.base import CheckContext
 from grader.checks.options import FunctionOptions, Selector
 from grader.compare import Difference, Mismatch, Tolerance, compare, describe
@@ -21,7 +21,7 @@ from grader.execution import CallResult
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
-from grader.shrink import roll_up_reproduced
+from grader.shrink import Contract, roll_up_reproduced
 from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.ops_chain import pick
@@ -129,7 +129,8 @@ class FunctionCheck:
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         reference = ctx.reference_attr(opts.reference or ctx.answer)
         seed = ctx.seed if opts.seed is None else opts.seed
-        cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
+        generator = ctx.reference_attr(opts.cases)
+        cases = generate_cases(generator, seed, where)
         tol = Tolerance(opts.rtol, opts.atol)
         plan = Plan.of(opts)
 
@@ -137,8 +138,13 @@ class FunctionCheck:
             expected, after = reference_side(ctx.reference, reference, case, plan, where)
             return self._one(ctx, case, expected, tol, opts.pure, plan, after)
 
+        # A smaller input is shown only where the reference takes it and answers with the same structure.
+        contract = Contract(
+            reference=lambda case: reference_side(ctx.reference, reference, case, plan, where),
+            rebuild=rebuilder(generator, seed),
+        )
         outcome, found = roll_up_reproduced(
-            ctx.answer, cases, one, opts.partial, lambda case: ctx.shows_inputs and not _chained(case)
+            ctx.answer, cases, one, opts.partial, lambda case: ctx.shows_inputs and not _chained(case), contract
         )
         if found is not None:
             record = replace(FunctionDetails.from_dict(outcome.details), reproduce=found)
@@ -214,7 +220,7 @@ class FunctionCheck:
         if pure:
             changed = side_effect(case, sent, result, frozenset(plan.after))
             if changed:
-                return f"{on}: {changed}; the handout requires inputs to be left unchanged", {}
+                return f"{on}: {changed}; the handout requires inputs to be left unchanged", {"changed": True}
         return None, {}
 
 
@@ -362,7 +368,7 @@ def _compare_after(
         if selectors is None:
             bad = compare(expected[name], got, tol)
             if bad:
-                return _after_message(f"`{name}{bad.where}`", bad), bad.details
+                return _after_message(f"`{name}{bad.where}`", bad), {**bad.details, "after": name}
             continue
         for selector, want in zip(selectors, expected[name]):
             found, item = pick(got, selector)
@@ -371,7 +377,7 @@ def _compare_after(
                 return f"`{name}` has no {what} {selector!r} after the call ({describe(got)})", {}
             bad = compare(want, item, tol)
             if bad:
-                return _after_message(f"`{name}[{selector!r}]{bad.where}`", bad), bad.details
+                return _after_message(f"`{name}[{selector!r}]{bad.where}`", bad), {**bad.details, "after": f"{name}[{selector!r}]"}
     return None, {}
 
 

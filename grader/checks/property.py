@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from grader.cases import call_reference, clone, generate_cases, label
+from grader.cases import call_reference, clone, generate_cases, label, rebuilder
 from grader.checks.base import CheckContext
 from grader.checks.function import call_failure
 from grader.checks.options import PropertyOptions
@@ -23,7 +23,7 @@ from grader.errors import GraderError
 from grader.execution import CallResult, WorkerSession
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.results import Outcome
-from grader.shrink import roll_up_reproduced
+from grader.shrink import Contract, roll_up_reproduced
 from grader.worker.codec import Handle
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 
@@ -135,7 +135,9 @@ class PropertyCheck:
         opts: PropertyOptions = ctx.question.options  # type: ignore[assignment]
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
-        cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
+        seed = ctx.seed if opts.seed is None else opts.seed
+        cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
+
         def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
             return self._one(ctx, opts, case, predicate, where)
 
@@ -143,6 +145,7 @@ class PropertyCheck:
         outcome, found = roll_up_reproduced(
             ctx.answer, cases, one, opts.partial,
             lambda case: ctx.shows_inputs and not any(isinstance(v, ModelSpec) for v in case.values()),
+            Contract(rebuild=rebuilder(ctx.reference_attr(opts.cases), seed)),
         )
         if found is not None:
             record = replace(PropertyDetails.from_dict(outcome.details), reproduce=found)
