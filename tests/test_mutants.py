@@ -217,3 +217,70 @@ def test_a_formula_mutant_proved_equal_is_equivalent_not_a_survivor() -> None:
     (equivalent,), (killed,) = grader.grade(same), grader.grade(wrong)
     assert equivalent.verdict is Verdict.EQUIVALENT and killed.verdict is Verdict.KILLED
     assert "expected" in killed.message
+
+
+# -- the swapped momentum, stable ids, siblings ------------------------------------------------------------------
+
+MOMENTUM = '''
+import torch
+
+def momentum(v, g, m):
+    return m * v + (1 - m) * g
+
+def cases_07(gen):
+    return [{"v": torch.randn(3, generator=gen, dtype=torch.float64), "g": torch.randn(3, generator=gen, dtype=torch.float64), "m": 0.7}]
+
+def cases_05(gen):
+    return [{"v": torch.randn(3, generator=gen, dtype=torch.float64), "g": torch.randn(3, generator=gen, dtype=torch.float64), "m": 0.5}]
+'''
+
+MOMENTUM_RUBRIC = """
+assignment: momentum
+reference: reference.py
+limits: {cell_timeout: 10, call_timeout: 5}
+questions:
+  - {id: q1.1, title: momentum 0.7, points: 1, kind: function, answer: momentum, cases: cases_07}
+  - {id: q1.2, title: momentum 0.5, points: 1, kind: function, answer: momentum, cases: cases_05}
+"""
+
+SWAPPED = "momentum:BinOp:factors-swapped@return m * v + (1 - m) * g"
+
+
+def test_a_swapped_momentum_is_made_and_killed_by_0_7_not_by_0_5_and_no_survivor_of_its_sibling(tmp_path: Path) -> None:
+    from grader.mutants import credit_siblings
+
+    (tmp_path / "reference.py").write_text(MOMENTUM)
+    (tmp_path / "rubric.yaml").write_text(MOMENTUM_RUBRIC)
+    rubric = load_rubric(tmp_path / "rubric.yaml")
+    (swapped,) = [m for m in plan(rubric).mutants if m.id == SWAPPED]
+    assert swapped.diff() == ["-    return m * v + (1 - m) * g", "+    return (1 - m) * v + m * g"]
+    assert swapped.questions == ("q1.1", "q1.2")
+    grader = Grader(rubric)
+    try:
+        results = grader.grade(swapped)
+    finally:
+        grader.close()
+    assert [(r.question, r.verdict) for r in results] == [("q1.1", Verdict.KILLED), ("q1.2", Verdict.SURVIVED)]
+    credited = credit_siblings(results)
+    assert [(r.question, r.verdict) for r in credited] == [("q1.1", Verdict.KILLED), ("q1.2", Verdict.SIBLING)]
+    assert credited[1].message == "killed by q1.1, which checks the same function"
+
+
+def test_a_constant_and_its_complement_and_a_dropped_one_minus() -> None:
+    got = mutants_of("def f(v, g):\n    return 0.9 * v + (1 - 0.9) * g\n")
+    assert got["Constant:0.9->1-0.9"] == "return (1 - 0.9) * v + (1 - 0.9) * g"
+    assert got["BinOp:one-minus-dropped"] == "return 0.9 * v + 0.9 * g"
+    assert mutants_of("def f(a, b):\n    return a @ b\n")["BinOp:operands-swapped"] == "return b @ a"
+    assert mutants_of("def f(x, W):\n    return conv(x, W)\n")["Call:arguments-swapped"] == "return conv(W, x)"
+    assert "Call:arguments-swapped" not in mutants_of("def f(x):\n    return torch.maximum(x, y).transpose(0, 1)\n")
+
+
+def test_editing_a_line_above_a_site_keeps_its_id_and_the_allow_list_entry() -> None:
+    before = "def momentum(v, g, m):\n    return m * v + (1 - m) * g\n"
+    after = "def momentum(v, g, m):\n    v = v * 1.0 + 0 * g\n    scale = (1 - 0) * 2\n    return m * v + (1 - m) * g\n"
+    old = {m.id: m for m in mutate(ast.parse(before).body[0], "momentum", "function", ("q1.1",), cap=1000)}
+    new = {m.id: m for m in mutate(ast.parse(after).body[0], "momentum", "function", ("q1.1",), cap=1000)}
+    entry = AllowEntry(question="q1.1", mutant=SWAPPED, reason="a test")
+    assert SWAPPED in old and SWAPPED in new and entry.matches("q1.1", new[SWAPPED])
+    assert old[SWAPPED].diff()[1:] == new[SWAPPED].diff()[1:]  # the same change, on the same line
+    assert {i for i in old if i.endswith("@return m * v + (1 - m) * g")} <= set(new)  # every mutant of that line

@@ -174,6 +174,20 @@ def test_an_allow_list_justifies_survivors_and_notes_stale_entries(weak: Path) -
     assert "examples: none given" in out and "validate: OK (exit 0)" in out
 
 
+def test_json_keeps_the_mutation_results_and_lists_the_survivors(weak: Path) -> None:
+    out = io.StringIO()
+    code = validate(weak, None, jobs=1, stream=out, as_json=True)
+    data = json.loads(out.getvalue())
+    assert code == 1 and data["ok"] is False
+    mutation = data["mutation"]  # once `null` exactly when a mutant survived
+    assert mutation is not None and mutation["ok"] is False
+    survivors = {(s["question"], s["id"]) for s in mutation["survivors"]}
+    assert ("q1.1", "double:Constant:2+1@return 2 * x") in survivors
+    assert all(s["question"] == "q1.1" and s["diff"] and s["digest"].startswith("src:") for s in mutation["survivors"])
+    q11 = next(q for q in mutation["questions"] if q["qid"] == "q1.1")
+    assert q11["counts"]["survived"] == len(mutation["survivors"])
+
+
 def test_a_wrong_example_score_exits_1(weak: Path) -> None:
     (weak.parent / "examples" / "expected.yaml").write_text("half.py: {total: 3, q1.2: 1}\n")
     code, out = run(weak, weak.parent / "examples", mutants=False)
