@@ -408,3 +408,38 @@ def test_hashed_values_match_as_the_formula_check_compares(expected: Any, yours:
     stored = point_hash("salt", (1, 2), canonical(expected))
     assert matches("salt", (1, 2), yours, stored) is same
     assert not matches("other salt", (1, 2), expected, stored) and not matches("salt", (2, 1), expected, stored)
+
+
+def test_a_kernel_that_names_no_notebook_says_how_to_give_it_and_unknown_ids_are_one_line(
+    kits: dict[str, Path], tmp_path: Path
+) -> None:
+    """nbclient (like classic Notebook without a server's session name, or Colab) sets no `__session__`."""
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    path = tmp_path / "student.ipynb"
+    kit = str(kits["cnn-rnn"])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(r"**Answer q4.2:** $\frac{1}{K}$"),
+        nbformat.v4.new_code_cell("import os\nos.environ.pop('JPY_SESSION_NAME', None)\n"
+                                  f"from grader import kit\nprint('__session__' in globals())\n"
+                                  f"print(kit.load({kit!r}).check('q4.2'))"),
+        nbformat.v4.new_code_cell(f"print(kit.load({kit!r}, notebook={str(path)!r}).check('q4.2'))"),
+        nbformat.v4.new_code_cell(f"kit.load({kit!r}).check('q9.9')"),
+    ]
+    nbformat.write(nb, path)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+
+    unnamed = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert unnamed.startswith("False\n")  # no `__session__`: the file is not known
+    assert 'pass `notebook="my.ipynb"` to `kit.load` so that Answer cells can be read' in unnamed
+    assert "there is no `Answer" not in unnamed
+    named = "".join(o.get("text", "") for o in nb.cells[2].outputs)
+    assert "q4.2 accuracy at initialisation  ok" in named  # read from the Markdown cell
+    (unknown,) = nb.cells[3].outputs
+    assert unknown["output_type"] == "execute_result"
+    assert unknown["data"]["text/plain"] == (
+        "the kit has no public question 'q9.9'; it has q1.1, q1.2, q1.3, q1.4, q1.5, q2.1, q2.2, q2.3, q3.1, q3.2, q3.3, "
+        "q4.1, q4.2"
+    )
