@@ -335,12 +335,14 @@ def show_inputs(case: Case) -> str:
     return "\n".join(f"{name} = {_python(value)}" for name, value in case.items())
 
 
-def snippet(function: str, case: Case) -> str:
+def snippet(function: str, case: Case, after: str | None = None) -> str:
     """Python that calls the student's function on `case`, to paste into their notebook.
 
     Everything happens inside a function of its own (`_reproduce_<function>`), so pasting it rebinds none of the
     notebook's names: the test's argument names (`x`, `W`) and the imports stay local to it.  An argument named
-    like the function itself, or like an import, is renamed so that it cannot hide them.
+    like the function itself, or like an import, is renamed so that it cannot hide them.  With `after` (an
+    argument the call changed, or one a post-condition reads) that argument is printed after the call too:
+    the return value does not show what was done to it.
     """
     imports = []
     if any(isinstance(v, torch.Tensor) for v in _arrays(case)):
@@ -358,6 +360,10 @@ def snippet(function: str, case: Case) -> str:
     helper = f"_reproduce_{function}"
     body = [*imports, *(f"{names[n]} = {_python(v)}" for n, v in case.items())]
     call = f"{function}({', '.join(names.values())})"
+    if after in names:
+        result = "result" if "result" not in taken else "result_"
+        body += [f"{result} = {call}", f"print({after!r}, 'after the call:', {names[after]})"]
+        call = result
     return "\n".join([
         f"def {helper}():  # a function, so that none of your notebook's variables is changed",
         *("    " + line.replace("\n", "\n    ") for line in body),
@@ -436,9 +442,10 @@ def reproduction(
     problem, info = last.get("found", (None, {})) if shrunk.smaller else (None, {})
     if problem is not None and not holds:
         problem = _without(problem, info.get("diagnosis"))
+    changed = details.get("changed") or str(details.get("after") or "").split("[")[0] or None
     return outcome, Reproduction(
         inputs=show_inputs(shrunk.case),
-        snippet=snippet(function, shrunk.case),
+        snippet=snippet(function, shrunk.case, changed if isinstance(changed, str) else None),
         shrunk=shrunk.smaller,
         original=label(case),
         problem=bounded(problem),

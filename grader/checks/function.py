@@ -8,6 +8,8 @@ arguments after its own call.  Whatever is not compared (a cache) is never read 
 """
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
@@ -102,23 +104,79 @@ def call_failure(name: str, result: CallResult, case: dict[str, Any]) -> str:
 
 
 def side_effect(
-    case: dict[str, Any], sent: dict[str, Any], result: CallResult, skip: frozenset[str] = frozenset()
-) -> str | None:
-    """Name the first input the call changed in place, comparing what was sent with what the worker holds after.
+    case: dict[str, Any],
+    sent: dict[str, Any],
+    result: CallResult,
+    skip: frozenset[str] = frozenset(),
+    student: StudentSignature | None = None,
+) -> tuple[str, str] | None:
+    """The first input the call changed, comparing what was sent with what the worker holds after: (the case
+    argument's name, what happened in the student's words), or None.
 
-    The path into a container is kept (`grads[2]`), so a student learns which tensor of a list was touched.
-    Arguments in `skip` (post-conditions say how they change) and chained ones (the student's own) are not compared.
+    The path into a container is kept (`grads[2]`), so a student learns which tensor of a list was touched; the
+    argument is named as the student's own function names it (`parameters`, not the handout's `params`), and
+    what happened is said: an array changed in place, a key of the caller's dict rebound, a list grown or
+    shrunk.  Arguments in `skip` (post-conditions say how they change) and chained ones are not compared.
     """
     if len(result.args_after) != len(sent):
         # An honest worker always echoes every argument; only code run in the worker can break that.
-        return "the inputs could not be read back after the call"
-    for (name, before), after in zip(sent.items(), result.args_after):
+        return "", "the inputs could not be read back after the call"
+    student = student or StudentSignature()
+    for position, ((name, before), after) in enumerate(zip(sent.items(), result.args_after)):
         if name in skip or isinstance(before, OutputOf):
             continue
         bad = compare(before, after, Tolerance(0.0, 0.0))
-        if bad is not None:
-            return f"`{name}{bad.where}` was changed in place"
+        if bad is None:
+            continue
+        own = student.name(position, name)
+        if isinstance(before, list) and isinstance(after, (list, tuple)) and len(after) != len(before):
+            grew = "appended to" if len(after) > len(before) else "had items removed from"
+            return name, f"your list `{own}` was {grew} ({_items(len(before))} before the call, {len(after)} after)"
+        if isinstance(before, dict) and bad.where.startswith("[") and own in student.subscripted:
+            return name, (f"`{own}{bad.where}` was rebound: your function assigns to a key of the dict `{own}` it "
+                          "was given, which is the caller's dict (copy it first)")
+        return name, f"`{own}{bad.where}` was changed in place"
     return None
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+@dataclass(frozen=True)
+class StudentSignature:
+    """What the student's own source says of their function (read, never run): its parameters' names and
+    those it assigns to by key (`params[k] = ...`)."""
+
+    parameters: tuple[str, ...] = ()
+    subscripted: frozenset[str] = frozenset()
+
+    def name(self, position: int, fallback: str) -> str:
+        return self.parameters[position] if position < len(self.parameters) else fallback
+
+    @classmethod
+    def of(cls, sources: Iterable[str], function: str) -> StudentSignature:
+        """From the last `def function(...)` in the sources (cells in order), as the notebook leaves it defined."""
+        found: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+        for source in sources:
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+                    found = node
+        if found is None:
+            return cls()
+        args = found.args
+        names = tuple(a.arg for a in (*args.posonlyargs, *args.args))
+        assigned = {
+            target.value.id
+            for node in ast.walk(found) if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+        }
+        return cls(names, frozenset(assigned & set(names)))
 
 
 class FunctionCheck:
@@ -218,9 +276,11 @@ class FunctionCheck:
             if problem:
                 return f"{on}: {problem}", details
         if pure:
-            changed = side_effect(case, sent, result, frozenset(plan.after))
+            student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
+            changed = side_effect(case, sent, result, frozenset(plan.after), student)
             if changed:
-                return f"{on}: {changed}; the handout requires inputs to be left unchanged", {"changed": True}
+                name, what = changed
+                return f"{on}: {what}; the handout requires inputs to be left unchanged", {"changed": name or True}
         return None, {}
 
 
