@@ -28,7 +28,7 @@ from grader.diagnose import format_array
 from grader.explain import Around, Reproduction, bounded
 from grader.results import Outcome
 
-__all__ = ["Budget", "Contract", "Shrunk", "shrink", "size_map", "snippet", "show_inputs", "size_of", "is_small", "reproduction", "roll_up_reproduced", "confirmed"]
+__all__ = ["Budget", "Contract", "Shrunk", "shrink", "size_map", "snippet", "show_inputs", "size_of", "is_small", "reproduction", "roll_up_reproduced", "confirmed", "as_held"]
 
 Case = dict[str, Any]
 
@@ -452,6 +452,38 @@ def reproduction(
         around=Around.from_dict(info.get("around")),
         calls=shrunk.calls,
     )
+
+
+PER_ARGUMENT = 48  # numbers: an argument up to this size is shown as its values where nothing is shrunk (the kit)
+
+
+def as_held(function: str, case: Case, details: dict[str, Any], rebuild: list[str]) -> Reproduction | None:
+    """A failing input shown as it is (a kit has no reference, so nothing is shrunk): each argument's values
+    where every argument is small, else `rebuild`, lines of Python that set `args` to the same input (the
+    kit's `kit.load(...).inputs(qid, n)`), in the snippet.  None for a crash (its traceback says more) and for an
+    input passed through the student's other functions (`output_of`)."""
+    if failure_kind(details) == "crash" or any(not _pasteable(v) for v in case.values()):
+        return None
+    changed = details.get("changed") or str(details.get("after") or "").split("[")[0] or None
+    after = changed if isinstance(changed, str) else None
+    if all(size_of({"v": v}) <= PER_ARGUMENT for v in case.values()):
+        return Reproduction(inputs=show_inputs(case), snippet=snippet(function, case, after), original=label(case))
+    helper = f"_reproduce_{function}"
+    lines = [f"def {helper}():  # a function, so that none of your notebook's variables is changed",
+             *(f"    {line}" for line in rebuild),
+             f"    return {function}(*args.values())", "", f"print({helper}())"]
+    shapes = f"{label(case)} (too large to show here: the snippet below loads it from the kit)"
+    return Reproduction(inputs=shapes, snippet="\n".join(lines), original=label(case))
+
+
+def _pasteable(value: Any) -> bool:
+    if is_array(value) or value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, dict):
+        return all(_pasteable(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_pasteable(v) for v in value)
+    return False
 
 
 def _cause(why: Any) -> str | None:

@@ -26,7 +26,7 @@ from grader.errors import GraderError, SubmissionUnreadable
 from grader.execution import WorkerSession
 from grader.kit.result import KitReport
 from grader.kit.run import check_questions, report_for, selected
-from grader.kit.schema import KitFile, read_kit
+from grader.kit.schema import KitFile, decoded, read_kit
 from grader.results import QuestionResult
 from grader.rubric import Limits
 from grader.submission import Cell, Submission, load_submission, strip_magics
@@ -87,6 +87,17 @@ class Kit:
     @property
     def questions(self) -> list[str]:
         return [q.id for q in self.data.questions]
+
+    def inputs(self, question: str, n: int) -> dict[str, Any]:
+        """Test input `n` (from 1) of a function or gradient question, as the kit holds it: {argument: value},
+        in the handout's argument order, to call your function on (`f(*ok.inputs("q1.3", 2).values())`)."""
+        q = self.data.question(question)
+        cases = getattr(q.check, "cases", None)
+        if not cases or not 1 <= n <= len(cases):
+            count = f"test inputs 1 to {len(cases)}" if cases else "no test inputs"
+            raise GraderError(f"{question} has {count} in this kit")
+        case = cases[n - 1]
+        return dict(zip(case.names, (decoded(a) for a in case.args)))
 
     def check(self, question: str, namespace: dict[str, Any] | None = None, *, device: str = "cpu") -> KitReport | Unknown:
         if question not in self.questions:  # one line, not a traceback through the grader
