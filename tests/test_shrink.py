@@ -189,6 +189,7 @@ def test_a_missing_one_over_t_is_not_called_a_bias_or_a_batch_size() -> None:
     result = grade_submission(load_rubric(data / "rubric.yaml"), data / "forgot_t.py")
     (q,) = result.questions
     assert q.score == 0
+    assert q.message.startswith("on inputs [T=2] z=<2x3>, T=2.0, grad_y=<2x3>: ")  # a gradient keeps its case's label
     shown = q.details["reproduce"]
     text = " ".join([q.message, str(q.details.get("diagnosis")), shown.get("problem", "")])
     assert "bias" not in text and "batch size" not in text and "Likely cause" not in text

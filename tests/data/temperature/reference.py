@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from grader.cases import case
+
 
 def softmax_t(z: torch.Tensor, T: float) -> torch.Tensor:
     return torch.softmax(z / T, dim=1)
@@ -14,5 +16,5 @@ def softmax_t_grad_z(z: torch.Tensor, T: float, grad_y: torch.Tensor) -> torch.T
 
 
 def cases_softmax_t(gen: torch.Generator) -> list[dict]:
-    return [{"z": torch.randn(2, 3, generator=gen, dtype=torch.float64), "T": 2.0,
-             "grad_y": torch.randn(2, 3, generator=gen, dtype=torch.float64)}]
+    return [case("T=2", z=torch.randn(2, 3, generator=gen, dtype=torch.float64), T=2.0,
+                 grad_y=torch.randn(2, 3, generator=gen, dtype=torch.float64))]
