@@ -3,13 +3,16 @@
 A test input of shape (2, 3, 7) is too big to follow by hand; the same mistake usually shows on a batch of
 one, a sequence of two, a single channel, with whole-number values.  `shrink` tries such smaller cases
 (fewer batch items, shorter sequences, smaller sizes, simpler values), keeps each one on which the failure
-persists, and stops within a budget of calls and seconds.  Whether a candidate "still fails" is the caller's
-question, answered in the grader: the reference computes the expected values, the student's process only runs
-the student's function on the grader-made input.
+persists, and stops within a budget of calls and seconds.  A smaller case is never an input the function
+could not get: it is rebuilt from smaller sizes by the author's generator, or cut along one size everywhere at
+once, and tried only where the reference takes it (`Contract`).  Whether a candidate "still fails" is the
+caller's question, answered in the grader: the reference computes the expected values, the student's process
+only runs the student's function on the grader-made input.
 
 `snippet` turns a case into Python a student pastes into their notebook to see the failure themselves,
-`reproduction` puts the two together into the `Reproduction` record a question's details carry, and
-`roll_up_reproduced` grades a question's cases and reproduces the first that fails.
+`reproduction` puts the two together into the `Reproduction` record a question's details carry (and drops a
+diagnosis a smaller input contradicts), `roll_up_reproduced` grades a question's cases and reproduces the first
+that fails, and `as_held` shows a failing input as it is where nothing can be shrunk (the kit).
 """
 from __future__ import annotations
 
