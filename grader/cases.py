@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,6 +27,28 @@ def generate_cases(generator: Callable[..., Any], seed: int, where: str) -> list
     if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases) or not cases:
         raise GraderError(f"{where}: a case generator returns a non-empty list of dicts")
     return cases
+
+
+def rebuilder(generator: Callable[..., Any], seed: int) -> Callable[[dict[str, int]], Case | None] | None:
+    """The case of given sizes, from a generator that takes them (`def cases_x(gen, sizes=None)`), or None for
+    a generator that does not.  Sizes it refuses (it raises, or returns no case) give None: not a valid input."""
+    try:
+        takes_sizes = "sizes" in inspect.signature(generator).parameters
+    except (TypeError, ValueError):
+        takes_sizes = False
+    if not takes_sizes:
+        return None
+
+    def rebuild(sizes: dict[str, int]) -> Case | None:
+        try:
+            made = generator(torch.Generator().manual_seed(seed), sizes=dict(sizes))
+        except Exception:  # noqa: BLE001 - the author's generator says these sizes make no valid input
+            return None
+        if not isinstance(made, list) or not made or not isinstance(made[0], dict):
+            return None
+        return sized(sizes, made[0])
+
+    return rebuild
 
 
 def clone(value: Any) -> Any:
@@ -101,12 +124,43 @@ def call_reference(fn: Callable[..., Any], case: dict[str, Any], where: str) -> 
 
 
 class Case(dict[str, Any]):
-    """One call's arguments (a dict, in the student's positional order) with a short label for reports.
+    """One call's arguments (a dict, in the student's positional order) with a short label for reports, and the
+    sizes it was built from where the author gave them (`sized`): a failure on it is then shrunk by building
+    the case again from smaller sizes, so that the input shown keeps the handout's shape contract.
 
     Made with `case("tied maxima", x=..., pool_param=...)`; a plain dict is a case without a label.
     """
 
     label: str = ""
+    sizes: dict[str, int] = {}  # a class default, never mutated: `sized` sets a dict of its own
+
+
+def sizes_of(value: dict[str, Any]) -> dict[str, int]:
+    """The sizes a case was built from (`sized`), or {} for a case without them."""
+    return dict(value.sizes) if isinstance(value, Case) else {}
+
+
+def sized(sizes: dict[str, int], args: dict[str, Any]) -> Case:
+    """A case that records the sizes it was built from: `sized({"C": 2, "N": 10}, {"x": randn(gen, 2, 10)})`.
+
+    With sizes, a failing case is shrunk by calling the generator again as `generator(gen, sizes={...})` with
+    smaller sizes (the generator then returns the case of those sizes first), never by slicing its arrays; a
+    generator that raises or returns no case for some sizes says they are not a valid input.  A labelled case
+    keeps its label.
+    """
+    made = Case(args)
+    made.label = args.label if isinstance(args, Case) else ""
+    made.sizes = {str(k): int(v) for k, v in sizes.items()}
+    return made
+
+
+def same_kind(like: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """`args` as a case of the same kind as `like`: its label and sizes kept (a plain dict stays plain)."""
+    if not isinstance(like, Case):
+        return dict(args)
+    made = Case(args)
+    made.label, made.sizes = like.label, dict(like.sizes)
+    return made
 
 
 def case(label: str, /, **args: Any) -> Case:
@@ -175,7 +229,7 @@ def as_numpy(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy().copy()
     if isinstance(value, Case):
-        return case(value.label, **{k: as_numpy(v) for k, v in value.items()})
+        return same_kind(value, {k: as_numpy(v) for k, v in value.items()})
     if isinstance(value, OutputOf):
         return OutputOf(value.function, as_numpy(value.args), as_numpy(value.kwargs), value.item)
     if isinstance(value, dict):

@@ -66,13 +66,14 @@ class Verdict(str, Enum):
     SURVIVED = "survived"  # full points for a wrong answer: the question is weak, or the mutant is equivalent
     EQUIVALENT = "equivalent"  # proved equal (formulas): not a wrong answer at all
     ALLOWED = "allowed"  # survived, and the allow-list says why it is equivalent
+    SIBLING = "killed by a sibling"  # survived here, killed by another question that checks the same function
 
 
 @dataclass(frozen=True)
 class Mutant:
     """One wrong version of one reference name (a function, a value) or of a formula question's expected text."""
 
-    id: str  # stable while the target's code is unchanged: `conv1d_forward:BinOp#3:Add->Sub`
+    id: str  # the function, the change and its statement's text: `conv1d_grad_x:BinOp:Add->Sub@return a + b`
     target: str  # the function or variable name, or `expected` for a formula
     kind: str  # "function", "value" or "formula"
     original: str  # source (a definition, `name = expr`, or a formula)
@@ -119,7 +120,7 @@ Make = Callable[[ast.AST], ast.AST]
 @dataclass(frozen=True)
 class _Site:
     index: int  # the node's position in `_preorder` of the target
-    label: str  # `BinOp#3:Add->Sub`
+    label: str  # `BinOp:Add->Sub@return a + b`
     make: Make  # node (in a fresh copy of the target) -> its replacement
 
 
@@ -203,23 +204,49 @@ def _is_max_call(node: ast.AST) -> bool:
 
 
 def _sites(root: ast.AST, fields: Sequence[str] | None, symbols: Sequence[str] = ()) -> list[_Site]:
-    """Every single transformation of `root`, in source order.  `symbols`: names a formula may swap."""
-    sites: list[_Site] = []
-    counters: dict[str, int] = {}
+    """Every single transformation of `root`, in source order.  `symbols`: names a formula may swap.
 
-    def add(index: int, family: str, detail: str, make: Make) -> None:
-        sites.append(_Site(index, f"{family}#{counters[family]}:{detail}", make))
+    A site's label names the node's kind, the change and the source text of its statement (the header of a
+    `for` or `if`): `BinOp:Add->Sub@h = c * h + (1 - c) * u`, with `#2`, `#3` for the same change in the same
+    text again (`BinOp:Mult->Div#2@...`).  It changes only when that statement does, never when a line is added elsewhere, so an
+    allow-list entry holds across unrelated edits.
+    """
+    sites: list[_Site] = []
+    seen: dict[str, int] = {}
+    statement: dict[int, ast.AST] = {}  # node -> the statement it is part of
+
+    def add(index: int, change: str, where: str, make: Make) -> None:
+        key = f"{change}@{where}"
+        seen[key] = seen.get(key, 0) + 1
+        sites.append(_Site(index, key if seen[key] == 1 else f"{change}#{seen[key]}@{where}", make))
 
     steps: set[int] = set()  # nodes of a slice's step: `[::-1]` is reversed or not, not stepped by 2 or 0
     for index, item in enumerate(_preorder(root, fields)):
         node = item.node
-        family = _name(node)
-        counters[family] = counters.get(family, 0) + 1
+        if isinstance(node, ast.stmt):
+            statement[id(node)] = node
+        elif item.parent is not None and id(item.parent) in statement:
+            statement[id(node)] = statement[id(item.parent)]
         if isinstance(node, ast.Slice) and node.step is not None:
             steps.update(id(n) for n in ast.walk(node.step))
+        where = _site_text(statement.get(id(node), root))
         for detail, make in _transformations(node, symbols, in_step=id(node) in steps):
-            add(index, family, detail, make)
+            add(index, f"{_name(node)}:{detail}", where, make)
     return sites
+
+
+def _site_text(node: ast.AST) -> str:
+    """A statement's source as one line (a compound statement's header only), at most 80 characters."""
+    if hasattr(node, "body") and isinstance(node.body, list):
+        node = copy.copy(node)
+        for name in ("body", "orelse", "finalbody", "handlers"):
+            if isinstance(getattr(node, name, None), list):
+                setattr(node, name, [ast.Pass()] if name == "body" else [])
+    try:
+        text = ast.unparse(node).splitlines()[0] if not isinstance(node, ast.Expression) else ast.unparse(node.body)
+    except (AttributeError, TypeError, ValueError, IndexError, RecursionError):
+        text = _name(node)
+    return " ".join(text.split())[:80]
 
 
 def _transformations(node: ast.AST, symbols: Sequence[str], *, in_step: bool) -> Iterator[tuple[str, Make]]:
@@ -257,6 +284,12 @@ def _transformations(node: ast.AST, symbols: Sequence[str], *, in_step: bool) ->
 def _binop(node: ast.BinOp) -> Iterator[tuple[str, Make]]:
     for new in _BINOP_SWAPS.get(type(node.op), ()):
         yield f"{_name(node.op)}->{new.__name__}", _set("op", new)
+    if isinstance(node.op, _NOT_COMMUTATIVE):
+        yield "operands-swapped", _swap_operands
+    if isinstance(node.op, (ast.Add, ast.Sub)) and all(_is_product(side) for side in (node.left, node.right)):
+        yield "factors-swapped", _swap_factors  # `m * v + (1 - m) * g` -> `(1 - m) * v + m * g`
+    if isinstance(node.op, ast.Sub) and isinstance(node.left, ast.Constant) and node.left.value == 1:
+        yield "one-minus-dropped", lambda n: cast(ast.BinOp, n).right
     if isinstance(node.op, (ast.Add, ast.Sub)):
         right = "max-subtraction-dropped" if isinstance(node.op, ast.Sub) and _is_max_call(node.right) else "right-dropped"
         yield right, lambda n: cast(ast.BinOp, n).left
@@ -271,6 +304,38 @@ def _constant(node: ast.Constant) -> Iterator[tuple[str, Make]]:
         return
     for delta in (1, -1):
         yield f"{value!r}{delta:+d}", _add_constant(delta)
+    if isinstance(value, float) and 0 < value < 1 and value != 0.5:
+        # A weight and its complement swapped (`beta` for `1 - beta`): the running averages' classic mistake.
+        yield f"{value!r}->1-{value!r}", lambda n: ast.BinOp(ast.Constant(1), ast.Sub(), ast.Constant(cast(ast.Constant, n).value))
+
+
+_NOT_COMMUTATIVE = (ast.Sub, ast.Div, ast.MatMult)
+# Calls whose two arguments may be swapped without a change: swapping them makes no wrong answer.
+_SYMMETRIC_CALLS = frozenset({"transpose", "swapaxes", "swapdims", "maximum", "minimum", "max", "min", "add", "mul",
+                              "multiply", "hypot", "isclose", "allclose", "eq", "ne", "dist", "equal", "logaddexp"})
+
+
+def _is_product(node: ast.expr) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+
+
+def _swap_operands(n: ast.AST) -> ast.AST:
+    node = cast(ast.BinOp, n)
+    node.left, node.right = node.right, node.left
+    return node
+
+
+def _swap_factors(n: ast.AST) -> ast.AST:
+    node = cast(ast.BinOp, n)
+    left, right = cast(ast.BinOp, node.left), cast(ast.BinOp, node.right)
+    left.left, right.left = right.left, left.left
+    return node
+
+
+def _swap_arguments(n: ast.AST) -> ast.AST:
+    call = cast(ast.Call, n)
+    call.args[0], call.args[1] = call.args[1], call.args[0]
+    return call
 
 
 def _add_constant(delta: int) -> Make:
@@ -279,6 +344,10 @@ def _add_constant(delta: int) -> Make:
 
 def _call(node: ast.Call) -> Iterator[tuple[str, Make]]:
     called = _called_name(node)
+    args = node.args
+    if (len(args) == 2 and type(args[0]) is type(args[1]) and not isinstance(args[0], (ast.Constant, ast.Starred))
+            and called not in _SYMMETRIC_CALLS and ast.dump(args[0]) != ast.dump(args[1])):
+        yield "arguments-swapped", _swap_arguments  # `f(x, W)` for `f(W, x)`, `torch.zeros(m, n)` for `(n, m)`
     if isinstance(node.func, ast.Attribute) and called in ("sum", "mean"):
         other = "mean" if called == "sum" else "sum"
         yield f"{called}->{other}", _attr_call(other)
@@ -532,7 +601,7 @@ def _reachable(start: str, functions: dict[str, ast.FunctionDef | ast.AsyncFunct
 def formula_mutants(q: Question, cap: int = MAX_PER_TARGET) -> list[Mutant]:
     """The expected formula with one change: an operator, a constant ±1, floor dropped, a symbol swapped, ±1.
 
-    Ids start with the question's answer name (`conv_output_size:BinOp#1:Add->Sub`), or its id without one.
+    Ids start with the question's answer name (`conv_output_size:BinOp:Add->Sub@<the formula>`), or its id without one.
     """
     from grader.checks.options import FormulaOptions
     from grader.mathparse import ParseError, make_symbols, parse_expression
@@ -717,6 +786,24 @@ def _verdict(m: Mutant, result: QuestionResult) -> MutantResult:
     if m.kind == "formula" and result.details.get("proof") == "symbolic":
         return MutantResult(m, result.qid, Verdict.EQUIVALENT, result.score, result.max_score, "proved equal by SymPy")
     return MutantResult(m, result.qid, Verdict.SURVIVED, result.score, result.max_score, result.message)
+
+
+def credit_siblings(results: Sequence[MutantResult]) -> list[MutantResult]:
+    """A mutant one question kills is seen: where another question that checks the same function lets it
+    through, it is no survivor there, but `SIBLING`, naming the question that owns it (the first that killed it).
+
+    A helper's mutant runs on every question that reaches the helper; one case somewhere that tells it apart
+    is what a mutation score asks for, so an allow-list needs no copy per question.
+    """
+    owner: dict[str, str] = {}
+    for r in results:
+        if r.verdict is Verdict.KILLED:
+            owner.setdefault(r.mutant.id, r.question)
+    return [
+        replace(r, verdict=Verdict.SIBLING, message=f"killed by {owner[r.mutant.id]}, which checks the same function")
+        if r.verdict is Verdict.SURVIVED and r.mutant.id in owner else r
+        for r in results
+    ]
 
 
 def allow(results: Sequence[MutantResult], entries: Sequence[AllowEntry]) -> list[MutantResult]:

@@ -31,7 +31,7 @@ from grader.batch import Job, job_names, run_jobs
 from grader.checks.forbid import PRESETS
 from grader.errors import GraderError, RubricError
 from grader.grading import preflight
-from grader.mutants import AllowEntry, MutantResult, Runner, Verdict, plan, unused_entries
+from grader.mutants import AllowEntry, MutantResult, Runner, Verdict, credit_siblings, plan, unused_entries
 from grader.mutants import allow as apply_allow_list
 from grader.results import SubmissionResult
 from grader.rubric import Question, Rubric
@@ -88,7 +88,9 @@ class QuestionMutation:
 
     @property
     def score(self) -> float | None:
-        """Killed share of the mutants that are wrong answers (equivalent and allowed ones left out)."""
+        """Killed share of the mutants that are wrong answers (equivalent and allowed ones left out, and those
+        another question of the same function kills): 100% says every such mutant was seen by some case, not
+        that every mistake is caught."""
         wrong = self.count(Verdict.KILLED) + self.count(Verdict.SURVIVED)
         return None if wrong == 0 else self.count(Verdict.KILLED) / wrong
 
@@ -114,8 +116,10 @@ class Mutation:
         return all(self.questions)
 
     def serialize(self) -> dict[str, Any]:
-        return {"mutants": self.mutants, "seconds": round(self.seconds, 2), "jobs": self.jobs,
-                "questions": [q.serialize() for q in self.questions],
+        survivors = [{"question": r.question, "id": r.mutant.id, "digest": r.mutant.digest, "diff": r.mutant.diff(),
+                      "message": r.message} for q in self.questions for r in q.survivors]
+        return {"mutants": self.mutants, "seconds": round(self.seconds, 2), "jobs": self.jobs, "ok": bool(self),
+                "survivors": survivors, "questions": [q.serialize() for q in self.questions],
                 "stale_allow_entries": [e.model_dump() for e in self.stale]}
 
 
@@ -136,7 +140,8 @@ class Validation:
     def serialize(self) -> dict[str, Any]:
         return {"rubric": self.rubric, "ok": bool(self), "seconds": round(self.seconds, 2),
                 "stages": [s.serialize() for s in self.stages],
-                "mutation": self.mutation.serialize() if self.mutation else None}
+                # `is not None`: a Mutation with survivors is falsy, and its survivors are what a script wants.
+                "mutation": self.mutation.serialize() if self.mutation is not None else None}
 
 
 # -- stage 1: the rubric against its reference, before anything runs ---------------------------------------------
@@ -440,7 +445,7 @@ def mutation_analysis(
     start = time.perf_counter()
     mutants = plan(rubric)
     runner = Runner(rubric, launcher=launcher, device=device, jobs=jobs, baseline=baseline)
-    results = apply_allow_list(runner.run(mutants.mutants, on_done), allowed)
+    results = apply_allow_list(credit_siblings(runner.run(mutants.mutants, on_done)), allowed)
     questions = tuple(
         QuestionMutation(q.id, q.spec.title, q.spec.kind, tuple(r for r in results if r.question == q.id),
                          mutants.notes.get(q.id, "" if mutants.for_question(q.id) else "no mutants"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from grader.cases import sized
+
 # -- Q1 convolutions ----------------------------------------------------------------------------------------
 conv_output_size = "floor((H + 2*P - D*(K - 1) - 1)/S) + 1"
 conv_example_output = (5, 2)
@@ -47,11 +49,17 @@ def cases_conv1d_forward(gen: torch.Generator) -> list[dict]:
     ]
 
 
-def cases_conv1d_backward(gen: torch.Generator) -> list[dict]:
+def cases_conv1d_backward(gen: torch.Generator, sizes: dict[str, int] | None = None) -> list[dict]:
+    # With `sizes`, the case of those sizes: a failing case is shrunk by building it again from smaller sizes,
+    # so the input a student is shown always has matching channels and a `grad_y` of the output's shape.
+    shapes = [(sizes["C"], sizes["N"], sizes["F"], sizes["K"], sizes["stride"])] if sizes else _conv_shapes(gen)
     cases = []
-    for C, N, F, K, s in _conv_shapes(gen):
+    for C, N, F, K, s in shapes:
+        if not (1 <= K <= N and s >= 1 and C >= 1 and F >= 1):
+            raise ValueError(f"no conv1d input with C={C}, N={N}, F={F}, K={K}, stride={s}")
         n_out = (N - K) // s + 1
-        cases.append({"x": _randn(gen, C, N), "W": _randn(gen, F, C, K), "stride": s, "grad_y": _randn(gen, F, n_out)})
+        args = {"x": _randn(gen, C, N), "W": _randn(gen, F, C, K), "stride": s, "grad_y": _randn(gen, F, n_out)}
+        cases.append(sized({"C": C, "N": N, "F": F, "K": K, "stride": s}, args))
     return cases
 
 

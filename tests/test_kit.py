@@ -408,3 +408,73 @@ def test_hashed_values_match_as_the_formula_check_compares(expected: Any, yours:
     stored = point_hash("salt", (1, 2), canonical(expected))
     assert matches("salt", (1, 2), yours, stored) is same
     assert not matches("other salt", (1, 2), expected, stored) and not matches("salt", (2, 1), expected, stored)
+
+
+def test_a_kernel_that_names_no_notebook_says_how_to_give_it_and_unknown_ids_are_one_line(
+    kits: dict[str, Path], tmp_path: Path
+) -> None:
+    """nbclient (like classic Notebook without a server's session name, or Colab) sets no `__session__`."""
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    path = tmp_path / "student.ipynb"
+    kit = str(kits["cnn-rnn"])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(r"**Answer q4.2:** $\frac{1}{K}$"),
+        nbformat.v4.new_code_cell("import os\nos.environ.pop('JPY_SESSION_NAME', None)\n"
+                                  f"from grader import kit\nprint('__session__' in globals())\n"
+                                  f"print(kit.load({kit!r}).check('q4.2'))"),
+        nbformat.v4.new_code_cell(f"print(kit.load({kit!r}, notebook={str(path)!r}).check('q4.2'))"),
+        nbformat.v4.new_code_cell(f"kit.load({kit!r}).check('q9.9')"),
+    ]
+    nbformat.write(nb, path)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+
+    unnamed = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert unnamed.startswith("False\n")  # no `__session__`: the file is not known
+    assert 'pass `notebook="my.ipynb"` to `kit.load` so that Answer cells can be read' in unnamed
+    assert "there is no `Answer" not in unnamed
+    named = "".join(o.get("text", "") for o in nb.cells[2].outputs)
+    assert "q4.2 accuracy at initialisation  ok" in named  # read from the Markdown cell
+    (unknown,) = nb.cells[3].outputs
+    assert unknown["output_type"] == "execute_result"
+    assert unknown["data"]["text/plain"] == (
+        "the kit has no public question 'q9.9'; it has q1.1, q1.2, q1.3, q1.4, q1.5, q2.1, q2.2, q2.3, q3.1, q3.2, q3.3, "
+        "q4.1, q4.2"
+    )
+
+
+def test_a_kit_check_shows_the_failing_inputs_values_or_how_to_load_them(kits: dict[str, Path], tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+
+    ok = load(kits["cnn-rnn"])
+    namespace: dict[str, Any] = {}
+    exec(compile(textwrap.dedent(STUDENT_CODE).replace("return torch.einsum", "return 2 * torch.einsum"),  # noqa: S102
+                 "<cell 1>", "exec"), namespace)
+    (q,) = ok.check("q1.3", namespace).result.questions
+    shown = q.details["reproduce"]
+    assert shown["original"] == "x=<2x10>, W=<3x2x3>, stride=1" and not shown["shrunk"]
+    assert shown["inputs"].startswith("x = torch.tensor([[") and "\nstride = 1" in shown["inputs"]  # values, not shapes
+    assert shown["snippet"].endswith("    return conv1d_forward(x, W, stride)\n\nprint(_reproduce_conv1d_forward())")
+
+    import numpy as np
+
+    def max_pool_forward(x: Any, pool_param: Any) -> Any:  # the pooled shape, all zeros
+        ph, s = pool_param["pool_height"], pool_param["stride"]
+        n, c, h, w = x.shape
+        return np.zeros((n, c, (h - ph) // s + 1, (w - pool_param["pool_width"]) // s + 1)), None
+
+    write_kit(build_kit(load_rubric(ROOT / "rubrics" / "layers.yaml")), tmp_path / "layers.kit.zip")
+    layers = load(tmp_path / "layers.kit.zip")
+    (big,) = layers.check("q4.1", {"max_pool_forward": max_pool_forward}).result.questions
+    held = big.details["reproduce"]
+    assert held["inputs"].startswith(big.details["case"]) and "too large to show here" in held["inputs"]
+    n = int(held["snippet"].split(".inputs('q4.1', ")[1].split(")")[0])
+    assert list(layers.inputs("q4.1", n)) == ["x", "pool_param"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(held["snippet"], {"max_pool_forward": max_pool_forward})  # noqa: S102 - the kit's own snippet
+    assert printed.getvalue().startswith("(array([[[[0.")

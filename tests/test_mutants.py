@@ -27,36 +27,40 @@ from tests.conftest import DATA
 
 
 def mutants_of(source: str, cap: int = 1000) -> dict[str, str]:
-    """label -> the mutated function's body, for a one-function module."""
+    """The change (`BinOp:Add->Sub`, the id without its target and statement) -> the mutated function's body
+    (the first such mutant), for a one-function module."""
     tree = ast.parse(textwrap.dedent(source)).body[0]
-    return {m.id.split(":", 1)[1]: m.source.split("\n", 1)[1].strip() for m in mutate(tree, "f", "function", ("q1",), cap=cap)}
+    out: dict[str, str] = {}
+    for m in mutate(tree, "f", "function", ("q1",), cap=cap):
+        out.setdefault(m.id.split(":", 1)[1].split("@")[0], m.source.split("\n", 1)[1].strip())
+    return out
 
 
 @pytest.mark.parametrize(
     "body, label, mutated",
     [
-        ("return a + b", "BinOp#1:Add->Sub", "return a - b"),
-        ("return a + b", "BinOp#1:right-dropped", "return a"),
-        ("return a + b", "BinOp#1:left-dropped", "return b"),
-        ("return a @ b", "BinOp#1:MatMult->Mult", "return a * b"),
-        ("return a + b", "Return#1:transposed", "return (a + b).T"),
-        ("return a if a < b else b", "Compare#1:Lt->LtE", "return a if a <= b else b"),
-        ("return a if a < b else b", "Compare#1:Lt->Gt", "return a if a > b else b"),
-        ("return a * 2", "Constant#1:2+1", "return a * 3"),
-        ("return a * 2", "Constant#1:2-1", "return a * 1"),
-        ("return g(a, flag=False)", "Constant#1:False->True", "return g(a, flag=True)"),
-        ("return a[1:b]", "Slice#1:lower+1", "return a[1 + 1:b]"),
-        ("return a[1:b]", "Slice#1:upper-1", "return a[1:b - 1]"),
-        ("return [a for _ in range(b)]", "Call#1:range-stop+1", "return [a for _ in range(b + 1)]"),
-        ("return a.sum()", "Call#1:sum->mean", "return a.mean()"),
-        ("return torch.sigmoid(a)", "Call#1:sigmoid-removed", "return a"),
-        ("return a.relu()", "Call#1:relu-removed", "return a"),
-        ("return a - a.max()", "BinOp#1:max-subtraction-dropped", "return a"),
-        ("return -a", "UnaryOp#1:USub-dropped", "return a"),
-        ("a += b\n    return a", "AugAssign#1:Add->Sub", "a -= b\n    return a"),
-        ("a += b\n    return a", "AugAssign#1:dropped", "pass\n    return a"),
-        ("a = a - b\n    return a", "Assign#1:in-place", "a -= b\n    return a"),
-        ("a = b * a\n    return a", "Assign#1:in-place", "a *= b\n    return a"),
+        ("return a + b", "BinOp:Add->Sub", "return a - b"),
+        ("return a + b", "BinOp:right-dropped", "return a"),
+        ("return a + b", "BinOp:left-dropped", "return b"),
+        ("return a @ b", "BinOp:MatMult->Mult", "return a * b"),
+        ("return a + b", "Return:transposed", "return (a + b).T"),
+        ("return a if a < b else b", "Compare:Lt->LtE", "return a if a <= b else b"),
+        ("return a if a < b else b", "Compare:Lt->Gt", "return a if a > b else b"),
+        ("return a * 2", "Constant:2+1", "return a * 3"),
+        ("return a * 2", "Constant:2-1", "return a * 1"),
+        ("return g(a, flag=False)", "Constant:False->True", "return g(a, flag=True)"),
+        ("return a[1:b]", "Slice:lower+1", "return a[1 + 1:b]"),
+        ("return a[1:b]", "Slice:upper-1", "return a[1:b - 1]"),
+        ("return [a for _ in range(b)]", "Call:range-stop+1", "return [a for _ in range(b + 1)]"),
+        ("return a.sum()", "Call:sum->mean", "return a.mean()"),
+        ("return torch.sigmoid(a)", "Call:sigmoid-removed", "return a"),
+        ("return a.relu()", "Call:relu-removed", "return a"),
+        ("return a - a.max()", "BinOp:max-subtraction-dropped", "return a"),
+        ("return -a", "UnaryOp:USub-dropped", "return a"),
+        ("a += b\n    return a", "AugAssign:Add->Sub", "a -= b\n    return a"),
+        ("a += b\n    return a", "AugAssign:dropped", "pass\n    return a"),
+        ("a = a - b\n    return a", "Assign:in-place", "a -= b\n    return a"),
+        ("a = b * a\n    return a", "Assign:in-place", "a *= b\n    return a"),
     ],
 )
 def test_each_transformation(body: str, label: str, mutated: str) -> None:
@@ -66,7 +70,7 @@ def test_each_transformation(body: str, label: str, mutated: str) -> None:
 
 def test_a_reversal_step_is_dropped_not_shifted() -> None:
     got = mutants_of("def f(a):\n    return a[::-1]\n")
-    assert got["UnaryOp#1:USub-dropped"] == "return a[::1]"
+    assert got["UnaryOp:USub-dropped"] == "return a[::1]"
     assert not any(label.startswith("Constant") for label in got)
 
 
@@ -92,7 +96,7 @@ def test_ids_are_stable_and_the_cap_is_a_deterministic_choice() -> None:
 
 def test_a_mutant_shows_its_diff_and_digest() -> None:
     (m,) = [m for m in mutate(ast.parse("def f(a):\n    x = 1\n    return a + x\n").body[0], "f", "function", ("q1",))
-            if m.id == "f:BinOp#1:Add->Sub"]
+            if m.id == "f:BinOp:Add->Sub@return a + x"]
     assert m.diff() == ["-    return a + x", "+    return a - x"]
     assert m.digest.startswith("src:") and len(m.digest) == 16
 
@@ -100,10 +104,10 @@ def test_a_mutant_shows_its_diff_and_digest() -> None:
 def test_formula_mutants_drop_floor_swap_symbols_and_shift() -> None:
     rubric = load_rubric(DATA.parent.parent / "rubrics" / "cnn-rnn.yaml")
     q = next(q for q in rubric.questions if q.id == "q1.1")
-    by_label = {m.id.split(":", 1)[1]: m.source for m in formula_mutants(q, cap=1000)}
-    assert by_label["Call#1:floor-dropped"] == "(H + 2 * P - D * (K - 1) - 1) / S + 1"
-    assert by_label["Call#1:floor->ceiling"].startswith("ceiling(")
-    assert by_label["Name#2:H->K"].startswith("floor((K + 2 * P")
+    by_label = {m.id.split(":", 1)[1].split("@")[0]: m.source for m in formula_mutants(q, cap=1000)}
+    assert by_label["Call:floor-dropped"] == "(H + 2 * P - D * (K - 1) - 1) / S + 1"
+    assert by_label["Call:floor->ceiling"].startswith("ceiling(")
+    assert by_label["Name:H->K"].startswith("floor((K + 2 * P")
     assert by_label["whole+1"] == "(floor((H + 2 * P - D * (K - 1) - 1) / S) + 1) + 1"
     assert all(m.id.startswith("conv_output_size:") and m.questions == ("q1.1",) for m in formula_mutants(q))
 
@@ -213,3 +217,70 @@ def test_a_formula_mutant_proved_equal_is_equivalent_not_a_survivor() -> None:
     (equivalent,), (killed,) = grader.grade(same), grader.grade(wrong)
     assert equivalent.verdict is Verdict.EQUIVALENT and killed.verdict is Verdict.KILLED
     assert "expected" in killed.message
+
+
+# -- the swapped momentum, stable ids, siblings ------------------------------------------------------------------
+
+MOMENTUM = '''
+import torch
+
+def momentum(v, g, m):
+    return m * v + (1 - m) * g
+
+def cases_07(gen):
+    return [{"v": torch.randn(3, generator=gen, dtype=torch.float64), "g": torch.randn(3, generator=gen, dtype=torch.float64), "m": 0.7}]
+
+def cases_05(gen):
+    return [{"v": torch.randn(3, generator=gen, dtype=torch.float64), "g": torch.randn(3, generator=gen, dtype=torch.float64), "m": 0.5}]
+'''
+
+MOMENTUM_RUBRIC = """
+assignment: momentum
+reference: reference.py
+limits: {cell_timeout: 10, call_timeout: 5}
+questions:
+  - {id: q1.1, title: momentum 0.7, points: 1, kind: function, answer: momentum, cases: cases_07}
+  - {id: q1.2, title: momentum 0.5, points: 1, kind: function, answer: momentum, cases: cases_05}
+"""
+
+SWAPPED = "momentum:BinOp:factors-swapped@return m * v + (1 - m) * g"
+
+
+def test_a_swapped_momentum_is_made_and_killed_by_0_7_not_by_0_5_and_no_survivor_of_its_sibling(tmp_path: Path) -> None:
+    from grader.mutants import credit_siblings
+
+    (tmp_path / "reference.py").write_text(MOMENTUM)
+    (tmp_path / "rubric.yaml").write_text(MOMENTUM_RUBRIC)
+    rubric = load_rubric(tmp_path / "rubric.yaml")
+    (swapped,) = [m for m in plan(rubric).mutants if m.id == SWAPPED]
+    assert swapped.diff() == ["-    return m * v + (1 - m) * g", "+    return (1 - m) * v + m * g"]
+    assert swapped.questions == ("q1.1", "q1.2")
+    grader = Grader(rubric)
+    try:
+        results = grader.grade(swapped)
+    finally:
+        grader.close()
+    assert [(r.question, r.verdict) for r in results] == [("q1.1", Verdict.KILLED), ("q1.2", Verdict.SURVIVED)]
+    credited = credit_siblings(results)
+    assert [(r.question, r.verdict) for r in credited] == [("q1.1", Verdict.KILLED), ("q1.2", Verdict.SIBLING)]
+    assert credited[1].message == "killed by q1.1, which checks the same function"
+
+
+def test_a_constant_and_its_complement_and_a_dropped_one_minus() -> None:
+    got = mutants_of("def f(v, g):\n    return 0.9 * v + (1 - 0.9) * g\n")
+    assert got["Constant:0.9->1-0.9"] == "return (1 - 0.9) * v + (1 - 0.9) * g"
+    assert got["BinOp:one-minus-dropped"] == "return 0.9 * v + 0.9 * g"
+    assert mutants_of("def f(a, b):\n    return a @ b\n")["BinOp:operands-swapped"] == "return b @ a"
+    assert mutants_of("def f(x, W):\n    return conv(x, W)\n")["Call:arguments-swapped"] == "return conv(W, x)"
+    assert "Call:arguments-swapped" not in mutants_of("def f(x):\n    return torch.maximum(x, y).transpose(0, 1)\n")
+
+
+def test_editing_a_line_above_a_site_keeps_its_id_and_the_allow_list_entry() -> None:
+    before = "def momentum(v, g, m):\n    return m * v + (1 - m) * g\n"
+    after = "def momentum(v, g, m):\n    v = v * 1.0 + 0 * g\n    scale = (1 - 0) * 2\n    return m * v + (1 - m) * g\n"
+    old = {m.id: m for m in mutate(ast.parse(before).body[0], "momentum", "function", ("q1.1",), cap=1000)}
+    new = {m.id: m for m in mutate(ast.parse(after).body[0], "momentum", "function", ("q1.1",), cap=1000)}
+    entry = AllowEntry(question="q1.1", mutant=SWAPPED, reason="a test")
+    assert SWAPPED in old and SWAPPED in new and entry.matches("q1.1", new[SWAPPED])
+    assert old[SWAPPED].diff()[1:] == new[SWAPPED].diff()[1:]  # the same change, on the same line
+    assert {i for i in old if i.endswith("@return m * v + (1 - m) * g")} <= set(new)  # every mutant of that line

@@ -154,7 +154,7 @@ def test_a_weak_question_exits_1_and_shows_its_survivors_as_diffs(weak: Path) ->
     assert code == 1
     assert "reference: ok 4/4 points as a submission" in out and "blank: ok 0/4 points" in out
     assert "ok half.py: 2/4, as expected" in out
-    assert "survivor of q1.1: double:Constant#1:2+1" in out
+    assert "survivor of q1.1: double:Constant:2+1@return 2 * x" in out
     assert "-    return 2 * x" in out and "+    return 3 * x" in out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("q1.")}
     assert rows["q1.2"].split()[-1] == "100%" and rows["q1.3"].split()[-1] == "100%"
@@ -162,16 +162,30 @@ def test_a_weak_question_exits_1_and_shows_its_survivors_as_diffs(weak: Path) ->
 
 
 def test_an_allow_list_justifies_survivors_and_notes_stale_entries(weak: Path) -> None:
-    survivors = ["double:Constant#1:2+1", "double:Constant#1:2-1", "double:Return#1:transposed", "double:BinOp#1:Mult->Div"]
+    survivors = [f"double:{change}@return 2 * x" for change in ("Constant:2+1", "Constant:2-1", "Return:transposed", "BinOp:Mult->Div")]
     entries = [{"question": "q1.1", "mutant": m, "reason": "zero in, zero out (a test of the tool)"} for m in survivors]
-    entries.append({"question": "q1.2", "mutant": "answer:Constant#1:42+1", "reason": "stale: it is killed"})
+    entries.append({"question": "q1.2", "mutant": "answer:Constant:42+1@42", "reason": "stale: it is killed"})
     (weak.parent / "mutants").mkdir()
     (weak.parent / "mutants" / "rubric.yaml").write_text(json.dumps(entries))
     code, out = run(weak)
     assert code == 0, out
     assert "survivor of" not in out
-    assert "q1.2 answer:Constant#1:42+1 justifies no survivor" in out
+    assert "q1.2 answer:Constant:42+1@42 justifies no survivor" in out
     assert "examples: none given" in out and "validate: OK (exit 0)" in out
+
+
+def test_json_keeps_the_mutation_results_and_lists_the_survivors(weak: Path) -> None:
+    out = io.StringIO()
+    code = validate(weak, None, jobs=1, stream=out, as_json=True)
+    data = json.loads(out.getvalue())
+    assert code == 1 and data["ok"] is False
+    mutation = data["mutation"]  # once `null` exactly when a mutant survived
+    assert mutation is not None and mutation["ok"] is False
+    survivors = {(s["question"], s["id"]) for s in mutation["survivors"]}
+    assert ("q1.1", "double:Constant:2+1@return 2 * x") in survivors
+    assert all(s["question"] == "q1.1" and s["diff"] and s["digest"].startswith("src:") for s in mutation["survivors"])
+    q11 = next(q for q in mutation["questions"] if q["qid"] == "q1.1")
+    assert q11["counts"]["survived"] == len(mutation["survivors"])
 
 
 def test_a_wrong_example_score_exits_1(weak: Path) -> None:

@@ -8,11 +8,13 @@ arguments after its own call.  Whatever is not compared (a cache) is never read 
 """
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.cases import OutputOf, clone, generate_cases, label
+from grader.cases import OutputOf, clone, generate_cases, label, rebuilder
 from grader.checks.base import CheckContext
 from grader.checks.options import FunctionOptions, Selector
 from grader.compare import Difference, Mismatch, Tolerance, compare, describe
@@ -21,7 +23,7 @@ from grader.execution import CallResult
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
-from grader.shrink import roll_up_reproduced
+from grader.shrink import Contract, roll_up_reproduced
 from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.ops_chain import pick
@@ -102,23 +104,79 @@ def call_failure(name: str, result: CallResult, case: dict[str, Any]) -> str:
 
 
 def side_effect(
-    case: dict[str, Any], sent: dict[str, Any], result: CallResult, skip: frozenset[str] = frozenset()
-) -> str | None:
-    """Name the first input the call changed in place, comparing what was sent with what the worker holds after.
+    case: dict[str, Any],
+    sent: dict[str, Any],
+    result: CallResult,
+    skip: frozenset[str] = frozenset(),
+    student: StudentSignature | None = None,
+) -> tuple[str, str] | None:
+    """The first input the call changed, comparing what was sent with what the worker holds after: (the case
+    argument's name, what happened in the student's words), or None.
 
-    The path into a container is kept (`grads[2]`), so a student learns which tensor of a list was touched.
-    Arguments in `skip` (post-conditions say how they change) and chained ones (the student's own) are not compared.
+    The path into a container is kept (`grads[2]`), so a student learns which tensor of a list was touched; the
+    argument is named as the student's own function names it (`parameters`, not the handout's `params`), and
+    what happened is said: an array changed in place, a key of the caller's dict rebound, a list grown or
+    shrunk.  Arguments in `skip` (post-conditions say how they change) and chained ones are not compared.
     """
     if len(result.args_after) != len(sent):
         # An honest worker always echoes every argument; only code run in the worker can break that.
-        return "the inputs could not be read back after the call"
-    for (name, before), after in zip(sent.items(), result.args_after):
+        return "", "the inputs could not be read back after the call"
+    student = student or StudentSignature()
+    for position, ((name, before), after) in enumerate(zip(sent.items(), result.args_after)):
         if name in skip or isinstance(before, OutputOf):
             continue
         bad = compare(before, after, Tolerance(0.0, 0.0))
-        if bad is not None:
-            return f"`{name}{bad.where}` was changed in place"
+        if bad is None:
+            continue
+        own = student.name(position, name)
+        if isinstance(before, list) and isinstance(after, (list, tuple)) and len(after) != len(before):
+            grew = "appended to" if len(after) > len(before) else "had items removed from"
+            return name, f"your list `{own}` was {grew} ({_items(len(before))} before the call, {len(after)} after)"
+        if isinstance(before, dict) and bad.where.startswith("[") and own in student.subscripted:
+            return name, (f"`{own}{bad.where}` was rebound: your function assigns to a key of the dict `{own}` it "
+                          "was given, which is the caller's dict (copy it first)")
+        return name, f"`{own}{bad.where}` was changed in place"
     return None
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+@dataclass(frozen=True)
+class StudentSignature:
+    """What the student's own source says of their function (read, never run): its parameters' names and
+    those it assigns to by key (`params[k] = ...`)."""
+
+    parameters: tuple[str, ...] = ()
+    subscripted: frozenset[str] = frozenset()
+
+    def name(self, position: int, fallback: str) -> str:
+        return self.parameters[position] if position < len(self.parameters) else fallback
+
+    @classmethod
+    def of(cls, sources: Iterable[str], function: str) -> StudentSignature:
+        """From the last `def function(...)` in the sources (cells in order), as the notebook leaves it defined."""
+        found: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+        for source in sources:
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+                    found = node
+        if found is None:
+            return cls()
+        args = found.args
+        names = tuple(a.arg for a in (*args.posonlyargs, *args.args))
+        assigned = {
+            target.value.id
+            for node in ast.walk(found) if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+        }
+        return cls(names, frozenset(assigned & set(names)))
 
 
 class FunctionCheck:
@@ -129,7 +187,8 @@ class FunctionCheck:
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         reference = ctx.reference_attr(opts.reference or ctx.answer)
         seed = ctx.seed if opts.seed is None else opts.seed
-        cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
+        generator = ctx.reference_attr(opts.cases)
+        cases = generate_cases(generator, seed, where)
         tol = Tolerance(opts.rtol, opts.atol)
         plan = Plan.of(opts)
 
@@ -137,8 +196,13 @@ class FunctionCheck:
             expected, after = reference_side(ctx.reference, reference, case, plan, where)
             return self._one(ctx, case, expected, tol, opts.pure, plan, after)
 
+        # A smaller input is shown only where the reference takes it and answers with the same structure.
+        contract = Contract(
+            reference=lambda case: reference_side(ctx.reference, reference, case, plan, where),
+            rebuild=rebuilder(generator, seed),
+        )
         outcome, found = roll_up_reproduced(
-            ctx.answer, cases, one, opts.partial, lambda case: ctx.shows_inputs and not _chained(case)
+            ctx.answer, cases, one, opts.partial, lambda case: ctx.shows_inputs and not _chained(case), contract
         )
         if found is not None:
             record = replace(FunctionDetails.from_dict(outcome.details), reproduce=found)
@@ -214,9 +278,11 @@ class FunctionCheck:
             if problem:
                 return f"{on}: {problem}", details
         if pure:
-            changed = side_effect(case, sent, result, frozenset(plan.after))
+            student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
+            changed = side_effect(case, sent, result, frozenset(plan.after), student)
             if changed:
-                return f"{on}: {changed}; the handout requires inputs to be left unchanged", {}
+                name, what = changed
+                return f"{on}: {what}; the handout requires inputs to be left unchanged", {"changed": name or True}
         return None, {}
 
 
@@ -366,7 +432,7 @@ def _compare_after(
         if selectors is None:
             bad = compare(expected[name], got, tol)
             if bad:
-                return _after_message(f"`{name}{bad.where}`", bad), bad.details
+                return _after_message(f"`{name}{bad.where}`", bad), {**bad.details, "after": name}
             continue
         for selector, want in zip(selectors, expected[name]):
             found, item = pick(got, selector)
@@ -375,7 +441,7 @@ def _compare_after(
                 return f"`{name}` has no {what} {selector!r} after the call ({describe(got)})", {}
             bad = compare(want, item, tol)
             if bad:
-                return _after_message(f"`{name}[{selector!r}]{bad.where}`", bad), bad.details
+                return _after_message(f"`{name}[{selector!r}]{bad.where}`", bad), {**bad.details, "after": f"{name}[{selector!r}]"}
     return None, {}
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from grader.cases import clone, generate_cases, label
+from grader.cases import clone, generate_cases, label, rebuilder, same_kind
 from grader.checks.base import CheckContext
 from grader.checks.function import call_failure
 from grader.checks.options import GradientOptions
@@ -23,7 +23,7 @@ from grader.errors import ReferenceError_
 from grader.execution import CallResult
 from grader.explain import Around, Reproduction, View, bounded, explain_failure, listed, number, sci, whole_numbers
 from grader.results import Outcome
-from grader.shrink import reproduction
+from grader.shrink import Contract, reproduction
 
 if TYPE_CHECKING:
     from grader.rubric import Question, Rubric
@@ -122,10 +122,28 @@ class GradientCheck:
         failing = outcome.details.get("case_index")
         # A point computed by `at` from the inputs may not survive smaller inputs: only plain cases are shrunk.
         if isinstance(failing, int) and ctx.shows_inputs and at is None:
-            found = reproduction(ctx.answer, cases[failing], outcome.details, one, label)
+            contract = Contract(
+                reference=lambda case: forward(**_inputs(case, opts)),
+                valid=lambda case: _fits_upstream(forward, case, opts),
+                rebuild=rebuilder(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed),
+            )
+            outcome, found = reproduction(ctx.answer, outcome, cases[failing], outcome.details, one, contract=contract)
             if found is not None:
                 outcome = replace(outcome, details={**outcome.details, "reproduce": found.serialize()})
         return outcome
+
+
+def _inputs(case: dict[str, Any], opts: GradientOptions) -> dict[str, Any]:
+    return {k: clone(v) for k, v in case.items() if k != opts.upstream}
+
+
+def _fits_upstream(forward: Callable[..., Any], case: dict[str, Any], opts: GradientOptions) -> bool:
+    """An upstream gradient has exactly the forward output's shape: the expected gradient multiplies them, and
+    broadcasting would take an upstream of another shape (a 1x1 for a 1x2 output) without a word."""
+    if opts.upstream is None:
+        return True
+    out, upstream = forward(**_inputs(case, opts)), case[opts.upstream]
+    return is_array(out) and is_array(upstream) and to_numpy(out).shape == to_numpy(upstream).shape
 
 
 # A question's seeded cases and the reference's gradients on them (autograd and the finite-difference check) are
@@ -153,7 +171,8 @@ def _reference_gradients(
         per_module[key] = (cases, gradients)
     cases, gradients = per_module[key]
     # Copies: nothing a check does to a case or a gradient reaches the next student's.
-    return [{k: clone(v) for k, v in case.items()} for case in cases], [g.clone() for g in gradients]
+    # Each copy keeps its case's label and sizes.
+    return [same_kind(case, {k: clone(v) for k, v in case.items()}) for case in cases], [g.clone() for g in gradients]
 
 
 def judge(

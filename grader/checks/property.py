@@ -14,16 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from grader.cases import call_reference, clone, generate_cases, label
+from grader.cases import call_reference, clone, generate_cases, label, rebuilder
 from grader.checks.base import CheckContext
-from grader.checks.function import call_failure
+from grader.checks.function import StudentSignature, call_failure
 from grader.checks.options import PropertyOptions
 from grader.compare import Tolerance, compare, is_array
 from grader.errors import GraderError
 from grader.execution import CallResult, WorkerSession
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.results import Outcome
-from grader.shrink import roll_up_reproduced
+from grader.shrink import Contract, roll_up_reproduced
 from grader.worker.codec import Handle
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 
@@ -135,7 +135,9 @@ class PropertyCheck:
         opts: PropertyOptions = ctx.question.options  # type: ignore[assignment]
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
-        cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
+        seed = ctx.seed if opts.seed is None else opts.seed
+        cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
+
         def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
             return self._one(ctx, opts, case, predicate, where)
 
@@ -143,6 +145,7 @@ class PropertyCheck:
         outcome, found = roll_up_reproduced(
             ctx.answer, cases, one, opts.partial,
             lambda case: ctx.shows_inputs and not any(isinstance(v, ModelSpec) for v in case.values()),
+            Contract(rebuild=rebuilder(ctx.reference_attr(opts.cases), seed)),
         )
         if found is not None:
             record = replace(PropertyDetails.from_dict(outcome.details), reproduce=found)
@@ -167,7 +170,8 @@ class PropertyCheck:
                 return result.explain(), {"not_checked": True}
             return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
         if opts.pure:
-            changed = _changed_tensors(case, result) or _changed_models(ctx, models)
+            student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
+            changed = _changed_tensors(case, result, student) or _changed_models(ctx, models)
             if changed:
                 return f"{on}: {changed}; the handout requires inputs to be left unchanged", {}
         inputs = {k: models.local.get(k, clone(v)) for k, v in case.items()}
@@ -209,12 +213,13 @@ def _encode_spec(spec: ModelSpec) -> Any:
     return codec.encode(spec.to_plain())
 
 
-def _changed_tensors(case: dict[str, Any], result: CallResult) -> str | None:
-    for (name, before), after in zip(case.items(), result.args_after):
+def _changed_tensors(case: dict[str, Any], result: CallResult, student: StudentSignature) -> str | None:
+    """The first tensor (or list of them) the call changed, named as the student's function names it."""
+    for position, ((name, before), after) in enumerate(zip(case.items(), result.args_after)):
         if isinstance(before, ModelSpec) or not (is_array(before) or isinstance(before, (list, tuple))):
             continue
         if compare(before, after, Tolerance(0.0, 0.0)) is not None:
-            return f"`{name}` was changed in place"
+            return f"`{student.name(position, name)}` was changed in place"
     return None
 
 

@@ -111,11 +111,11 @@ class _Echo:
             return
         self.line(f"mutants: {m.mutants} graded in {format_duration(m.seconds)} ({m.jobs} worker processes)")
         columns = [_Column("question"), _Column("kind"), _Column("mutants", True), _Column("killed", True),
-                   _Column("equivalent", True), _Column("allowed", True), _Column("survived", True),
-                   _Column("score", True)]
+                   _Column("by a sibling", True), _Column("equivalent", True), _Column("allowed", True),
+                   _Column("survived", True), _Column("score", True)]
         rows = [_row(q) for q in m.questions]
         styles = [None if q.note else ("green" if q else "red") for q in m.questions]
-        _print_table(self.stream, columns, rows, styles=styles, styled_column=7)
+        _print_table(self.stream, columns, rows, styles=styles, styled_column=8)
         for q in m.questions:
             for r in q.survivors:
                 self.line(f"\nsurvivor of {q.qid}: {r.mutant.id}  ({r.mutant.digest})")
@@ -147,8 +147,8 @@ def _count(stage: Stage) -> str:
 
 def _row(q: QuestionMutation) -> list[str]:
     if q.note and not q.results:
-        return [f"{q.qid} {q.title}", q.kind, "-", "", "", "", "", q.note]
-    counts = [q.count(v) for v in (Verdict.KILLED, Verdict.EQUIVALENT, Verdict.ALLOWED, Verdict.SURVIVED)]
+        return [f"{q.qid} {q.title}", q.kind, "-", "", "", "", "", "", q.note]
+    counts = [q.count(v) for v in (Verdict.KILLED, Verdict.SIBLING, Verdict.EQUIVALENT, Verdict.ALLOWED, Verdict.SURVIVED)]
     score = "-" if q.score is None else f"{100 * q.score:.0f}%"
     return [f"{q.qid} {q.title}", q.kind, str(len(q.results)), *map(str, counts), score]
 

@@ -52,6 +52,7 @@ from grader.kit.schema import (
 )
 from grader.results import Outcome, QuestionResult
 from grader.rubric import Question, QuestionSpec, Rubric, RubricSpec
+from grader.shrink import as_held
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +114,32 @@ def check_function(ctx: CheckContext) -> Outcome:
     tol = Tolerance(data.rtol, data.atol)
     one = FunctionCheck()._one  # the grading's own comparison of one case, given the expected output
 
-    def check(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        return one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
+    failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
-    return roll_up(cases, check, data.partial)
+    def check(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        problem, info = one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
+        if problem is not None and not failing:
+            failing.append((case, info))
+        return problem, info
+
+    return _with_values(ctx, roll_up(cases, check, data.partial), cases, failing)
+
+
+def _with_values(
+    ctx: CheckContext, outcome: Outcome, cases: list[dict[str, Any]], failing: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> Outcome:
+    """The outcome with the failing input's values (or how to load it from the kit), as grading shows the
+    reproduction, so that a student can run it without submitting."""
+    if not failing or outcome.fraction >= 1:
+        return outcome
+    case, info = failing[0]
+    n = next(i for i, c in enumerate(cases, 1) if c is case)
+    rebuild = ["from grader import kit",
+               f"args = kit.load({str(ctx.rubric.path)!r}).inputs({ctx.question.id!r}, {n})  # test input {n} of {len(cases)}"]
+    found = as_held(ctx.answer, case, info, rebuild)
+    if found is None:
+        return outcome
+    return Outcome(outcome.fraction, outcome.message, {**outcome.details, "reproduce": found.serialize()}, outcome.status)
 
 
 def _chain(value: Any) -> Any:
@@ -138,11 +161,17 @@ def check_gradient(ctx: CheckContext) -> Outcome:
     pairs = _cases(data.cases)
     stored = {id(case): expected for case, expected in pairs}
 
+    failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
     def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         result = ctx.session.call(ctx.answer, list(case.values()), timeout=ctx.timeout)
-        return judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
+        problem, info = judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
+        if problem is not None and not failing:
+            failing.append((case, info))
+        return problem, info
 
-    return gradient_outcome([case for case, _ in pairs], one, data.max_rel_error)
+    cases = [case for case, _ in pairs]
+    return _with_values(ctx, gradient_outcome(cases, one, data.max_rel_error), cases, failing)
 
 
 def formula_problem(data: FormulaData) -> FormulaProblem:

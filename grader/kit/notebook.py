@@ -6,10 +6,14 @@ right for a self-check and never used for grading.  The requests are the worker'
 answered in this process and decoded as grading decodes them, so the values compared are the same plain data.
 
 Markdown `Answer qX.Y:` cells are not part of a kernel's state: they are read from the notebook file, which
-Jupyter names (`__session__`), or which `notebook=` gives (Colab: the file you downloaded or saved to Drive).
+the front-end names where it can (JupyterLab and Notebook 7: `__session__`; VS Code: `__vsc_ipynb_file__`; a
+kernel a Jupyter server started, classic Notebook included: `JPY_SESSION_NAME`), or which `notebook=` gives
+(Colab, nbclient: the file you downloaded or saved to Drive).  Where none does, a question that reads an Answer
+cell says so and how to give the file, never that the cell is missing.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -22,7 +26,8 @@ from grader.errors import GraderError, SubmissionUnreadable
 from grader.execution import WorkerSession
 from grader.kit.result import KitReport
 from grader.kit.run import check_questions, report_for, selected
-from grader.kit.schema import KitFile, read_kit
+from grader.kit.schema import KitFile, decoded, read_kit
+from grader.results import QuestionResult
 from grader.rubric import Limits
 from grader.submission import Cell, Submission, load_submission, strip_magics
 from grader.worker import codec, protocol
@@ -83,7 +88,20 @@ class Kit:
     def questions(self) -> list[str]:
         return [q.id for q in self.data.questions]
 
-    def check(self, question: str, namespace: dict[str, Any] | None = None, *, device: str = "cpu") -> KitReport:
+    def inputs(self, question: str, n: int) -> dict[str, Any]:
+        """Test input `n` (from 1) of a function or gradient question, as the kit holds it: {argument: value},
+        in the handout's argument order, to call your function on (`f(*ok.inputs("q1.3", 2).values())`)."""
+        q = self.data.question(question)
+        cases = getattr(q.check, "cases", None)
+        if not cases or not 1 <= n <= len(cases):
+            count = f"test inputs 1 to {len(cases)}" if cases else "no test inputs"
+            raise GraderError(f"{question} has {count} in this kit")
+        case = cases[n - 1]
+        return dict(zip(case.names, (decoded(a) for a in case.args)))
+
+    def check(self, question: str, namespace: dict[str, Any] | None = None, *, device: str = "cpu") -> KitReport | Unknown:
+        if question not in self.questions:  # one line, not a traceback through the grader
+            return Unknown(f"the kit has no public question {question!r}; it has {', '.join(self.questions)}")
         return self._check(question, namespace, device)
 
     def check_all(self, namespace: dict[str, Any] | None = None, *, device: str = "cpu") -> KitReport:
@@ -98,7 +116,8 @@ class Kit:
         submission = self._submission(namespace)
         with NotebookSession(submission, namespace, self.data.limits) as session:
             result = check_questions(self.data, self.path, selected(self.data, question), submission, session, device)
-        result = replace(result, device=session.device, sandbox="none (the notebook's own process)",
+        questions = result.questions if submission.sha256 else tuple(_unknown_file(q) for q in result.questions)
+        result = replace(result, questions=questions, device=session.device, sandbox="none (the notebook's own process)",
                          execution_time=time.perf_counter() - start)
         return report_for(self.data, question, result)
 
@@ -119,6 +138,28 @@ class Kit:
                     cells = list(loaded.cells)
         path = source or Path("notebook.ipynb")
         return Submission(path, path.stem, tuple(cells), answers, sha)
+
+
+class Unknown:
+    """What `check` returns for a question the kit does not have: one line, shown as it is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _unknown_file(q: QuestionResult) -> QuestionResult:
+    """A question that looked for an Answer cell of a notebook whose file is not known: say how to give it."""
+    if f"`Answer {q.qid}:` cell" not in q.message:
+        return q
+    message = (f"this notebook's file is not known here, so its `Answer {q.qid}:` cell cannot be read: "
+               'pass `notebook="my.ipynb"` to `kit.load` so that Answer cells can be read')
+    return replace(q, message=message)
 
 
 def load(path: str | Path, *, notebook: str | Path | None = None) -> Kit:
@@ -155,7 +196,12 @@ def _history(namespace: dict[str, Any]) -> list[Cell]:
 
 
 def _notebook_file(namespace: dict[str, Any]) -> Path | None:
-    for candidate in (namespace.get("__session__"), namespace.get("__file__")):
+    """The notebook (or script) this kernel runs, where its front-end says: JupyterLab and Notebook 7 set
+    `__session__`, VS Code `__vsc_ipynb_file__`, a Jupyter server `JPY_SESSION_NAME` (relative to the kernel's
+    folder); a script has `__file__`.  Colab and nbclient say nothing."""
+    named = (namespace.get("__session__"), namespace.get("__vsc_ipynb_file__"), os.environ.get("JPY_SESSION_NAME"),
+             namespace.get("__file__"))
+    for candidate in named:
         if isinstance(candidate, str) and candidate.endswith((".ipynb", ".py")) and Path(candidate).is_file():
             return Path(candidate)
     return None

@@ -42,3 +42,62 @@ def test_missing_function_is_an_error_result(write_py, grade_mini):
     q = by_id(grade_mini(write_py(BASE)), "q2.1")
     assert q.status.value == "error"
     assert q.message == "`scale` is not defined"
+
+
+# -- side effects in the student's words ------------------------------------------------------------------------
+
+SGD_REFERENCE = '''
+import torch
+
+def sgd_step(params, grads, lr):
+    return {k: params[k] - lr * grads[k] for k in params}
+
+def cases_sgd(gen):
+    params = {"W1": torch.randn(2, 3, generator=gen, dtype=torch.float64), "b1": torch.randn(3, generator=gen, dtype=torch.float64)}
+    grads = {"W1": torch.randn(2, 3, generator=gen, dtype=torch.float64), "b1": torch.randn(3, generator=gen, dtype=torch.float64)}
+    return [{"params": params, "grads": grads, "lr": 0.1}]
+'''
+
+SGD_RUBRIC = """
+assignment: sgd
+reference: reference.py
+limits: {cell_timeout: 5, call_timeout: 5}
+questions:
+  - {id: q1.1, title: sgd step, points: 1, kind: function, answer: sgd_step, cases: cases_sgd, pure: true}
+"""
+
+
+@pytest.mark.parametrize(
+    "body, said",
+    [
+        ("def sgd_step(parameters, gradients, lr):\n    for k in parameters:\n"
+         "        parameters[k] = parameters[k] - lr * gradients[k]\n    return parameters",
+         "`parameters['W1']` was rebound: your function assigns to a key of the dict `parameters` it was given, "
+         "which is the caller's dict (copy it first)"),
+        ("def sgd_step(p, g, lr):\n    for k in p:\n        p[k] -= lr * g[k]\n    return dict(p)",
+         "`p['W1']` was changed in place"),
+    ],
+)
+def test_a_side_effect_names_the_students_argument_and_what_happened(tmp_path, body, said):
+    import contextlib
+    import io
+
+    import torch
+
+    from grader.grading import grade_submission
+    from grader.rubric import load_rubric
+
+    (tmp_path / "reference.py").write_text(SGD_REFERENCE)
+    (tmp_path / "rubric.yaml").write_text(SGD_RUBRIC)
+    (tmp_path / "student.py").write_text("import torch\n\n" + body + "\n")
+    (q,) = grade_submission(load_rubric(tmp_path / "rubric.yaml"), tmp_path / "student.py").questions
+    assert q.score == 0
+    assert f"{said}; the handout requires inputs to be left unchanged" in q.message
+    snippet = q.details["reproduce"]["snippet"]
+    assert "    print('params', 'after the call:', params)" in snippet  # the mutation, not only the return value
+    namespace: dict[str, object] = {"torch": torch}
+    exec(body, namespace)  # noqa: S102 - the test's own student code
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(snippet, namespace)  # noqa: S102 - the grader's own snippet, pasted as a student would
+    assert printed.getvalue().startswith("params after the call: {'W1': tensor(")
