@@ -162,6 +162,25 @@ def test_a_candidate_the_reference_answers_in_another_shape_is_never_tried() -> 
     assert tried and all(c["x"].shape == (7,) and c["w"].shape == (3,) for c in tried)  # whole numbers only
 
 
+def test_an_input_outside_the_functions_domain_is_never_tried() -> None:
+    # A cross-entropy: probabilities rounded to whole numbers (0 or 1) make log(0); such a candidate is refused
+    # where the original answer was finite, and the student never sees it as "the smallest failing input".
+    def cost(c: dict[str, Any]) -> float:
+        al, y = c["AL"], c["Y"]
+        return float(-(y * np.log(al) + (1 - y) * np.log(1 - al)).sum() / y.shape[1])
+
+    tried: list[dict[str, Any]] = []
+
+    def fails(c: dict[str, Any]) -> bool:
+        tried.append(c)
+        return True
+
+    case = {"AL": np.array([[0.9, 0.7, 0.2]]), "Y": np.array([[1.0, 0.0, 1.0]])}
+    result = shrink(case, fails, Budget(calls=100), Contract(reference=cost))
+    assert tried and all(np.all((c["AL"] > 0) & (c["AL"] < 1)) for c in tried)
+    assert np.all((result.case["AL"] > 0) & (result.case["AL"] < 1))
+
+
 def test_a_case_with_sizes_is_rebuilt_from_smaller_sizes_and_refused_sizes_are_skipped() -> None:
     def cases(gen: torch.Generator, sizes: dict[str, int] | None = None) -> list[dict[str, Any]]:
         chosen = [sizes] if sizes else [{"N": 5, "K": 3}]
