@@ -102,6 +102,9 @@ def test_flat_notebooks_import_the_handout_and_get_every_point(tmp_path: Path, c
     assert "course setup" not in err
     totals = {name: json.loads((tmp_path / "out" / name / "results.json").read_text())["score"] for name in ("ana", "ann", "cara")}
     assert totals == {"ana": 16.0, "ann": 16.0, "cara": 13.0}
+    # grade also looks for similar code (a hint, never a score change): ann's notebook is a copy of ana's.
+    pairs = json.loads((tmp_path / "out" / "similarity.json").read_text())["pairs"]
+    assert [(p["a"], p["b"], p["score"]) for p in pairs] == [("ana", "ann", 1.0)]
 
 
 def _without_handout(tmp_path: Path) -> Path:

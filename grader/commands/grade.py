@@ -6,6 +6,7 @@ submission whose bytes, rubric and grader version are unchanged since its last g
 """
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -30,6 +31,8 @@ from grader.sandbox import Launcher, hiding
 from grader.sources import Discovery, Entry, discover, folder_names
 from grader.tawork import carry_over
 from grader.terminal import GradeProgress, print_summary
+
+log = logging.getLogger(__name__)
 
 
 def grade(
@@ -106,6 +109,7 @@ def grade(
     print_summary(everyone, rubric)
     print(f"graded {len(todo)} submissions, {len(work) - len(todo)} unchanged; {len(everyone)} in the class "
           f"folder; class summary: {index}")
+    _similar_code(out)
     problems = setup_problems(everyone)
     for problem in problems:  # first: it explains many zeros at once
         print(f"grader: needs a TA: course setup: {problem.line}", file=sys.stderr)
@@ -114,6 +118,22 @@ def grade(
         print(f"grader: {len(flagged)} submission{'s' if len(flagged) > 1 else ''} need a TA (grader error; "
               f"details in {out / 'grader.log'} and their report-ta.html): {', '.join(flagged)}", file=sys.stderr)
     return EXIT_NEEDS_TA if flagged or problems else 0
+
+
+def _similar_code(out: Path) -> None:
+    """`grader similarity` over the class folder, as a hint beside the grades (never a score change, never the
+    batch's end: a failure here is logged and said in one line)."""
+    from grader.commands.similarity import REPORT, write_pairs
+
+    try:
+        pairs = write_pairs(out)
+    except Exception as exc:  # noqa: BLE001 - a hint that cannot be computed costs nothing else
+        log.exception("similarity failed")
+        print(f"grader: similar code not computed: {exc}", file=sys.stderr)
+        return
+    if pairs:
+        print(f"similar code: {len(pairs)} pair(s) to look at, a hint for a TA (grader similarity {out}; "
+              f"{out / REPORT}; grader serve {out})")
 
 
 @contextmanager

@@ -43,9 +43,15 @@ def class_pairs(out: Path, against: Sequence[Path] = (), threshold: float = THRE
     return compare(class_prints(out), earlier, starter_prints(out), threshold)
 
 
-def similarity(out: Path, against: Sequence[Path] = (), threshold: float = THRESHOLD) -> int:
+def write_pairs(out: Path, against: Sequence[Path] = (), threshold: float = THRESHOLD) -> list[Pair]:
+    """The class's pairs, written to OUT/similarity.json (what `grader serve` shows)."""
     pairs = class_pairs(out, against, threshold)
     atomic_write(out / REPORT, json.dumps({"threshold": threshold, "pairs": [p.serialize() for p in pairs]}, indent=2))
+    return pairs
+
+
+def similarity(out: Path, against: Sequence[Path] = (), threshold: float = THRESHOLD) -> int:
+    pairs = write_pairs(out, against, threshold)
     for pair in pairs:
         print(pair.line)
     print(f"{len(pairs)} pair(s) at or above {threshold:g} (a hint for a TA, never a score change); see {out / REPORT}")
