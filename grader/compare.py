@@ -233,7 +233,7 @@ def _compare_arrays(
     g = to_numpy(got)
     if tuple(g.shape) != tuple(expected.shape):
         shapes: dict[str, Any] = {"expected_shape": list(expected.shape), "got_shape": list(g.shape)}
-        why = diagnose_shapes(expected, g, tol.rtol, tol.atol) if _numeric(expected, g) else None
+        why = diagnose_shapes(expected, g, tol.rtol, tol.atol, numpy=word == "array") if _numeric(expected, g) else None
         if why:
             shapes["diagnosis"] = why
         return Mismatch(

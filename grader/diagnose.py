@@ -26,8 +26,11 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=False))
 
 
-def diagnose_shapes(expected: np.ndarray, got: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5) -> str | None:
-    """Why the shapes differ, when the values say it: axes in another order, size-1 axes, a reshape."""
+def diagnose_shapes(
+    expected: np.ndarray, got: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5, *, numpy: bool = False
+) -> str | None:
+    """Why the shapes differ, when the values say it: axes in another order, size-1 axes, a reshape; in the
+    words of the course's library (`numpy`: the reference answers with NumPy arrays)."""
     e, g = expected.astype(np.float64), got.astype(np.float64)
     if e.ndim == g.ndim and 2 <= e.ndim <= 4 and sorted(e.shape) == sorted(g.shape):
         for order in itertools.permutations(range(g.ndim)):
@@ -37,13 +40,15 @@ def diagnose_shapes(expected: np.ndarray, got: np.ndarray, rtol: float = 1e-4, a
                 if g.ndim == 2:
                     return "your result is the transpose of the expected one: a `.T` is missing or one too many"
                 return (f"your result has the right values with its axes in another order (axis {list(order)} of yours "
-                        "is axis 0, 1, … of the expected): a transpose or permute is missing or wrong")
+                        f"is axis 0, 1, … of the expected): a transpose{'' if numpy else ' or permute'} is missing or wrong")
     if e.size == g.size and e.size:
         if _close(g.reshape(e.shape), e, rtol, atol):
             if tuple(s for s in e.shape if s != 1) == tuple(s for s in g.shape if s != 1):
-                return ("the values are right, but your shape differs in axes of size 1: "
-                        "a missing or extra `squeeze`/`unsqueeze` (or `keepdim`)")
-            return "the values are right in the wrong shape: reshape your result (a `view`/`reshape` is wrong or missing)"
+                fix = ("`np.squeeze`/`np.expand_dims` (or `keepdims=True`)" if numpy
+                       else "`squeeze`/`unsqueeze` (or `keepdim`)")
+                return f"the values are right, but your shape differs in axes of size 1: a missing or extra {fix}"
+            fix = "a `reshape`" if numpy else "a `view`/`reshape`"
+            return f"the values are right in the wrong shape: reshape your result ({fix} is wrong or missing)"
     return None
 
 

@@ -297,6 +297,7 @@ def _print_problem(q: QuestionResult, v: Explanation, *, stream: TextIO) -> None
         print(f"  > {one_line(line)}", file=stream)
     if v.traceback:
         print("  your traceback:", file=stream)
-        for line in v.traceback:
-            print(f"    {one_line(line)}", file=stream)
+        for entry in v.traceback:  # a frame is several lines (where, the code, the caret): kept as Python prints it
+            for line in str(entry).rstrip("\n").splitlines():
+                print(f"    {printable(line)}", file=stream)
 

@@ -70,6 +70,10 @@ def test_messages_speak_numpy_and_name_a_missing_return(graded: dict[str, Submis
     cara = {q.qid: q for q in graded["cara_no_return.ipynb"].questions}
     assert cara["q4.1"].message.endswith("`update_parameters` returned None: is a `return` missing?")
     assert "expected shape (3, 1), got shape (8,)" in cara["q5.1"].message
+    ben = {q.qid: q for q in graded["ben_partial.py"].questions}
+    assert ben["q3.1"].message.endswith(
+        "expected shape (4, 1), got shape (4,); the values are right, but your shape differs in axes of size 1: "
+        "a missing or extra `np.squeeze`/`np.expand_dims` (or `keepdims=True`)")
     assert compare(np.zeros(3), None).message == "expected an array of shape (3,), got None"  # type: ignore[union-attr]
     assert compare(torch.zeros(3), 1.5).message == "expected a tensor of shape (3,), got float 1.5"  # type: ignore[union-attr]
 
@@ -259,6 +263,9 @@ def test_the_kit_carries_the_handout_and_its_requirements(rubric: Rubric, tmp_pa
     assert kit.requires == ["numpy"] and "dlai_tools/activations.py" in kit.handout
     report = check_submission(kit, path, EXAMPLES / "ana_correct.ipynb")
     assert (report.result.score, report.exit_code) == (16.0, 0)
+    # Grading's messages, case labels included (the kit stores them).
+    ben = {q.qid: q for q in check_submission(kit, path, EXAMPLES / "ben_partial.py").result.questions}
+    assert ben["q3.1"].message.startswith("on inputs [4 units, 5 inputs, 3 examples] dZ=<4x3>, cache=linear_forward(")
     # A folder, as grading reads it: the notebook and the student's own files.
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -293,3 +300,21 @@ def test_the_gradescope_autograder_ships_the_handout_and_installs_the_requiremen
         setup = z.read("setup.sh").decode()
     assert {f"assignment/rubrics/handouts/deep-nn/{f.name}" for f in rubric.handout.files} <= names
     assert setup.rstrip().endswith("/autograder/venv/bin/pip install numpy")
+
+
+def test_a_kit_check_prints_the_students_traceback_as_python_does(rubric: Rubric, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep-nn.kit.zip"
+    write_kit(build_kit(rubric), path, rubric.handout.files)
+    student = tmp_path / "tb.py"
+    student.write_text("import numpy as np\n\ndef linear_forward(A, W, b):\n    Z = np.dot(W, A) + undefined_thing\n"
+                       "    return Z, (A, W, b)\n")
+    assert check(student, kit_path=path, report=None) == 1
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("  your traceback:")
+    assert [line.strip() for line in lines[at + 1:at + 5]] == [
+        'File "<your file>", line 4, in linear_forward',
+        "Z = np.dot(W, A) + undefined_thing",
+        "^^^^^^^^^^^^^^^",
+        "NameError: name 'undefined_thing' is not defined",
+    ]

@@ -132,6 +132,7 @@ def _has_opaque(value: Any) -> bool:
 
 def _case(src: _Source, case: dict[str, Any], expected: Any, after: dict[str, Any] | None = None) -> Case:
     return Case(
+        label=str(getattr(case, "label", "") or ""),
         names=list(case),
         args=[src.encode(chain_to_plain(v), f"the test input `{k}`") for k, v in case.items()],
         expected=src.encode(expected, "the reference's output"),

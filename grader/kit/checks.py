@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from grader.cases import OutputOf, roll_up
+from grader.cases import Case as Labelled
+from grader.cases import OutputOf, case, roll_up
 from grader.checks.base import CheckContext
 from grader.checks.forbid import ForbidCheck, forbid_outcome
 from grader.checks.formula import (
@@ -97,14 +98,15 @@ def reference_for(q: KitQuestion) -> ModuleType:
 # -- kit counterparts of the checks that need the reference ------------------------------------------------------
 
 
-def _cases(cases: list[Case]) -> list[tuple[dict[str, Any], Any]]:
-    return [(dict(zip(c.names, (decoded(a) for a in c.args))), decoded(c.expected)) for c in cases]
+def _cases(cases: list[Case]) -> list[tuple[Labelled, Any]]:
+    """The stored cases with their labels (shown before the inputs in every message, as in grading)."""
+    return [(case(c.label, **dict(zip(c.names, (decoded(a) for a in c.args)))), decoded(c.expected)) for c in cases]
 
 
 def check_function(ctx: CheckContext) -> Outcome:
     data: FunctionData = ctx.question.options  # type: ignore[assignment]
     pairs = _cases(data.cases)
-    cases = [{k: _chain(v) for k, v in case.items()} for case, _ in pairs]
+    cases: list[dict[str, Any]] = [case(c.label, **{k: _chain(v) for k, v in c.items()}) for c, _ in pairs]
     expected = {id(case): output for case, (_, output) in zip(cases, pairs)}
     after = {id(case): {k: decoded(v) for k, v in stored.after.items()} for case, stored in zip(cases, data.cases)}
     plan = Plan(
@@ -159,7 +161,7 @@ def _chain(value: Any) -> Any:
 def check_gradient(ctx: CheckContext) -> Outcome:
     data: GradientData = ctx.question.options  # type: ignore[assignment]
     pairs = _cases(data.cases)
-    stored = {id(case): expected for case, expected in pairs}
+    stored = {id(c): expected for c, expected in pairs}
 
     failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
@@ -170,7 +172,7 @@ def check_gradient(ctx: CheckContext) -> Outcome:
             failing.append((case, info))
         return problem, info
 
-    cases = [case for case, _ in pairs]
+    cases: list[dict[str, Any]] = [c for c, _ in pairs]
     return _with_values(ctx, gradient_outcome(cases, one, data.max_rel_error), cases, failing)
 
 

@@ -53,6 +53,7 @@ class Case(_Model):
     names: list[str]
     args: list[Any]
     expected: Any
+    label: str = ""  # the author's label of the case (`case("tied maxima", ...)`), shown before its inputs
     # Per post-condition (`after`), the reference's argument after its call, or its selected items.
     after: dict[str, Any] = Field(default_factory=dict)
 
