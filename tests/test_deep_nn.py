@@ -318,3 +318,14 @@ def test_a_kit_check_prints_the_students_traceback_as_python_does(rubric: Rubric
         "^^^^^^^^^^^^^^^",
         "NameError: name 'undefined_thing' is not defined",
     ]
+
+
+def test_the_kit_in_a_notebook_names_a_missing_requirement(rubric: Rubric, tmp_path: Path) -> None:
+    from grader import kit as notebook_kit
+
+    needy = build_kit(rubric).model_copy(update={"requires": ["numpy", "h5py-not-on-any-machine"]})
+    path = tmp_path / "needy.kit.zip"
+    write_kit(needy, path, rubric.handout.files)
+    with pytest.warns(UserWarning, match="this assignment requires h5py-not-on-any-machine, which this environment "
+                                         "lacks: pip install h5py-not-on-any-machine"):
+        notebook_kit.load(path)

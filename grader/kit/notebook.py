@@ -18,12 +18,14 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError, SubmissionUnreadable
 from grader.execution import WorkerSession
+from grader.handout import missing_requirements, requirement_line
 from grader.kit.result import KitReport
 from grader.kit.run import check_questions, report_for, selected
 from grader.kit.schema import KitFile, decoded, read_kit
@@ -166,7 +168,11 @@ def load(path: str | Path, *, notebook: str | Path | None = None) -> Kit:
     """Load a kit file made by `grader kit`.  `notebook`: the .ipynb holding your `Answer qX.Y:` cells, where
     Jupyter does not say which file this is (Colab)."""
     path = Path(path)
-    return Kit(read_kit(path), path, notebook)
+    kit = Kit(read_kit(path), path, notebook)
+    missing = missing_requirements(kit.data.requires)
+    if missing:  # said once, at load: every check that imports it would fail for this reason, not the student's
+        warnings.warn(requirement_line(missing, "this assignment"), stacklevel=2)
+    return kit
 
 
 def _notebook_namespace() -> dict[str, Any]:
