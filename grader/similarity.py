@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import keyword
+import stat
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = ["Fingerprints", "Match", "Pair", "fingerprint", "code_of", "compare",
 K = 12  # tokens per hashed k-gram: shorter runs are common idioms (`for i in range(n):`)
 WINDOW = 6
 THRESHOLD = 0.5  # the share of the smaller submission's fingerprints found in the other
+MAX_CODE_BYTES = 8 * 1024 * 1024  # of a submission's file read for fingerprints (a notebook's outputs included)
 MIN_FINGERPRINTS = 8  # fewer than that is too little code to judge
 
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
@@ -72,16 +74,21 @@ class Pair:
 
 def code_of(path: Path) -> str:
     """The Python code of a submission: a `.py` file as it is, a notebook's code cells joined (IPython
-    magics and shell lines dropped); "" when it cannot be read."""
+    magics and shell lines dropped); "" when it cannot be read.  Only a regular file (never a link, a FIFO or a
+    device, which could block) of at most MAX_CODE_BYTES is read: the file is a student's."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CODE_BYTES:
+            return ""
+        with open(path, "rb") as fh:  # not followed: lstat said it is a regular file
+            text = fh.read(MAX_CODE_BYTES + 1).decode("utf-8", errors="replace")
     except OSError:
         return ""
     if path.suffix.lower() != ".ipynb":
         return text
     try:
         cells = json.loads(text).get("cells", [])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
     parts = []
     for cell in cells if isinstance(cells, list) else []:

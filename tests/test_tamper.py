@@ -66,7 +66,8 @@ def test_the_output_folder_holds_only_what_the_grader_wrote(out):
         grading = json.loads((out / name / "grading.json").read_text())
         assert grading["student"] == name and grading["sandbox"] == "bwrap"
     top = {p.name for p in out.iterdir()} - {*HOSTILE, "zed_honest"}
-    assert top <= {"gradebook.csv", FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", "index.html", "logs", "grader.log", "rubric-path", "assignment.json"}
+    assert top <= {"gradebook.csv", FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", "index.html", "logs", "grader.log", "rubric-path",
+                   "assignment.json", "similarity.json"}
     assert {p.name for p in (out / "logs").iterdir()} <= {f"{n}.stdout.txt" for n in [*HOSTILE, "zed_honest"]}
 
 
