@@ -64,7 +64,7 @@ def grade_submission(
     with WorkerSession(submission, rubric.limits, launcher, log_path, helpers) as session:
         failures = name_failures(submission, session.run_cells())
         results = tuple(
-            name_cells(submission, failures, run_question(
+            name_cells(submission, failures, run_question_settled(
                 CheckContext(rubric, q, submission, session, reference, device, explain_failures=True)
             ))
             for q in questions
@@ -115,6 +115,25 @@ def run_question(ctx: CheckContext) -> QuestionResult:
             log.exception("the %s check of %s crashed on %s", q.spec.kind, q.id, ctx.submission.path)
             outcome = grader_error_outcome(traceback.format_exc())
     return to_result(q, outcome, time.perf_counter() - start)
+
+
+RUN_AGAIN_NOTE = (
+    "graded a second time, because its first run reached a wall-clock time limit (which a busy machine can "
+    "cause): this is the second run's verdict"
+)
+
+
+def run_question_settled(ctx: CheckContext) -> QuestionResult:
+    """`run_question`, run once more where a cell or call of it was stopped by the wall-clock backstop rather than
+    its CPU time: a loaded machine may be what stopped it, so that verdict does not stand until it is repeated.
+    The second run's verdict stands, whatever it is, with a note saying so."""
+    hits = ctx.session.backstop_hits
+    result = run_question(ctx)
+    if ctx.session.backstop_hits == hits or ctx.session.out_of_time:
+        return result
+    log.info("%s of %s reached the wall-clock backstop: graded again", ctx.question.id, ctx.submission.path)
+    again = run_question(ctx)
+    return replace(again, message=f"{again.message} ({RUN_AGAIN_NOTE})", details={**again.details, "run_again": True})
 
 
 def grader_error_outcome(trace: str) -> Outcome:
@@ -196,4 +215,4 @@ def _unanswered(q: Question, message: str) -> QuestionResult:
     return to_result(q, Outcome(0.0, message, status=Status.ERROR))
 
 
-__all__ = ["grade_submission", "run_question", "failed_submission", "preflight", "Submission"]
+__all__ = ["grade_submission", "run_question", "run_question_settled", "failed_submission", "preflight", "Submission"]
