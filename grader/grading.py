@@ -71,16 +71,37 @@ def grade_submission(
         )
         worker_device = session.device
         flags = _integrity(session)
+    kept, cut = bounded_failures(failures)
     return SubmissionResult(
         **base,  # type: ignore[arg-type]
         questions=results,
-        cell_failures=failures,
+        cell_failures=kept,
         execution_time=time.perf_counter() - start,
         submission_sha256=submission.sha256,
         device=worker_device,
-        notes=submission.notes,
+        notes=submission.notes + cut,
         flags=flags,
     )
+
+
+# What a result keeps of its failed cells: every one becomes results.json, grading.json, two reports and a
+# gradebook row, so 1,990 tiny failing cells once made a 50 MB student folder and 6 MB of gradebook.sqlite.
+MAX_CELL_FAILURES = 100
+MAX_CELL_TRACEBACKS = 20  # failures shown with their traceback; the others with their message
+
+
+def bounded_failures(failures: tuple[CellFailure, ...]) -> tuple[tuple[CellFailure, ...], tuple[str, ...]]:
+    """The failures a result keeps, and a note for the report where some were cut."""
+    shown = failures[:MAX_CELL_FAILURES]
+    kept = tuple(f if i < MAX_CELL_TRACEBACKS else replace(f, traceback=[]) for i, f in enumerate(shown))
+    if kept == failures:
+        return failures, ()
+    cut = []
+    if len(failures) > len(kept):
+        cut.append(f"{len(failures):,} cells failed; only the first {len(kept):,} are shown")
+    if any(f.traceback for f in shown[MAX_CELL_TRACEBACKS:]):
+        cut.append(f"tracebacks are shown for the first {MAX_CELL_TRACEBACKS} failed cells only")
+    return kept, ("; ".join(cut) + " (cut by the grader)",)
 
 
 def name_cells(submission: Submission, failures: tuple[CellFailure, ...], q: QuestionResult) -> QuestionResult:
