@@ -35,7 +35,7 @@ class TooLargeToParse(MemoryError):
     """
 
     def __init__(self, size: int) -> None:
-        super().__init__(f"{size:,} characters of code, more than the grader reads in one piece ({MAX_PARSED:,})")
+        super().__init__(f"{size:,} characters of code, more than the {MAX_PARSED:,} the grader reads in one piece")
         self.size = size
 
 # `Answer q1.2:` possibly bold/heading/italic, at the start of a Markdown cell.  Every quantifier is

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from grader.checks.options import ForbidOptions
 from grader.explain import View, bounded
 from grader.results import Outcome
-from grader.submission import TooLargeToParse, parse_python
+from grader.submission import MAX_PARSED, TooLargeToParse, parse_python
 
 if TYPE_CHECKING:
     from grader.checks.base import CheckContext
@@ -224,19 +224,20 @@ def _parse(cells: tuple[Any, ...]) -> Module:
     parsed = 0
     for cell in cells:
         size = len(cell.source.lstrip("\n"))  # a .py file's cells start with blank lines that keep line numbers
-        if parsed + size > MAX_PARSED_TOTAL:
-            module.unreadable[cell.index] = (
-                f"is past the first {MAX_PARSED_TOTAL:,} characters of code, all the grader reads of a submission"
-            )
-            continue
-        parsed += size  # counted before the parse: one that fails at the end has cost as much
+        if size <= MAX_PARSED:  # a larger one is refused by parse_python at no cost
+            if parsed + size > MAX_PARSED_TOTAL:
+                module.unreadable[cell.index] = (
+                    f"is past the first {MAX_PARSED_TOTAL:,} characters of code, all the grader reads of a submission"
+                )
+                continue
+            parsed += size  # counted before the parse: one that fails at its end has cost as much
         try:
             tree = parse_python(cell.source)
         except (SyntaxError, ValueError):
             continue  # a cell that does not parse defines nothing when run either
         except TooLargeToParse as exc:
             # What it defines cannot be read, so nothing it defines may pass unread.
-            module.unreadable[cell.index] = f"is too large for the grader to read ({exc})"
+            module.unreadable[cell.index] = f"is too large for the grader to read: {exc}"
             continue
         except (RecursionError, MemoryError) as exc:
             # Nested past what the grader's parser takes (the worker may compile it under a raised recursion
