@@ -9,7 +9,9 @@ costs the grader more than a bounded amount.
 from __future__ import annotations
 
 import json
+import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -17,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from grader import sandbox
 from grader.checks.forbid import find_violations
 from grader.grading import MAX_CELL_FAILURES, MAX_CELL_TRACEBACKS
+from grader.rubric import Limits
+from grader.sandbox import WorkerCgroup, cgroup_support, remove_orphaned_cgroups
 from grader.submission import MAX_PARSED, Cell, Submission, TooLargeToParse, load_submission, parse_python
 from tests.conftest import ROOT
 
@@ -135,3 +140,60 @@ def test_a_notebook_of_300k_markdown_cells_loads_in_seconds_of_cpu(tmp_path: Pat
     submission = load_submission(path)
     assert time.thread_time() - start < 10  # nbformat's validation took 40-50 s
     assert [c.source for c in submission.cells] == HONEST
+
+
+# -- worker cgroups are always removed, whatever happened --------------------------------------------------------
+
+needs_cgroups = pytest.mark.skipif(not cgroup_support().parents, reason=f"no cgroup can be made here: {cgroup_support().problem}")
+
+ORPHANING = """
+import json, os, signal, subprocess
+from grader.rubric import Limits
+from grader.sandbox import WorkerCgroup
+
+cgroup = WorkerCgroup.create(Limits())
+sleeper = subprocess.Popen(["sleep", "600"], preexec_fn=cgroup.join, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(json.dumps({"folders": [str(f) for f in cgroup.folders], "pid": sleeper.pid}), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer does: no atexit, no cleanup
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")  # killed, not reaped yet
+    except OSError:
+        return True
+
+
+@needs_cgroups
+def test_the_cgroups_of_a_killed_grader_are_removed_by_the_next_one() -> None:
+    done = subprocess.run([sys.executable, "-c", ORPHANING], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    left = json.loads(done.stdout)
+    folders = [Path(f) for f in left["folders"]]
+    try:
+        assert all(f.exists() for f in folders) and not _gone(left["pid"])
+        remove_orphaned_cgroups.cache_clear()  # once per process: this test is a second grader
+        removed = remove_orphaned_cgroups()
+        assert set(folders) <= set(removed)
+        assert not any(f.exists() for f in folders)
+        assert _gone(left["pid"])  # what ran in it was killed
+    finally:
+        if not _gone(left["pid"]):
+            os.kill(left["pid"], signal.SIGKILL)
+
+
+@needs_cgroups
+def test_a_cgroup_not_removed_in_time_is_removed_before_the_next_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = WorkerCgroup.create(Limits())
+    assert first is not None
+    real = sandbox._remove_cgroup
+    monkeypatch.setattr(sandbox, "_remove_cgroup", lambda folder, deadline, warn=True: False)  # still busy
+    first.cleanup()
+    assert all(f.exists() for f in first.folders)
+    monkeypatch.setattr(sandbox, "_remove_cgroup", real)
+    second = WorkerCgroup.create(Limits())
+    assert second is not None
+    second.cleanup()
+    assert not any(f.exists() for f in first.folders + second.folders)
