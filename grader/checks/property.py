@@ -135,7 +135,7 @@ class PropertyCheck:
         opts: PropertyOptions = ctx.question.options  # type: ignore[assignment]
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
-        cases = generate_cases(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed, where)
+        cases = generate_cases(ctx.reference_attr(opts.cases), ctx.case_seed(opts.seed), where)
         def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
             return self._one(ctx, opts, case, predicate, where)
 

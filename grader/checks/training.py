@@ -193,7 +193,7 @@ class TrainingCheck:
 
     def run(self, ctx: CheckContext) -> Outcome:
         opts: TrainingOptions = ctx.question.options  # type: ignore[assignment]
-        images, labels = make_data(opts.data, ctx.seed)
+        images, labels = make_data(opts.data, ctx.case_seed())
         device = resolve_device(ctx.device, ctx.session.device)
         request = {
             "op": "train_run",
