@@ -547,6 +547,8 @@ class WorkerSession:
                 return CallResult(False, error=self.not_checked_message, timed_out=True, time_up=True)
             if isinstance(exc, WorkerStoppedReading):
                 return CallResult(False, error=STOPPED_READING)
+            if "timeout" not in request:  # the grader's own request (integrity, say): its wall-clock seconds
+                return CallResult(False, error="time limit reached", timed_out=True)
             return self._timed_out(request, "wall", timeout)
         except WorkerDied as exc:
             return CallResult(False, error=str(exc), died=True)
