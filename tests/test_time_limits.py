@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from grader.checks import CheckContext
-from grader.execution import WorkerSession
+from grader.execution import CELL_RUN_AGAIN_NOTE, WorkerSession
 from grader.grading import RUN_AGAIN_NOTE, grade_submission, run_question_settled
 from grader.results import Status
 from grader.rubric import Rubric, load_rubric
@@ -182,5 +182,13 @@ def test_a_cell_says_which_limit_stopped_it(rubric: Rubric, write: Callable[[str
     assert [(f.index, f.reason, f.message) for f in result.cell_failures] == [
         (1, "timeout", "the cell used up its CPU time limit (2 s of computing) and was stopped"),
         (2, "timeout", "the cell ran past its wall-clock time limit (8 s; it waited, slept or left the computing to "
-                       "other threads or processes rather than using its 2 s of CPU time) and was stopped"),
+                       f"other threads or processes rather than using its 2 s of CPU time) and was stopped ({CELL_RUN_AGAIN_NOTE})"),
     ]
+
+
+def test_a_cell_stopped_once_by_the_backstop_runs_again_and_defines_its_names(rubric: Rubric, write: Callable[[str], Path]) -> None:
+    source = (COMPUTES.format(seconds=0) + "# %%\nimport os\nif not os.path.exists('slept'):\n    open('slept', 'w').close()\n"
+              "    time.sleep(60)\nready = True\n")
+    result = grade_submission(rubric, write(source))
+    assert result.cell_failures == ()
+    assert result.score == 1

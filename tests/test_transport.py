@@ -166,7 +166,8 @@ answer = 42
     assert failures[1] == ("timeout", f"the cell could not be sent: {stopped}")
     assert failures[2] == ("timeout", "the cell ran past its wall-clock time limit (8 s; it waited, slept or left the "
                                       "computing to other threads or processes rather than using its 2 s of CPU time) "
-                                      "and was stopped")
+                                      "and was stopped (run a second time, as a wall-clock limit can be a busy "
+                                      "machine's doing)")
 
 
 # -- values the grader converts ------------------------------------------------------------------------------------
