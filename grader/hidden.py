@@ -9,8 +9,8 @@ outputs (`kit_leaks`), and `grader validate` warns when a public question's data
 (`shared_with_hidden`).
 
 Data are compared as the raw bytes of their arrays (tensors, NumPy arrays) of at least MIN_BYTES: a hidden
-array found anywhere inside a public one (a slice of it) counts; scalars, which many questions share by
-chance (`k=2`), do not.
+array found anywhere inside a public one (a slice of it) counts; scalars and arrays of one repeated value
+(`k=2`, a zero bias), which many questions share by chance and which hide nothing, do not.
 """
 from __future__ import annotations
 
@@ -89,9 +89,10 @@ def _array_bytes(value: Any) -> Iterator[bytes]:
         item = stack.pop()
         if isinstance(item, torch.Tensor):
             if item.layout == torch.strided and not item.is_complex():
-                yield item.detach().cpu().contiguous().numpy().tobytes()
+                stack.append(item.detach().cpu().contiguous().numpy())
         elif isinstance(item, np.ndarray):
-            yield np.ascontiguousarray(item).tobytes()
+            if item.dtype.kind in "biuf" and item.size and not (item == item.flat[0]).all():  # zeros, ones: no secret, and shared by chance
+                yield np.ascontiguousarray(item).tobytes()
         elif isinstance(item, dict):
             payload = item.get("$tensor", item.get("$ndarray"))
             if isinstance(payload, dict) and isinstance(payload.get("data"), str):
