@@ -227,12 +227,17 @@ class time_limit:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self._lock:
+        try:
+            with self._lock:  # the watchdog fires under this lock: after it, it never will
+                self._done = True
+        finally:
+            # Even where the alarm fired while the lock was awaited (the budget was spent: CellTimeout goes on),
+            # nothing of this limit outlives the block.
             self._done = True
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        self._stop.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._stop.set()
+            if self._watchdog is not None:
+                self._watchdog.join()
 
     def _watch(self, target: int, clock: int, start: float) -> None:
         while True:
