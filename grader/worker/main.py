@@ -6,6 +6,7 @@ student's code; the grader treats what comes back as the student's answer, nothi
 """
 from __future__ import annotations
 
+import _thread
 import builtins
 import functools
 import io
@@ -202,7 +203,7 @@ class time_limit:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._done = False  # a signal that arrives once the block has ended is dropped
-        self._watchdog: threading.Thread | None = None
+        self._watching: Any = None  # held while the watchdog runs: released when it returns
 
     @classmethod
     def of(cls, request: dict[str, Any], default: float) -> time_limit:
@@ -217,10 +218,12 @@ class time_limit:
         signal.signal(signal.SIGALRM, self._on_alarm)
         wall = self.wall_seconds
         if wall > self.cpu_seconds:
-            watchdog = threading.Thread(target=self._watch, args=(target, clock, start), daemon=True)
+            # A bare thread, not a threading.Thread: the student's code sees the threads it started, no others.
+            watching = _thread.allocate_lock()
+            watching.acquire()
             try:
-                watchdog.start()
-                self._watchdog = watchdog
+                _thread.start_new_thread(self._watch, (target, clock, start, watching))
+                self._watching = watching
             except RuntimeError:  # no thread left (the student's code used them all): the budget as wall time
                 wall = self.cpu_seconds
         signal.setitimer(signal.ITIMER_REAL, wall)
@@ -236,21 +239,24 @@ class time_limit:
             self._done = True
             signal.setitimer(signal.ITIMER_REAL, 0)
             self._stop.set()
-            if self._watchdog is not None:
-                self._watchdog.join()
+            if self._watching is not None:
+                self._watching.acquire()
 
-    def _watch(self, target: int, clock: int, start: float) -> None:
-        while True:
-            left = self.cpu_seconds - (time.clock_gettime(clock) - start)
-            if left <= 0:
-                break
-            if self._stop.wait(max(left, 0.005)):
-                return
-        with self._lock:
-            if self._done:
-                return
-            self.reached = "cpu"
-            signal.pthread_kill(target, signal.SIGALRM)
+    def _watch(self, target: int, clock: int, start: float, watching: Any) -> None:
+        try:
+            while True:
+                left = self.cpu_seconds - (time.clock_gettime(clock) - start)
+                if left <= 0:
+                    break
+                if self._stop.wait(max(left, 0.005)):
+                    return
+            with self._lock:
+                if self._done:
+                    return
+                self.reached = "cpu"
+                signal.pthread_kill(target, signal.SIGALRM)
+        finally:
+            watching.release()
 
     def _on_alarm(self, signum: int, frame: object) -> None:
         if self._done:
