@@ -358,7 +358,7 @@ def test_a_hostile_notebook_class_is_graded_whole(tmp_path: Path) -> None:
         forges_replies__ipynb=_alice_with(FORGES_REPLIES),
     )
     out = tmp_path / "out"
-    assert grade(CNN_RUBRIC, [folder], out, launcher=choose_launcher("auto")) == 0
+    status = grade(CNN_RUBRIC, [folder], out, launcher=choose_launcher("auto"))
     rows = _gradebook(out)
     _assert_class_files(out, list(rows))
     # Right answers keep their points, however odd their form or their notebook.
@@ -366,6 +366,7 @@ def test_a_hostile_notebook_class_is_graded_whole(tmp_path: Path) -> None:
         assert rows[name]["total"] == "30", (name, rows[name])
     huge = _question(_grading(out, "huge_formula"), "q4.1")
     assert huge.score == 1 or "too large for the grader to check" in huge.message, huge.message
+    assert status == (0 if huge.score == 1 else EXIT_NEEDS_TA)  # a formula past its budget needs a TA
     forged = _grading(out, "forges_replies")
     assert not forged.needs_ta and forged.score < 30
     assert "the worker's reply was malformed" in _question(forged, "q1.3").message
