@@ -121,6 +121,8 @@ def hidden_data(rubric: Rubric, reference: ModuleType) -> list[QuestionData]:
 
 def shared_with_hidden(rubric: Rubric) -> list[Leak]:
     """Public questions whose inputs or outputs (which their reports may show) are a hidden question's."""
+    if not any(q.spec.visibility == "hidden" for q in rubric.questions):
+        return []
     reference = rubric.load_reference()
     public = [question_data(rubric, q, reference) for q in rubric.questions if q.spec.visibility != "hidden"]
     return _leaks(public, hidden_data(rubric, reference))
@@ -129,5 +131,7 @@ def shared_with_hidden(rubric: Rubric) -> list[Leak]:
 def kit_leaks(rubric: Rubric, kit_questions: list[tuple[str, Any]]) -> list[Leak]:
     """Hidden questions whose inputs or outputs are in a kit: `kit_questions` is each public question's id and
     its kit data as plain JSON (tensors in the worker codec's encoding)."""
+    if not any(q.spec.visibility == "hidden" for q in rubric.questions):
+        return []
     public = [QuestionData(qid, tuple(b for b in _array_bytes(data) if b)) for qid, data in kit_questions]
     return _leaks(public, hidden_data(rubric, rubric.load_reference()))
