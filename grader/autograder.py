@@ -11,8 +11,13 @@ The zip: `setup.sh`, `run_autograder`, `assignment/` (the rubric and its referen
 imports, at their relative places), `dl-grader/` (a source copy of this package, installed by `setup.sh`).
 
 `run_autograder` honours, for tests and local trials: `GRADER_AUTOGRADER_ROOT` (default `/autograder`),
-`GRADER_PYTHON` (default the venv `setup.sh` made) and `GRADER_SANDBOX` (default `auto`: Gradescope's
-container usually has no user namespaces for bubblewrap, and it is itself one container per submission).
+`GRADER_PYTHON` (default the venv `setup.sh` made) and `GRADER_SANDBOX` (default `auto`).
+
+Where the student's code runs (`autograder_launcher`): in bubblewrap where it can start; else, as Gradescope
+runs the autograder as root in a container without user namespaces, as an unprivileged user that cannot read
+the autograder's files (`grader.user_sandbox`), every process of which is killed before `results.json` is
+written, by the grader alone.  Only where neither is possible (not root, no bubblewrap, or `GRADER_SANDBOX=off`)
+does it run with the autograder's own rights, and the results say so.
 """
 from __future__ import annotations
 
@@ -131,6 +136,30 @@ def _failure(message: str) -> dict[str, Any]:
     return {"score": 0.0, "output": message, "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
 
 
+UNSANDBOXED = ("Note for instructors: the student's code ran with the autograder's own rights ({why}): it could "
+               "read the reference and the rubric and change these results.")
+
+
+def autograder_launcher(root: Path) -> tuple[Any, str]:
+    """The launcher for the student's code, and a note for the results where it is not sandboxed."""
+    from grader import sandbox
+    from grader.user_sandbox import UserLauncher, lock_down
+
+    mode = os.environ.get("GRADER_SANDBOX", "auto")
+    if mode == "off":
+        return sandbox.PlainLauncher(), UNSANDBOXED.format(why="GRADER_SANDBOX=off")
+    problem = sandbox.bwrap_problem()
+    if problem is None:
+        return sandbox.choose_launcher(mode), ""
+    if os.geteuid() == 0:
+        # The reference, the rubric and dl-grader's source are under `source`; Python runs from the venv.
+        lock_down([root / "source", root / "results", root / "submission_metadata.json"])
+        return UserLauncher(), ""
+    if mode == "required":
+        raise GraderError(f"no OS sandbox: {problem}, and not root, so no user to run the student's code as")
+    return sandbox.PlainLauncher(), UNSANDBOXED.format(why=f"{problem}; not root")
+
+
 def run_autograder(root: Path, rubric_path: Path) -> int:
     """Grade the submission under `root` (Gradescope's layout) and write results/results.json.
 
@@ -142,13 +171,14 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
 
     from grader.grading import check_requirements, grade_submission
     from grader.rubric import load_rubric
-    from grader.sandbox import choose_launcher
     from grader.scoring import atomic_write, gradescope
     from grader.sources import choose_main, student_files
+    from grader.user_sandbox import UserLauncher, kill_user
 
     out = root / "results" / "results.json"
     student = _names(root)
     status = 0
+    launcher: Any = None
     try:
         rubric = load_rubric(rubric_path)
         check_requirements(rubric)  # setup.sh installs them; missing here is the instructor's to fix
@@ -157,17 +187,20 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
             data = _failure("No .ipynb notebook or .py file was found in your submission; nothing was graded.")
         else:
             main = choose_main([p for p in files if p.suffix.lower() in (".ipynb", ".py")], rubric.assignment)
-            launcher = choose_launcher(os.environ.get("GRADER_SANDBOX", "auto"))
+            launcher, note = autograder_launcher(root)
             helpers = [(p.relative_to(root / "submission").as_posix(), str(p)) for p in files
                        if p != main and p.suffix.lower() != ".ipynb"]
             result = grade_submission(rubric, main, launcher=launcher, helpers=helpers)
             result = replace(result, student=student or result.student)
             data = gradescope(result)
             graded = f"Graded {main.relative_to(root / 'submission').as_posix()}" + (f" for {student}" if student else "")
-            data["output"] = graded + (f"\n{data['output']}" if data["output"] else "")
+            data["output"] = "\n".join(part for part in (graded, note, data["output"]) if part)
     except Exception:  # noqa: BLE001 - Gradescope needs a results.json whatever happened
         traceback.print_exc()
         data = _failure("The autograder itself failed on this submission; a TA will look at it.")
+        status = 1
+    if isinstance(launcher, UserLauncher) and not kill_user(launcher.uid):
+        data = _failure("The autograder could not stop every process of this submission; a TA will look at it.")
         status = 1
     atomic_write(out, json.dumps(data, indent=2))
     return status

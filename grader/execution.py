@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -71,6 +71,17 @@ def megabytes(size: int) -> str:
 
 
 STOPPED_READING = "your code stopped the worker from reading the grader's requests, so it was stopped"
+CELL_RUN_AGAIN_NOTE = "run a second time, as a wall-clock limit can be a busy machine's doing"
+
+
+def limit_reached(what: str, limit: str, cpu_seconds: float, wall_seconds: float) -> str:
+    """Which limit `what` ("your code", "the cell") reached, in words: its CPU time or the wall-clock backstop."""
+    if limit == "cpu":
+        return f"{what} used up its CPU time limit ({cpu_seconds:g} s of computing)"
+    return (
+        f"{what} ran past its wall-clock time limit ({wall_seconds:g} s; it waited, slept or left the computing "
+        f"to other threads or processes rather than using its {cpu_seconds:g} s of CPU time)"
+    )
 
 
 @dataclass(frozen=True)
@@ -86,12 +97,13 @@ class CallResult:
     args_after: list[Any] = field(default_factory=list)
     kwargs_after: dict[str, Any] = field(default_factory=dict)
     time_up: bool = False  # not run: the submission had used up its total time limit; `error` says so
+    limit: str = ""  # the limit a timed-out call reached: "cpu" (its CPU seconds) or "wall" (the backstop)
 
     def explain(self) -> str:
         if self.time_up:
             return self.error
         if self.timed_out:
-            return "your code ran past its time limit"
+            return self.error if self.limit else "your code ran past its time limit"
         if self.died:
             return f"your code ended the worker process ({self.error})"
         return self.error
@@ -138,6 +150,9 @@ class WorkerSession:
         self.wall_deadline: float | None = None  # the whole submission's time (limits.wall_seconds)
         self._issued: set[bytes] = set()  # every nonce sent: a frame with another one was forged
         self.flags: set[str] = set()  # signs of tampering, for a TA: never a verdict
+        # Cells and calls stopped by the wall-clock backstop (not their CPU time): a question that adds to it is
+        # graded once more (grading.run_question_settled), since a loaded machine may be what stopped it.
+        self.backstop_hits = 0
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> WorkerSession:
@@ -274,6 +289,9 @@ class WorkerSession:
     def _request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Reply:
         """Send one request and wait for its reply, all within the request's deadline.
 
+        A request that carries a `timeout` (CPU seconds for the student's code) gets its wall-clock backstop,
+        `wall`, and the deadline is that backstop; other requests have `timeout` wall-clock seconds.
+
         Kills the worker on a deadline passed (WorkerTimeout), a broken channel (WorkerDied) or a reply over
         its size bound (ReplyTooLarge); a reply that fails the schema raises MalformedReply, the worker alive.
         """
@@ -285,6 +303,9 @@ class WorkerSession:
         # (which shares the worker process and could find the channel) are recognised and skipped unparsed.
         request_id, nonce = self._next_id, secrets.token_bytes(protocol.NONCE_SIZE)
         self._issued.add(nonce)
+        if "timeout" in message:
+            timeout = self.backstop(float(message["timeout"]))
+            message = {**message, "wall": timeout}
         payload = codec.dumps(message)
         limit = reply_limit or protocol.reply_limit(str(message.get("op")), len(payload))
         deadline = time.monotonic() + timeout + GRACE
@@ -311,6 +332,10 @@ class WorkerSession:
             # An honest worker sends only the size of a value over the bound; the worker lives on.
             raise ReplyTooLarge(reply.too_large, limit)
         return reply
+
+    def backstop(self, cpu_seconds: float) -> float:
+        """The wall-clock backstop of a cell or call given `cpu_seconds` of CPU time."""
+        return cpu_seconds * self.limits.backstop
 
     @property
     def out_of_time(self) -> bool:
@@ -401,12 +426,25 @@ class WorkerSession:
             if not cell.source.strip():
                 continue
             try:
-                self._exec(cell.index, replaying=False)
+                self._exec_settled(cell.index)
             except WorkerDied as exc:
                 self.failures[cell.index] = CellFailure(cell.index, "died", f"not run: {exc}")
             except WorkerTimeout:
                 self.failures[cell.index] = CellFailure(cell.index, "timeout", f"not run: {self.time_up_message}")
         return [self.failures[i] for i in sorted(self.failures)]
+
+    def _exec_settled(self, index: int) -> None:
+        """A cell run; once more where the wall-clock backstop stopped it (a busy machine may have), as a
+        question is graded again (grading.run_question_settled).  The second run's outcome stands."""
+        hits = self.backstop_hits
+        self._exec(index, replaying=False)
+        if self.backstop_hits == hits or index not in self.failures or self.out_of_time:
+            return
+        del self.failures[index]
+        self._exec(index, replaying=False)
+        failure = self.failures.get(index)
+        if failure is not None:
+            self.failures[index] = replace(failure, message=f"{failure.message} ({CELL_RUN_AGAIN_NOTE})")
 
     def _exec(self, index: int, replaying: bool) -> None:
         source = self.submission.cells[index].source
@@ -422,7 +460,11 @@ class WorkerSession:
                 raise WorkerDied("a replayed cell could not be sent") from None
             return
         except WorkerTimeout:
-            message = self.time_up_message if self.out_of_time else f"the cell ran past its time limit ({timeout:g} s) and was stopped"
+            if self.out_of_time:
+                message = self.time_up_message
+            else:
+                self.backstop_hits += 1
+                message = f"{limit_reached('the cell', 'wall', timeout, self.backstop(timeout))} and was stopped"
             self._fail(index, "timeout", message)
             if replaying:
                 raise WorkerDied("a replayed cell timed out") from None
@@ -442,7 +484,9 @@ class WorkerSession:
             self.replay.append(index)
         if not reply.ok:
             if reply.reason == "timeout":
-                self._fail(index, "timeout", f"the cell ran past its time limit ({timeout:g} s) and was stopped")
+                self.backstop_hits += reply.limit != "cpu"
+                message = limit_reached("the cell", reply.limit, timeout, self.backstop(timeout))
+                self._fail(index, "timeout", f"{message} and was stopped")
             elif not replaying:
                 message = reply.error if "error" in reply.model_fields_set else "the cell failed"
                 hint = library_hint(message)
@@ -517,7 +561,9 @@ class WorkerSession:
                 return CallResult(False, error=self.not_checked_message, timed_out=True, time_up=True)
             if isinstance(exc, WorkerStoppedReading):
                 return CallResult(False, error=STOPPED_READING)
-            return CallResult(False, error="time limit reached", timed_out=True, duration=timeout)
+            if "timeout" not in request:  # the grader's own request (integrity, say): its wall-clock seconds
+                return CallResult(False, error="time limit reached", timed_out=True)
+            return self._timed_out(request, "wall", timeout)
         except WorkerDied as exc:
             return CallResult(False, error=str(exc), died=True)
         except ReplyTooLarge as exc:
@@ -525,6 +571,8 @@ class WorkerSession:
             return CallResult(False, error=error)
         except MalformedReply as exc:
             return CallResult(False, error=self._failure(exc))
+        if reply.ok is False and reply.timed_out and "timeout" in request:
+            return self._timed_out(request, reply.limit or "wall", timeout)
         if not reply.ok:
             return CallResult(
                 False,
@@ -540,6 +588,12 @@ class WorkerSession:
         except (codec.CodecError, TypeError, ValueError) as exc:
             return CallResult(False, error=f"the value returned is not plain data ({exc})")
         return CallResult(True, value, duration=reply.duration, args_after=args_after, kwargs_after=kwargs_after)
+
+    def _timed_out(self, request: dict[str, Any], limit: str, timeout: float) -> CallResult:
+        cpu_seconds = float(request.get("timeout", timeout))
+        self.backstop_hits += limit != "cpu"
+        error = limit_reached("your code", limit, cpu_seconds, self.backstop(cpu_seconds))
+        return CallResult(False, error=error, timed_out=True, limit=limit)
 
     def integrity(self) -> tuple[str, ...]:
         """Signs of tampering: what the grader saw on the channel, and what the worker's audit noticed (which

@@ -26,8 +26,14 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cell_timeout: float = Field(60.0, gt=0, description="seconds one code cell may run")
-    call_timeout: float = Field(30.0, gt=0, description="seconds one call of a student function may run")
+    cell_timeout: float = Field(60.0, gt=0, description="CPU seconds one code cell may use")
+    call_timeout: float = Field(30.0, gt=0, description="CPU seconds one call of a student function may use")
+    backstop: float = Field(
+        4.0,
+        ge=1.0,
+        description="the wall-clock backstop of a cell or a call (for code that waits rather than computes), "
+        "as a multiple of its CPU seconds",
+    )
     memory_mb: int = Field(4096, gt=0, description="private memory of each worker process (RLIMIT_DATA)")
     total_memory_mb: int | None = Field(
         None,

@@ -18,6 +18,7 @@ import glob
 import itertools
 import logging
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -406,6 +407,51 @@ def _warn_cgroups_once(problem: str, missing: tuple[str, ...]) -> None:
 
 _cgroup_names = itertools.count()
 _LIVE: dict[str, WorkerCgroup] = {}  # made by this process and not removed yet
+_UNREMOVED: dict[str, WorkerCgroup] = {}  # cleaned up, but not removed in time (exiting processes): tried again
+# A worker cgroup's name: the grader's PID namespace and pid (whose liveness means something only in that
+# namespace), a counter and a random tail.
+_CGROUP_NAME = re.compile(r"grader-(\d+)-(\d+)-\d+-[0-9a-f]{6}")
+RETRY_SECONDS = 0.2  # what a retry of an unremoved cgroup may take, before each new worker
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@functools.cache
+def remove_orphaned_cgroups() -> tuple[Path, ...]:
+    """Remove the worker cgroups of graders of this PID namespace that are gone without removing them (killed by
+    the OOM killer or SIGKILL, no atexit ran), killing whatever still runs in them; once per process, before its
+    first worker.  Returns the folders removed."""
+    namespace = _pid_namespace()
+    removed: list[Path] = []
+    for parent in cgroup_support().parents:
+        try:
+            children = sorted(parent.folder.iterdir())
+        except OSError:
+            continue
+        for folder in children:
+            match = _CGROUP_NAME.fullmatch(folder.name)
+            if match is None or int(match[1]) != namespace or _alive(int(match[2])):
+                continue
+            orphan = WorkerCgroup(folder.name, (folder,), (str(folder / "cgroup.procs"),), os.getpid())
+            if orphan.remove(CGROUP_CLEANUP_SECONDS):
+                log.info("removed the worker cgroup %s, left by grader process %s", folder, match[2])
+                removed.append(folder)
+    return tuple(removed)
 
 
 @dataclass(frozen=True)
@@ -425,7 +471,10 @@ class WorkerCgroup:
             _warn_cgroups_once(support.problem, tuple(c for c in CGROUP_CONTROLLERS if c not in support.controllers))
         if not support.parents:
             return None
-        name = f"grader-{os.getpid()}-{next(_cgroup_names)}-{secrets.token_hex(3)}"
+        remove_orphaned_cgroups()
+        for unremoved in list(_UNREMOVED.values()):
+            unremoved.remove(RETRY_SECONDS)
+        name = f"grader-{_pid_namespace()}-{os.getpid()}-{next(_cgroup_names)}-{secrets.token_hex(3)}"
         folders = tuple(parent.folder / name for parent in support.parents)
         cgroup = cls(name, folders, tuple(str(f / "cgroup.procs") for f in folders), os.getpid())
         _LIVE[name] = cgroup
@@ -459,10 +508,18 @@ class WorkerCgroup:
         return pids
 
     def cleanup(self) -> None:
-        """Kill every process left in the cgroup, then remove it.  Safe to call more than once."""
+        """Kill every process left in the cgroup, then remove it.  Safe to call more than once.
+
+        One not removed in time (a fork bomb's processes still exiting on a loaded machine) is tried again
+        before each new worker of this process, and at its exit.
+        """
+        self.remove(CGROUP_CLEANUP_SECONDS)
+
+    def remove(self, seconds: float) -> bool:
+        """`cleanup` within `seconds`; whether the cgroup is gone."""
         if os.getpid() != self.owner:
-            return
-        deadline = time.monotonic() + CGROUP_CLEANUP_SECONDS
+            return False
+        deadline = time.monotonic() + seconds
         for folder in self.folders:
             _write(folder / "cgroup.kill", 1, quiet=True)  # v2 (Linux 5.14+): all at once, no pid reuse race
         # Killed processes cannot fork, and pids.max bounds how many there are, so a few rounds empty it.
@@ -473,8 +530,12 @@ class WorkerCgroup:
                 except ProcessLookupError:
                     pass
             time.sleep(0.01)
-        if all(_remove_cgroup(folder, deadline) for folder in self.folders):
+        if all([_remove_cgroup(folder, deadline, warn=seconds >= CGROUP_CLEANUP_SECONDS) for folder in self.folders]):
             _LIVE.pop(self.name, None)
+            _UNREMOVED.pop(self.name, None)
+            return True
+        _UNREMOVED[self.name] = self
+        return False
 
 
 def _set_limit(folder: Path, version: int, controller: str, limits: Limits) -> None:
@@ -494,7 +555,7 @@ def _write(path: Path, value: int, quiet: bool = False) -> None:
             raise
 
 
-def _remove_cgroup(folder: Path, deadline: float) -> bool:
+def _remove_cgroup(folder: Path, deadline: float, warn: bool = True) -> bool:
     # EBUSY lasts while a killed process is still exiting (or a zombie not yet reaped by its parent).
     while True:
         try:
@@ -504,7 +565,8 @@ def _remove_cgroup(folder: Path, deadline: float) -> bool:
             return True
         except OSError as exc:
             if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
-                log.warning("could not remove the worker cgroup %s: %s", folder, exc)
+                if warn:
+                    log.warning("could not remove the worker cgroup %s (tried again later): %s", folder, exc)
                 return False
             time.sleep(0.02)
 

@@ -21,6 +21,22 @@ MAX_NOTEBOOK_CELLS = 2000  # code cells of a notebook: each is a round trip to t
 MAX_PADDING = 16 * 1024 * 1024  # blank lines added, over all cells, to keep line numbers true
 MAX_ANSWER = 20_000  # characters kept of one `Answer qX.Y:` cell; the rest is cut, with a note
 PARSE_RECURSION_LIMIT = 4000  # see `parse_python`
+# Characters of Python the grader parses in one piece (blank lines before it not counted): a syntax tree takes
+# 200-500 bytes per character of source, so a cell of 256 KiB costs the grader about 100 MB and 0.1 s, where a
+# 12 MiB list literal cost it 5 GB and 29 s.  See `parse_python`.
+MAX_PARSED = 256 * 1024
+
+
+class TooLargeToParse(MemoryError):
+    """Python source over MAX_PARSED: parsing it would cost the grader more memory than it allows itself.
+
+    A MemoryError, as it stands for one: every reader of `parse_python` already takes that for "cannot be read",
+    and none may take it for "defines nothing" (forbid would then let a huge cell's functions pass unread).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size:,} characters of code, more than the {MAX_PARSED:,} the grader reads in one piece")
+        self.size = size
 
 # `Answer q1.2:` possibly bold/heading/italic, at the start of a Markdown cell.  Every quantifier is
 # possessive (`*+`): with plain `\s*` next to `\s*`, a cell of blank space cost quadratic time to reject.
@@ -90,8 +106,12 @@ def parse_python(source: str) -> ast.Module:
     Python bounds the nesting it parses by the recursion limit *left* at the call (`x + x + ... ` with 3,000
     terms compiles in a fresh worker); the grader calls from deeper in its stack, so it would fail first and
     misread a correct file.  The limit is raised around the call (C stack: about 12,000 levels, a few MiB).
-    Raises SyntaxError, ValueError, RecursionError or MemoryError, as `ast.parse` does.
+    Raises SyntaxError, ValueError, RecursionError or MemoryError, as `ast.parse` does; TooLargeToParse (a
+    MemoryError) before any work for source over MAX_PARSED, whatever its content.
     """
+    size = len(source.lstrip("\n"))  # the blank lines that keep a .py file's line numbers cost nothing
+    if size > MAX_PARSED:
+        raise TooLargeToParse(size)
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, PARSE_RECURSION_LIMIT))
     try:
@@ -152,9 +172,13 @@ def load_submission(path: Path) -> Submission:
 
 
 def _notebook_cells(name: str, text: str, notes: list[str]) -> tuple[list[Cell], dict[str, str]]:
-    import json
+    """The code cells and answers of a notebook, read from its JSON in one linear pass.
 
-    import nbformat
+    nbformat's schema validation is not run: it only logs what it finds, and costs far more than the notebook's
+    size (40-50 s for 300,000 Markdown cells); what the grader reads (a list of cells, each an object with a type
+    and a source of text) is checked here, field by field.
+    """
+    import json
 
     try:
         raw = json.loads(text)
@@ -165,15 +189,11 @@ def _notebook_cells(name: str, text: str, notes: list[str]) -> tuple[list[Cell],
     major = raw.get("nbformat")
     if major != 4:
         raise SubmissionUnreadable(f"{name} is nbformat {major!r}; only nbformat 4 notebooks are graded")
-    try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises many kinds on malformed input
-        raise SubmissionUnreadable(f"{name} is not a readable notebook ({_short(exc)})") from exc
     cells: list[Cell] = []
     answers: dict[str, str] = {}
-    if not isinstance(nb.get("cells"), list):
+    if not isinstance(raw["cells"], list):
         raise SubmissionUnreadable(f"{name}: 'cells' is not a list")
-    for cell in nb.cells:
+    for cell in raw["cells"]:
         if not isinstance(cell, dict):
             raise SubmissionUnreadable(f"{name}: a cell is not an object")
         source = cell.get("source", "")

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.batch import Job, job_names, run_jobs
+from grader.checks.base import question_seed
 from grader.checks.forbid import PRESETS
 from grader.errors import GraderError, RubricError
 from grader.grading import preflight
@@ -205,9 +206,9 @@ def _cases(rubric: Rubric, reference: ModuleType, q: Question, name: str) -> tup
     problem = _binds(generator, (torch.Generator(),), {})
     if problem:
         return f"`{name}` must take one argument, a torch.Generator: {problem}", []
-    seed = getattr(q.options, "seed", None)
     try:
-        return None, generate_cases(generator, rubric.spec.seed if seed is None else seed, f"{rubric.path.name}: {q.id}")
+        seed = question_seed(rubric, q, getattr(q.options, "seed", None))
+        return None, generate_cases(generator, seed, f"{rubric.path.name}: {q.id}")
     except GraderError as exc:
         return str(exc).split(": ", 2)[-1], []
 

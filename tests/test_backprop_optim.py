@@ -1,7 +1,6 @@
 """The `backprop-optim` assignment: example submissions scored exactly, the reference checked independently."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,13 @@ EXPECTED = [
 def graded(rubric: Rubric) -> Graded:
     out = {}
     for path, _, _ in EXPECTED:
-        start = time.perf_counter()
-        result = grade_submission(rubric, path, device="cpu")
-        out[path.name] = (result, time.perf_counter() - start)
+        out[path.name] = grade_submission(rubric, path, device="cpu")
     return out
 
 
 @pytest.mark.parametrize("path, lost, total", EXPECTED, ids=[p.name for p, _, _ in EXPECTED])
 def test_example_scores(graded: Graded, path: Path, lost: dict[str, float], total: float) -> None:
-    result, _ = graded[path.name]
+    result = graded[path.name]
     assert result.cell_failures == ()
     assert {q.qid: q.score for q in result.questions} == {**FULL, **lost}
     assert result.score == total
@@ -73,13 +70,8 @@ def test_example_scores(graded: Graded, path: Path, lost: dict[str, float], tota
     ],
 )
 def test_example_messages(graded: Graded, name: str, qid: str, message: str) -> None:
-    result, _ = graded[name]
+    result = graded[name]
     assert message in next(q for q in result.questions if q.qid == qid).message
-
-
-def test_correct_submission_is_graded_within_a_minute(graded: Graded) -> None:
-    _, seconds = graded["dana_correct.ipynb"]
-    assert seconds < 60
 
 
 # -- the reference, checked by independent means ------------------------------------------------------------

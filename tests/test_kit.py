@@ -368,9 +368,8 @@ def test_check_in_a_real_kernel(kits: dict[str, Path], tmp_path: Path) -> None:
         nbformat.v4.new_markdown_cell(r"**Answer q4.2:** $\frac{1}{K}$"),
         nbformat.v4.new_code_cell(f"from grader import kit\nok = kit.load({str(kits['cnn-rnn'])!r}, notebook={str(path)!r})\n"
                                   "ok.check('q1.2');  # warm-up: first imports"),
-        nbformat.v4.new_code_cell("import time\nstart = time.perf_counter()\nreport = ok.check('q1.3')\n"
-                                  "elapsed = time.perf_counter() - start\nreport"),
-        nbformat.v4.new_code_cell("print(ok.check('q1.1'))\nprint(ok.check('q4.2'))\nprint('elapsed', elapsed)"),
+        nbformat.v4.new_code_cell("report = ok.check('q1.3')\nreport"),
+        nbformat.v4.new_code_cell("print(ok.check('q1.1'))\nprint(ok.check('q4.2'))"),
         nbformat.v4.new_code_cell("ok.check_all()"),
     ]
     nbformat.write(nb, path)
@@ -382,8 +381,6 @@ def test_check_in_a_real_kernel(kits: dict[str, Path], tmp_path: Path) -> None:
     printed = "".join(o.get("text", "") for o in nb.cells[4].outputs)
     assert "H=1, K=1, P=1, S=1, D=1: yours 1, not the expected value" in printed
     assert "q4.2 accuracy at initialisation  ok" in printed  # read from the notebook's Markdown cell
-    elapsed = float(printed.split("elapsed")[1])
-    assert elapsed < 1.0, elapsed  # torch imported: one question well under a second
     summary = nb.cells[5].outputs[0]["data"]["text/plain"]
     assert "public checks: 4/30 points pass, 26 checked here do not" in summary
 

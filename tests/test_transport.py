@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -161,13 +160,14 @@ worker_main.read_message = lambda fd: time.sleep(10**6)
 # %%
 answer = 42
 """
-    start = time.monotonic()
     s = session(source, Limits(cell_timeout=2, call_timeout=2, wall_seconds=120))
-    assert time.monotonic() - start < 40
     failures = {f.index: (f.reason, f.message) for f in s.failures.values()}
     stopped = "your code stopped the worker from reading the grader's requests, so it was stopped"
     assert failures[1] == ("timeout", f"the cell could not be sent: {stopped}")
-    assert failures[2] == ("timeout", "the cell ran past its time limit (2 s) and was stopped")
+    assert failures[2] == ("timeout", "the cell ran past its wall-clock time limit (8 s; it waited, slept or left the "
+                                      "computing to other threads or processes rather than using its 2 s of CPU time) "
+                                      "and was stopped (run a second time, as a wall-clock limit can be a busy "
+                                      "machine's doing)")
 
 
 # -- values the grader converts ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The one small interface every check kind implements."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -19,6 +20,20 @@ class Options(BaseModel):
     """Base of every kind's options: unknown keys are errors (they are typos in a rubric)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def question_seed(rubric: Rubric, question: Question, override: int | None = None) -> int:
+    """The seed a question's cases (and training data) are drawn with: its own `seed` key, else the rubric's.
+
+    A hidden question's is drawn from a stream of its own, a hash of that seed and the question's id: a case
+    generator it shares with a public question (the same seed too) would otherwise give it that question's
+    inputs, which the public question's report (and the student's kit) may show.
+    """
+    seed = rubric.spec.seed if override is None else override
+    if question.spec.visibility != "hidden":
+        return seed
+    digest = hashlib.sha256(f"hidden:{seed}:{question.id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # within torch.Generator.manual_seed's range
 
 
 @dataclass
@@ -43,6 +58,10 @@ class CheckContext:
     @property
     def seed(self) -> int:
         return self.rubric.spec.seed
+
+    def case_seed(self, override: int | None = None) -> int:
+        """`question_seed` of this question: what its cases are drawn with (`override`: its `seed` key)."""
+        return question_seed(self.rubric, self.question, override)
 
     @property
     def answer(self) -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from grader.checks.options import ForbidOptions
 from grader.explain import View, bounded
 from grader.results import Outcome
-from grader.submission import parse_python
+from grader.submission import MAX_PARSED, TooLargeToParse, parse_python
 
 if TYPE_CHECKING:
     from grader.checks.base import CheckContext
@@ -212,19 +212,37 @@ class Module:
     star: list[str] = field(default_factory=list)  # modules imported with `from m import *`
 
 
+# Characters of code parsed per submission, all cells together: each cell is bounded by `parse_python`, and
+# this keeps a notebook at the size limit (64 MiB) to a few seconds of the grader's time.
+MAX_PARSED_TOTAL = 8 * 1024 * 1024
+
+
 @functools.lru_cache(maxsize=16)
 def _parse(cells: tuple[Any, ...]) -> Module:
     # Cached on the cells so that several questions gated by `forbid:` parse a submission once.
     module = Module()
+    parsed = 0
     for cell in cells:
+        size = len(cell.source.lstrip("\n"))  # a .py file's cells start with blank lines that keep line numbers
+        if size <= MAX_PARSED:  # a larger one is refused by parse_python at no cost
+            if parsed + size > MAX_PARSED_TOTAL:
+                module.unreadable[cell.index] = (
+                    f"is past the first {MAX_PARSED_TOTAL:,} characters of code, all the grader reads of a submission"
+                )
+                continue
+            parsed += size  # counted before the parse: one that fails at its end has cost as much
         try:
             tree = parse_python(cell.source)
         except (SyntaxError, ValueError):
             continue  # a cell that does not parse defines nothing when run either
+        except TooLargeToParse as exc:
+            # What it defines cannot be read, so nothing it defines may pass unread.
+            module.unreadable[cell.index] = f"is too large for the grader to read: {exc}"
+            continue
         except (RecursionError, MemoryError) as exc:
             # Nested past what the grader's parser takes (the worker may compile it under a raised recursion
             # limit): what it defines cannot be read, so nothing it defines may pass unread.
-            module.unreadable[cell.index] = type(exc).__name__
+            module.unreadable[cell.index] = f"is nested too deeply for Python's parser to read ({type(exc).__name__})"
             continue
         module.cells[cell.index] = cell.source.splitlines()
         top = list(_top_level(tree.body))
@@ -591,7 +609,7 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.expr)
 
 def _unreadable(module: Module, function_name: str) -> Violation:
     cell = min(module.unreadable)
-    note = f"cell {cell} is nested too deeply for Python's parser to read ({module.unreadable[cell]}); simplify it"
+    note = f"cell {cell} {module.unreadable[cell]}; simplify it"
     return Violation(cell, 0, 0, DYNAMIC, "", (function_name,), note=note)
 
 

@@ -30,7 +30,7 @@ from grader.errors import GraderError
 from grader.explain import View, bounded
 from grader.latex import parse_answer_cell, parse_latex
 from grader.mathparse import ParseError, make_symbols, parse_expression, parse_relation
-from grader.results import Outcome
+from grader.results import Outcome, Status
 from grader.worker.codec import Opaque, SympyText
 
 Value = int | Fraction | float  # ints as long as possible: Fraction arithmetic is slow
@@ -542,8 +542,9 @@ class FormulaCheck:
                 details.update(yours=raw, parsed=_shown(expr))
                 return _judged(ctx, problem, expr, details, budget)
         except OutOfTime:
-            return Outcome.failed(f"your formula is too large to check in {opts.budget:g} s; simplify it",
-                                  proof="timeout", **details)
+            # Not a verdict: nothing showed the answer wrong, the grader ran out of its own time first.
+            message = f"your formula is too large for the grader to check in {opts.budget:g} s; {NEEDS_TA}"
+            return Outcome(0.0, message, {**details, "proof": "timeout"}, Status.GRADER_ERROR)
 
 
 # A class has a few distinct formulas per question: each parsed answer is judged once per grading process.
@@ -575,6 +576,8 @@ def _rng(ctx: CheckContext) -> random.Random:
     return random.Random(f"{ctx.seed}:{ctx.question.id}")
 
 
+NEEDS_TA = "a TA will check it (simplifying it would let the grader do so)"
+
 # Points compared before the proof is tried: the sampled check goes on past them only when the proof fails.
 PROBE_POINTS = 64
 
@@ -590,6 +593,9 @@ def judge(
     except Unsupported as exc:
         return Outcome.failed(f"your formula uses {exc}, which is not part of a formula here", **details)
     count = 0
+    # Points where yours is too large to evaluate exactly, the first of them: neither agreement nor a counterexample.
+    undecided = 0
+    first_undecided: Point | None = None
     proof_tried = False
     for point, is_large in problem.labelled_points(rng):
         if count == PROBE_POINTS and not proof_tried:
@@ -604,8 +610,12 @@ def judge(
         if expected is None:
             continue  # outside the formula's own domain: nothing to compare
         message = _disagreement(evaluate, point, expected, problem.options.rtol)
-        if message and message[1] == "too large" and is_large:
-            continue  # at a large point, a value too large for exact arithmetic proves nothing either way
+        if message and message[1] == "too large":
+            # A value too large for exact arithmetic proves nothing either way (Min(K, 2**2**2**K) is K).
+            if not is_large:
+                undecided += 1
+                first_undecided = first_undecided or point
+            continue
         count += 1
         if message:
             where = problem.show_point(point)
@@ -613,10 +623,16 @@ def judge(
                               "expected": show_value(expected)}
             return Outcome.failed(f"{where}: {message[0]}", proof="sampled", points=count,
                                   counterexample=counterexample, **details)
-    if count == 0:
+    if count == 0 and not undecided:
         raise GraderError("the formula question's domain has no point where the expected formula is defined")
     if not proof_tried and prove_equal(expr, problem.expected, min(problem.options.time_limit, budget.left())):
         return Outcome.passed("proved equal", proof="symbolic", points=count, counterexample=None, **details)
+    if first_undecided is not None:
+        where = problem.show_point(first_undecided)
+        text = (f"{where}: your formula is too large to evaluate exactly (at {undecided} of the points checked) "
+                f"and could not be proved equal; {NEEDS_TA}")
+        return Outcome(0.0, text, {**details, "proof": "sampled", "points": count, "counterexample": None},
+                       Status.GRADER_ERROR)
     return Outcome.passed(f"equal on {count} points of the domain", proof="sampled", points=count,
                           counterexample=None, **details)
 

@@ -186,7 +186,7 @@ class FunctionCheck:
         opts: FunctionOptions = ctx.question.options  # type: ignore[assignment]
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         reference = ctx.reference_attr(opts.reference or ctx.answer)
-        seed = ctx.seed if opts.seed is None else opts.seed
+        seed = ctx.case_seed(opts.seed)
         generator = ctx.reference_attr(opts.cases)
         cases = generate_cases(generator, seed, where)
         tol = Tolerance(opts.rtol, opts.atol)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from grader.cases import clone, generate_cases, label, rebuilder, same_kind
-from grader.checks.base import CheckContext
+from grader.checks.base import CheckContext, question_seed
 from grader.checks.function import call_failure
 from grader.checks.options import GradientOptions
 from grader.compare import describe, is_array, relative_error, to_numpy
@@ -95,7 +95,7 @@ class GradientCheck:
         where = f"{rubric.path.name}: {question.id}"
         forward = getattr(reference, opts.forward)
         at = getattr(reference, opts.at) if opts.at else None
-        for case in generate_cases(getattr(reference, opts.cases), rubric.spec.seed if opts.seed is None else opts.seed, where):
+        for case in generate_cases(getattr(reference, opts.cases), question_seed(rubric, question, opts.seed), where):
             point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
             try:
                 expected_gradient(forward, case, opts, point)
@@ -125,7 +125,7 @@ class GradientCheck:
             contract = Contract(
                 reference=lambda case: forward(**_inputs(case, opts)),
                 valid=lambda case: _fits_upstream(forward, case, opts),
-                rebuild=rebuilder(ctx.reference_attr(opts.cases), ctx.seed if opts.seed is None else opts.seed),
+                rebuild=rebuilder(ctx.reference_attr(opts.cases), ctx.case_seed(opts.seed)),
             )
             outcome, found = reproduction(ctx.answer, outcome, cases[failing], outcome.details, one, contract=contract)
             if found is not None:
@@ -157,7 +157,7 @@ _GRADIENTS: weakref.WeakKeyDictionary[ModuleType, dict[tuple[str, str, int], tup
 def _reference_gradients(
     ctx: CheckContext, opts: GradientOptions, where: str
 ) -> tuple[list[dict[str, Any]], list[torch.Tensor]]:
-    seed = ctx.seed if opts.seed is None else opts.seed
+    seed = ctx.case_seed(opts.seed)
     key = (ctx.question.id, opts.model_dump_json(), seed)
     per_module = _GRADIENTS.setdefault(ctx.reference, {})
     if key not in per_module:

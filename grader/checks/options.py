@@ -146,7 +146,9 @@ class TrainingOptions(Options):
     train_seed: int = 0
     metric: Literal["accuracy"] = "accuracy"
     tiers: list[Tier] = Field(min_length=1)
-    budget: float = Field(120.0, gt=0, description="seconds for building, training and evaluating the model")
+    budget: float = Field(
+        120.0, gt=0, description="CPU seconds for building, training and evaluating the model (limits.backstop times it of wall-clock time)"
+    )
     losses_penalty: float = Field(0.0, ge=0, le=1, description="credit lost when the returned losses are malformed")
 
     @field_validator("tiers")

@@ -135,7 +135,7 @@ class PropertyCheck:
         opts: PropertyOptions = ctx.question.options  # type: ignore[assignment]
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
-        seed = ctx.seed if opts.seed is None else opts.seed
+        seed = ctx.case_seed(opts.seed)
         cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
 
         def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:

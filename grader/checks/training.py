@@ -193,7 +193,7 @@ class TrainingCheck:
 
     def run(self, ctx: CheckContext) -> Outcome:
         opts: TrainingOptions = ctx.question.options  # type: ignore[assignment]
-        images, labels = make_data(opts.data, ctx.seed)
+        images, labels = make_data(opts.data, ctx.case_seed())
         device = resolve_device(ctx.device, ctx.session.device)
         request = {
             "op": "train_run",
@@ -219,7 +219,7 @@ class TrainingCheck:
         if result.time_up:
             return Outcome.error(result.explain(), **details)
         if result.timed_out:
-            message = f"the training run was stopped at its time budget of {opts.budget:g} s; no credit"
+            message = f"the training run was stopped: {result.explain()}; no credit"
             return Outcome.failed(message, timed_out=True, **details)
         if not result.ok:
             return Outcome.failed(f"the training run failed: {result.explain()}", traceback=result.traceback, **details)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grader.errors import GraderError
+from grader.hidden import kit_leaks
 from grader.kit.build import build_kit
 from grader.kit.schema import write_kit
 from grader.rubric import load_rubric
@@ -11,6 +13,12 @@ from grader.rubric import load_rubric
 def kit(rubric_path: Path, out: Path) -> int:
     rubric = load_rubric(rubric_path)
     data = build_kit(rubric)
+    leaks = kit_leaks(rubric, [(q.id, q.check.model_dump(mode="json")) for q in data.questions])
+    if leaks:
+        raise GraderError(
+            f"no kit written: it would hold hidden test data ({'; '.join(leak.describe() for leak in leaks)}); "
+            "give each hidden question a case generator of its own"
+        )
     size = write_kit(data, out, rubric.handout.files)
     checked = [q for q in data.questions if q.checked]
     left = [q.id for q in data.questions if not q.checked]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from grader.errors import GraderError
+from grader.hidden import shared_with_hidden
 from grader.mutants import AllowEntry, Verdict, allow_list_path, load_allow_list
 from grader.rubric import load_rubric
 from grader.sandbox import Launcher, hiding
@@ -55,6 +56,9 @@ def validate(
         for extra in problems[1:]:
             print(f"grader: error: {extra}", file=sys.stderr)
         raise problems[0]
+    for leak in shared_with_hidden(rubric):
+        print(f"grader: warning: {leak.describe()}: a report of {leak.public} may show them to a student "
+              f"(give {leak.hidden} a case generator of its own)", file=sys.stderr)
     if allow is not None and not allow.is_file():
         raise GraderError(f"no such allow-list: {allow}")
     allow_path = allow if allow is not None else allow_list_path(rubric)

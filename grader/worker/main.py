@@ -6,6 +6,7 @@ student's code; the grader treats what comes back as the student's answer, nothi
 """
 from __future__ import annotations
 
+import _thread
 import builtins
 import functools
 import io
@@ -29,7 +30,14 @@ NOTICE_ROOM = 256  # bytes kept under the file-size limit for the truncation not
 
 
 class CellTimeout(BaseException):
-    """Raised by the interval timer; a BaseException so `except Exception` in student code does not eat it."""
+    """Raised by `time_limit`; a BaseException so `except Exception` in student code does not eat it.
+
+    Its argument is the limit reached: "cpu" (the CPU budget) or "wall" (the wall-clock backstop).
+    """
+
+    @property
+    def limit(self) -> str:
+        return str(self.args[0]) if self.args else "wall"
 
 
 class Worker:
@@ -59,8 +67,8 @@ class Worker:
             op = self.ops.get(str(request.get("op")))
             try:
                 reply = op(request) if op else {"ok": False, "error": "unknown request"}
-            except CellTimeout:
-                reply = {"ok": False, "timed_out": True, "error": "time limit reached"}
+            except CellTimeout as exc:
+                reply = {"ok": False, "timed_out": True, "limit": exc.limit, "error": "time limit reached"}
             except BaseException as exc:  # noqa: BLE001 - report everything, die of nothing
                 reply = {"ok": False, "error": _describe(exc)}
             data = _encode_reply(reply, header.reply_limit)
@@ -82,10 +90,10 @@ class Worker:
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
             return {"ok": False, "reason": "syntax", "error": _describe(exc), "traceback": _syntax_lines(exc)}
         try:
-            with _time_limit(float(request.get("timeout", 60))):
+            with time_limit.of(request, 60):
                 exec(code, self.namespace)
-        except CellTimeout:
-            return {"ok": False, "reason": "timeout", "error": "the cell ran past its time limit"}
+        except CellTimeout as exc:
+            return {"ok": False, "reason": "timeout", "limit": exc.limit, "error": "the cell ran past its time limit"}
         except SystemExit as exc:
             return {"ok": False, "reason": "error", "error": f"the cell called sys.exit({exc.code!r})"}
         except BaseException as exc:  # noqa: BLE001
@@ -103,10 +111,10 @@ class Worker:
             seed_everything(int(request["seed"]))
         start = time.perf_counter()
         try:
-            with _time_limit(float(request.get("timeout", 30))):
+            with time_limit.of(request, 30):
                 value = fn(*args, **kwargs)
-        except CellTimeout:
-            return {"ok": False, "timed_out": True, "error": "the call ran past its time limit"}
+        except CellTimeout as exc:
+            return {"ok": False, "timed_out": True, "limit": exc.limit, "error": "the call ran past its time limit"}
         except SystemExit as exc:
             return {"ok": False, "error": f"the function called sys.exit({exc.code!r})"}
         except BaseException as exc:  # noqa: BLE001
@@ -175,20 +183,95 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _time_limit:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+class time_limit:
+    """A cell's or call's limits: `cpu_seconds` of CPU time of the thread that runs the student's code, and a
+    wall-clock backstop (`wall_seconds`) for code that waits instead of computing (a sleep, a join, a lock).
 
-    def __enter__(self) -> None:
-        signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+    CPU time is what makes the verdict independent of the machine's load: a function that needs 0.6 s of CPU
+    takes 0.6 s of it on a quiet laptop and on a server kept busy by other processes.  The thread's own clock
+    counts what it computes itself, torch's kernels included (its intra-op threads share the work with it), not
+    what other threads or processes of the student burn meanwhile: those meet the backstop.  A watchdog thread
+    sleeps until the budget could be spent (a thread's CPU clock never runs faster than the wall clock), looks,
+    and interrupts the student's thread with SIGALRM; the backstop is an interval timer on the same signal.
+    Which limit was reached is `reached` ("cpu" or "wall"), and the raised CellTimeout carries it.
+    """
+
+    def __init__(self, cpu_seconds: float, wall_seconds: float | None = None) -> None:
+        self.cpu_seconds = cpu_seconds
+        self.wall_seconds = wall_seconds if wall_seconds and wall_seconds > cpu_seconds else cpu_seconds
+        self.reached = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._done = False  # a signal that arrives once the block has ended is dropped
+        self._watching: Any = None  # held while the watchdog runs: released when it returns
+
+    @classmethod
+    def of(cls, request: dict[str, Any], default: float) -> time_limit:
+        """The limits a request asks for: its `timeout` (CPU seconds) and its `wall` backstop."""
+        wall = request.get("wall")
+        return cls(float(request.get("timeout", default)), float(wall) if wall is not None else None)
+
+    def __enter__(self) -> time_limit:
+        target = threading.get_ident()
+        clock = _thread_clock(target)
+        start = time.clock_gettime(clock)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        wall = self.wall_seconds
+        if wall > self.cpu_seconds:
+            # A bare thread, not a threading.Thread: the student's code sees the threads it started, no others.
+            watching = _thread.allocate_lock()
+            watching.acquire()
+            try:
+                _thread.start_new_thread(self._watch, (target, clock, start, watching))
+                self._watching = watching
+            except RuntimeError:  # no thread left (the student's code used them all): the budget as wall time
+                wall = self.cpu_seconds
+        signal.setitimer(signal.ITIMER_REAL, wall)
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            with self._lock:  # the watchdog fires under this lock: after it, it never will
+                self._done = True
+        finally:
+            # Even where the alarm fired while the lock was awaited (the budget was spent: CellTimeout goes on),
+            # nothing of this limit outlives the block.
+            self._done = True
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._stop.set()
+            if self._watching is not None:
+                self._watching.acquire()
+
+    def _watch(self, target: int, clock: int, start: float, watching: Any) -> None:
+        try:
+            while True:
+                left = self.cpu_seconds - (time.clock_gettime(clock) - start)
+                if left <= 0:
+                    break
+                if self._stop.wait(max(left, 0.005)):
+                    return
+            with self._lock:
+                if self._done:
+                    return
+                self.reached = "cpu"
+                signal.pthread_kill(target, signal.SIGALRM)
+        finally:
+            watching.release()
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        if self._done:
+            return
+        if not self.reached:
+            self.reached = "wall"
+        raise CellTimeout(self.reached)
 
 
-def _on_alarm(signum: int, frame: object) -> None:
-    raise CellTimeout()
+def _thread_clock(ident: int) -> int:
+    """The CPU clock of a thread, or the process's where the platform has no per-thread clock (macOS)."""
+    try:
+        return time.pthread_getcpuclockid(ident)
+    except (AttributeError, OSError):
+        return time.CLOCK_PROCESS_CPUTIME_ID
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from grader.worker import codec
 
 
 def op_train_run(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    from grader.worker.main import CellTimeout, _describe, _student_frames, _time_limit
+    from grader.worker.main import CellTimeout, _describe, _student_frames, time_limit
 
     factory, train = str(request["factory"]), str(request["train"])
     for name in (factory, train):
@@ -24,10 +24,10 @@ def op_train_run(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
             return {"ok": False, "missing": True, "error": f"`{name}` is not defined"}
     start = time.perf_counter()
     try:
-        with _time_limit(float(request["timeout"])), deterministic(int(request["seed"])):
+        with time_limit.of(request, 60), deterministic(int(request["seed"])):
             value = _train_and_predict(worker.namespace[factory], worker.namespace[train], request)
-    except CellTimeout:
-        return {"ok": False, "timed_out": True, "error": "the training run ran past its time budget"}
+    except CellTimeout as exc:
+        return {"ok": False, "timed_out": True, "limit": exc.limit, "error": "the training run ran past its time budget"}
     except SystemExit as exc:
         return {"ok": False, "error": f"the training run called sys.exit({exc.code!r})"}
     except BaseException as exc:  # noqa: BLE001 - the student's failure, reported as such

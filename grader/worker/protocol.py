@@ -131,6 +131,7 @@ class Reply(BaseModel):
     reason: Literal["error", "syntax", "timeout"] = "error"  # why a cell failed
     traceback: list[Annotated[str, Field(max_length=MAX_LINE)]] = Field(default_factory=list, max_length=MAX_TRACEBACK_LINES)
     timed_out: bool = False
+    limit: Literal["", "cpu", "wall"] = ""  # the limit a timed-out cell or call reached
     missing: bool = False
     exists: bool = False
     too_large: int | None = Field(None, ge=0, le=2**62)  # the size of a reply the worker would not send

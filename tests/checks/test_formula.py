@@ -184,14 +184,29 @@ def test_sampling_is_deterministic() -> None:
         (RECEPTIVE, "r*s + k", "r=1, s=1, k=1: yours 2, expected 1"),
         (PARAMS, "k**2*C_in*C_out", "k=1, C_in=1, C_out=1: yours 1, expected 2"),
         (MULTS, "H*W*k*C_in*C_out", "H=1, W=1, k=2, C_in=1, C_out=1: yours 2, expected 4"),
-        ({"expected": "K", "symbols": {"K": {"min": 1}}}, "Min(K, 2**2**2**K)",
-         "K=4: yours is too large to evaluate, expected 4"),
     ],
 )
 def test_wrong_answers_get_a_counterexample(options: dict[str, Any], answer: Any, message: str) -> None:
     outcome = grade(options, answer)
     assert outcome.resolved_status is Status.FAILED
     assert outcome.message == message
+
+
+def test_a_formula_too_large_to_evaluate_needs_a_ta_not_a_zero() -> None:
+    # Right (Min(K, 2**2**2**K) is K), but from K=4 on too large for exact arithmetic, and beyond SymPy's proof.
+    outcome = grade({"expected": "K", "symbols": {"K": {"min": 1}}}, "Min(K, 2**2**2**K)")
+    assert outcome.resolved_status is Status.GRADER_ERROR
+    assert outcome.message.startswith("K=4: your formula is too large to evaluate exactly (at ")
+    assert outcome.message.endswith(
+        "of the points checked) and could not be proved equal; a TA will check it (simplifying it would let the grader do so)"
+    )
+    assert outcome.details["counterexample"] is None
+
+
+def test_a_wrong_value_beside_a_too_large_one_is_still_a_counterexample() -> None:
+    outcome = grade({"expected": "K", "symbols": {"K": {"min": 1}}}, "Min(K + 1, 2**2**2**K)")
+    assert outcome.resolved_status is Status.FAILED
+    assert outcome.message == "K=1: yours 2, expected 1"
 
 
 def test_counterexample_details() -> None:

@@ -43,24 +43,23 @@ def mlp_result(rubrics: dict[str, Rubric]) -> SubmissionResult:
 
 # -- end to end: one worker per scenario; q2 (a value defined after the training code) must always be graded -----
 SCENARIOS = [
-    # rubric, submission, q1 score, q1 status, part of q1's message, at most this many seconds for q1
-    ("budget3", "sleeper.py", 0.0, "failed", "stopped at its time budget of 3 s; no credit", 10.0),
-    ("budget3", "stubborn.py", 0.0, "failed", "stopped at its time budget of 3 s; no credit", 15.0),
-    ("rubric", "losses_tensors.py", 5.0, "passed", "not a float (use `.item()`) (this costs no points)", 60.0),
-    ("penalty", "losses_short.py", 3.75, "partial", "returned 29 losses for 30 epochs (costs 25% of the credit)", 60.0),
-    ("rubric", "wrong_logits.py", 0.0, "failed", "the model's output should have shape (512, 10), got (512, 5)", 60.0),
-    ("rubric", "no_factory.py", 0.0, "error", "`make_model` is not defined", 60.0),
+    # rubric, submission, q1 score, q1 status, part of q1's message
+    # The sleepers compute nothing: their 3 CPU seconds never run out, the wall-clock backstop (4 x 3 s) stops
+    # them (stubborn.py from outside, as it swallows the worker's alarm), and the question is graded once more.
+    ("budget3", "sleeper.py", 0.0, "failed", "stopped: your code ran past its wall-clock time limit (12 s;"),
+    ("budget3", "stubborn.py", 0.0, "failed", "stopped: your code ran past its wall-clock time limit (12 s;"),
+    ("rubric", "losses_tensors.py", 5.0, "passed", "not a float (use `.item()`) (this costs no points)"),
+    ("penalty", "losses_short.py", 3.75, "partial", "returned 29 losses for 30 epochs (costs 25% of the credit)"),
+    ("rubric", "wrong_logits.py", 0.0, "failed", "the model's output should have shape (512, 10), got (512, 5)"),
+    ("rubric", "no_factory.py", 0.0, "error", "`make_model` is not defined"),
 ]
 
 
-@pytest.mark.parametrize("rubric, submission, score, status, message, seconds", SCENARIOS)
-def test_scenarios(
-    rubrics: dict[str, Rubric], rubric: str, submission: str, score: float, status: str, message: str, seconds: float
-) -> None:
+@pytest.mark.parametrize("rubric, submission, score, status, message", SCENARIOS)
+def test_scenarios(rubrics: dict[str, Rubric], rubric: str, submission: str, score: float, status: str, message: str) -> None:
     q1, q2 = grade(rubrics, rubric, submission).questions
     assert (q1.score, q1.status.value) == (score, status)
     assert message in q1.message
-    assert q1.duration < seconds  # the sleepers would take 60 s if the budget were not enforced
     assert q2.score == 1.0  # a stopped (even killed) run costs only its own question
 
 
