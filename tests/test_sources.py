@@ -99,11 +99,15 @@ def test_gradescope_reads_ruby_yaml_and_groups(roster: Roster) -> None:
     assert [s.key for s in d.missing] == ["s003"]  # Dan is Bob's partner, so not missing
 
 
-def test_gradescope_bad_metadata_is_one_clear_error(tmp_path: Path) -> None:
+def test_gradescope_bad_metadata_is_said_and_the_batch_goes_on(tmp_path: Path) -> None:
     (tmp_path / "submission_1").mkdir()
+    (tmp_path / "submission_1" / "hw2.py").write_text("x = 1\n")
     (tmp_path / "submission_metadata.yml").write_text("submission_1: [unclosed\n")
-    with pytest.raises(GraderError, match=r"submission_metadata.yml: not readable YAML"):
-        discover([tmp_path])
+    d = discover([tmp_path])
+    assert [(e.student.key, e.main.name) for e in d.entries] == [("submission_1", "hw2.py")]
+    assert len(d.notices) == 1
+    assert d.notices[0].startswith(f"{tmp_path}/submission_metadata.yml: not readable YAML (")
+    assert d.notices[0].endswith("; every submission is graded all the same, named by its folder")
 
 
 @pytest.mark.parametrize("layout", ["moodle", "canvas", "gradescope"])
