@@ -43,12 +43,16 @@ def csv_text(
     """The CSV of `rows`: text cells neutralised, numbers (int, float) written by `number`, None empty."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator=lineterminator)
+    # csv quotes a cell holding a character of the line terminator only: with "\n" a bare "\r" would go out
+    # unquoted and split the row for every reader, so such a row is quoted whole.
+    careful = csv.writer(buf, lineterminator=lineterminator, quoting=csv.QUOTE_ALL)
     for row in rows:
-        writer.writerow([
+        cells = [
             "" if c is None else number(c) if isinstance(c, (int, float)) and not isinstance(c, bool)
             else neutralise(str(c))
             for c in row
-        ])
+        ]
+        (careful if any("\r" in c or "\n" in c for c in cells) else writer).writerow(cells)
     return buf.getvalue()
 
 
