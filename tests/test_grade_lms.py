@@ -118,3 +118,20 @@ def test_the_newest_resubmission_is_graded_said_everywhere_and_a_lone_file_joins
     assert grade(RUBRIC, [lone], out, launcher=choose_launcher("auto"), roster=roster, force=True) == 0
     assert _csv(out) == {"s003": "10"}
     assert "not on the roster" not in capsys.readouterr().err
+
+
+def test_links_and_escapes_reach_stderr_refused_and_stripped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A link is refused and said; a roster name's terminal escapes never reach the TA's terminal."""
+    klass = tmp_path / "canvas"
+    klass.mkdir()
+    (klass / "smithalice_1001_5_hw2.py").symlink_to(RUBRIC.parent / "reference.py")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("sid,name,canvas_id\ns001,Alice Smith,1001\ns002,\"Eve\x1b]0;pwned\x07 Stone\x1b[2J\",1002\n")
+    out = tmp_path / "out"
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), roster=roster) == 0
+    err = capsys.readouterr().err
+    assert not any(c in err for c in "\x1b\x07")
+    assert (f"grader: {klass / 'smithalice_1001_5_hw2.py'} is a symbolic link: not followed; smithalice (1001) is "
+            "graded as unreadable\n") in err
+    assert "grader: 1 students on the roster have no submission: Eve]0;pwned Stone[2J\n" in err
+    assert _csv(out) == {"s001": "0"}
