@@ -11,6 +11,8 @@ assignment id is given, so an existing assignment's points are never touched.
 
 Moodle: the CSV import (grade/import/csv, `map_user_data_with_value`) maps users by a column the TA picks:
 `useremail` (Email address) or `useridnumber` (ID number); an empty grade (or `-`) imports nothing.
+
+Both are written by `grader.spreadsheet`: names and ids that a spreadsheet would run get a leading `'`.
 """
 from __future__ import annotations
 

@@ -36,6 +36,13 @@ graded with it, under the names the student gave them (`Entry.names`).
 A single file named as an LMS names it (`leecarol_1003_5020_hw2-1.ipynb`, given on the command line) is that
 student's submission, exactly as inside the download's folder.
 
+Nothing a student chooses moves a file or reaches what it must not: symbolic links are never followed, in any
+layout (a linked helper is left out, `Entry.refused`; a student whose submission is only a link has the link as
+the main file, which grading reports unreadable); an LMS's names are read by its fixed pattern from the left, so
+a file named like another student's stays its owner's; Gradescope's metadata is read with a safe loader, bounded
+in size and in what its aliases expand to, record by record (a bad record, or a bad file, leaves those
+submissions named by their folders).  All of it is said: `Discovery.notices`.
+
 Late work: Canvas's `LATE` is `Entry.late`; Gradescope's `:created_at:` is `Entry.submitted_at` (judged against
 `--due` by `grader.late`).  Canvas's "Test Student" (Student View; `studenttest` in file names, or a roster's
 left-out row) is left out: `Discovery.left_out`, neither graded nor exported.
