@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.checks.manual import ManualDetails
-from grader.commands.manual import export_pending, import_scores
+from grader.commands.manual import enter_scores, export_pending, import_scores
 from grader.lms_export import canvas_csv, match_results, moodle_csv
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.roster import Roster
@@ -140,3 +140,11 @@ def test_the_roster_reader_accepts_a_bom_and_drops_terminal_escapes(tmp_path: Pa
     path.write_bytes("\ufeffsid,name,email\ns001,\"Eve\x1b]0;pwned\x07 Smith\x1b[2J\",eve@example.edu\n".encode())
     (eve,) = Roster.load(path).students
     assert (eve.key, eve.name, eve.email) == ("s001", "Eve]0;pwned Smith[2J", "eve@example.edu")
+
+
+def test_manual_prompts_show_the_students_escapes_never_obey_them(tmp_path: Path) -> None:
+    rubric, out = _manual_class(tmp_path, {"alice": "\x1b]0;pwned\x07\x1b[2Jby the chain rule"})
+    said: list[str] = []
+    assert enter_scores(out, rubric, ask=lambda prompt: "q", say=said.append) == 0
+    assert said[-1] == "\\x1b]0;pwned\\x07\\x1b[2Jby the chain rule"
+    assert not any("\x1b" in line or "\x07" in line for line in said)

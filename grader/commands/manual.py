@@ -26,6 +26,7 @@ from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.scoring import atomic_write, gradebook_csv
 from grader.spreadsheet import Cell, csv_text, read_csv_text, unquote
+from grader.terminal import printable
 
 RUBRIC_POINTER = "rubric-path"  # DIR/rubric-path: the rubric a folder was graded with, if the grading run wrote it
 CSV_COLUMNS = ["student", "question", "score", "comment", "answer"]
@@ -305,7 +306,8 @@ def _show(say: Callable[[str], None], folder: str, q: QuestionResult, guide: str
     if guide:
         say(f"   guide: {guide}")
     answer = q.details.get("answer")
-    say(answer if answer else f"(no `Answer {q.qid}:` cell in this submission)")
+    # The student's own text, on the TA's terminal: its control characters (escapes) are shown, never obeyed.
+    say(printable(answer) if answer else f"(no `Answer {q.qid}:` cell in this submission)")
 
 
 def _prompt(ask: Callable[[str], str], say: Callable[[str], None], folder: str, q: QuestionResult) -> TAScore | str | None:
