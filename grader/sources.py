@@ -386,15 +386,25 @@ def _single(path: Path, key: str, layout: str = "files") -> Entry:
 
 
 def _lone_file(path: Path) -> tuple[str, Entry]:
-    """A file named on the command line: an LMS-named one is its student's submission, as in the download."""
-    m = _canvas_match(path.name)
-    if m and is_submission_file(path):
-        student = Identity(key=m.group("uid"), name=plain_text(m.group("login")), lms_ids={"canvas_id": m.group("uid")})
-        return "canvas", Entry(path, (path,), student, (m.group("file"),), "canvas", bool(m.group("late")))
-    m = _MOODLE_RE.match(path.name) or _MOODLE_RE.match(path.parent.name)
-    if m and is_submission_file(path):
+    """A file named on the command line: an LMS-named one is its student's submission, as in the download.
+
+    The folders an LMS made (Moodle's, a Gradescope submission's beside its metadata) are read before the file's
+    name, which the student chose inside them; and Moodle's flat name before Canvas's (a Moodle name ending in a
+    Canvas-like file name is still the Moodle student's)."""
+    if not is_submission_file(path):
+        return "files", _single(path, path.stem)
+    m = _MOODLE_RE.match(path.parent.name)
+    people = [] if m else _gradescope_people(path)
+    if people:
+        return "gradescope", Entry(path, (path,), people[0], (path.name,), "gradescope", members=tuple(people[1:]))
+    m = m or _MOODLE_RE.match(path.name)
+    if m:
         name = m.group("rest") if m.string == path.name else path.name
         return "moodle", Entry(path, (path,), _moodle_identity(m.group("name"), m.group("pid")), (name,), "moodle")
+    m = _canvas_match(path.name)
+    if m:
+        student = Identity(key=m.group("uid"), name=plain_text(m.group("login")), lms_ids={"canvas_id": m.group("uid")})
+        return "canvas", Entry(path, (path,), student, (m.group("file"),), "canvas", bool(m.group("late")))
     return "files", _single(path, path.stem)
 
 
@@ -697,25 +707,31 @@ _READERS = {
 def identify(path: Path) -> Identity:
     """What a submission's own path says about its student, for a class graded before identities were stored.
 
-    Reads the LMS naming conventions above from the file and its folder (and a Gradescope export's metadata
-    beside the folder when it is still there); else the file's stem.
+    Reads the LMS naming conventions above from the folders an LMS made (Moodle's, then a Gradescope export's
+    with its metadata beside it when it is still there), then from the file's name (Moodle's flat form, then
+    Canvas's); else the file's stem.  The folders come first: a file a student named inside one is theirs.
     """
-    for part in (path.parent.name, path.name):
-        m = _MOODLE_RE.match(part)
-        if m:
-            return _moodle_identity(m.group("name"), m.group("pid"))
-    m = _CANVAS_RE.match(path.name)
-    if m and m.group("login"):
+    m = _MOODLE_RE.match(path.parent.name)
+    if m:
+        return _moodle_identity(m.group("name"), m.group("pid"))
+    people = _gradescope_people(path)
+    if people:
+        return people[0]
+    m = _MOODLE_RE.match(path.name)
+    if m:
+        return _moodle_identity(m.group("name"), m.group("pid"))
+    m = _canvas_match(path.name)
+    if m:
         return Identity(key=m.group("uid"), name=plain_text(m.group("login")), lms_ids={"canvas_id": m.group("uid")})
+    return _probe(path.stem)
+
+
+def _gradescope_people(path: Path) -> list[Identity]:
+    """The submitters of the Gradescope submission folder a file lies in (its metadata beside it), or []."""
     for folder in (path.parent, path.parent.parent):
         if _GRADESCOPE_DIR_RE.match(folder.name) and (folder.parent / GRADESCOPE_METADATA).is_file():
-            try:
-                people = gradescope_metadata(folder.parent).get(folder.name) or []
-            except GraderError:
-                people = []
-            if people:
-                return people[0]
-    return _probe(path.stem)
+            return gradescope_metadata(folder.parent).get(folder.name) or []
+    return []
 
 
 def folder_names(entries: Iterable[Entry]) -> list[str]:

@@ -486,3 +486,33 @@ def test_escapes_in_lms_names_are_dropped(tmp_path: Path) -> None:
     _nb(tmp_path / "submission_1" / "hw2.ipynb")
     (entry,) = discover([tmp_path]).entries
     assert (entry.student.name, entry.student.sid) == ("Eve]0;pwnedSmith", "s0[2J05")
+
+
+@pytest.mark.parametrize(
+    ("folder", "metadata", "key"),
+    [
+        ("alice", None, "alice"),  # folders: the folder is the student
+        ("Alice Smith_1001_assignsubmission_file_", None, "1001"),  # Moodle's folder
+        ("submission_501", "submission_501:\n  :submitters:\n  - :name: Alice Smith\n    :sid: 's001'\n", "s001"),
+    ],
+)
+@pytest.mark.parametrize(
+    "decoy", ["jonesbob_1002_7_hw2.ipynb", "Bob Jones_1002_assignsubmission_file_hw2.ipynb"]
+)
+def test_a_file_named_like_anothers_inside_a_students_folder_stays_theirs(
+    tmp_path: Path, folder: str, metadata: str | None, key: str, decoy: str
+) -> None:
+    if metadata:
+        (tmp_path / "submission_metadata.yml").write_text(metadata)
+    path = _nb(tmp_path / folder / decoy)
+    (entry,) = discover([tmp_path], assignment="hw2").entries
+    assert (entry.student.key, entry.names) == (key, (decoy,))
+    if folder != "alice":  # an LMS's folder says who it is even when the file is given alone, or read back later
+        assert discover([path]).entries[0].student.key == key
+        assert identify(path).key == key
+
+
+def test_a_moodle_flat_name_ending_like_a_canvas_one_stays_its_students(tmp_path: Path) -> None:
+    path = _nb(tmp_path / "Alice Smith_1001_assignsubmission_file_jonesbob_1002_7_hw2.ipynb")
+    assert [e.student.key for e in discover([tmp_path]).entries] == ["1001"]
+    assert discover([path]).entries[0].student.key == identify(path).key == "1001"
