@@ -73,6 +73,7 @@ SUFFIXES = (".ipynb", ".py")
 GRADESCOPE_METADATA = "submission_metadata.yml"
 MAX_METADATA_BYTES = 8 * 1024 * 1024  # a class of thousands takes a few hundred KiB
 MAX_METADATA_WEIGHT = 8 * 1024 * 1024  # nodes plus characters once aliases are expanded: about the size itself
+_ENDLESS = 2**62
 MAX_FIELD = 1000  # characters kept of a name, sid, email or time in the metadata
 MAX_FILES_PER_STUDENT = 200  # a student folder with more is not homework; the rest are ignored
 MAX_DEPTH = 4  # folders inside a student's folder that are searched for files
@@ -555,21 +556,25 @@ class _Records:
 
 def _weight(root: yaml.Node) -> int:
     """What a YAML tree weighs once its aliases are expanded: nodes plus scalar characters, each shared node
-    counted as often as it is used.  Iterative and memoised, so an alias bomb is weighed in linear time."""
+    counted as often as it is used, and a node inside itself (a recursive alias) without end.  Iterative and
+    memoised, so an alias bomb is weighed in linear time."""
     memo: dict[int, int] = {}
+    walking: set[int] = set()  # the nodes on the path from the root to the node in hand
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
-        node, ready = stack.pop()
+        node, done = stack.pop()
+        if done:
+            walking.discard(id(node))
+            own = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) else 0)
+            memo[id(node)] = min(own + sum(memo[id(c)] for c in _children(node)), _ENDLESS)
+            continue
         if id(node) in memo:
             continue
-        children = _children(node)
-        if ready or not children:
-            value = node.value if isinstance(node, yaml.ScalarNode) else ""
-            memo[id(node)] = 1 + (len(value) if isinstance(value, str) else 0) + sum(memo.get(id(c), 0) for c in children)
-            memo[id(node)] = min(memo[id(node)], 2**62)
-            continue
+        if id(node) in walking:
+            return _ENDLESS
+        walking.add(id(node))
         stack.append((node, True))
-        stack += [(c, False) for c in children if id(c) not in memo]
+        stack += [(c, False) for c in _children(node)]
     return memo[id(root)]
 
 

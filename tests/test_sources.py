@@ -516,3 +516,21 @@ def test_a_moodle_flat_name_ending_like_a_canvas_one_stays_its_students(tmp_path
     path = _nb(tmp_path / "Alice Smith_1001_assignsubmission_file_jonesbob_1002_7_hw2.ipynb")
     assert [e.student.key for e in discover([tmp_path]).entries] == ["1001"]
     assert discover([path]).entries[0].student.key == identify(path).key == "1001"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("a: &a [*a]\nsubmission_1: {}\n", "its aliases expand to more than 8,388,608 values and characters (a YAML alias bomb?)"),
+        ("submission_1: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply to be metadata"),
+        ("- submission_1\n", "expected a mapping of submission folders to their submitters"),
+    ],
+)
+def test_a_recursive_deep_or_odd_metadata_file_is_said_and_the_batch_goes_on(tmp_path: Path, text: str, why: str) -> None:
+    (tmp_path / "submission_metadata.yml").write_text(text)
+    _nb(tmp_path / "submission_1" / "hw2.ipynb")
+    d = discover([tmp_path])
+    assert [e.student.key for e in d.entries] == ["submission_1"]
+    assert d.notices == (
+        f"{tmp_path}/submission_metadata.yml: {why}; every submission is graded all the same, named by its folder",
+    )
