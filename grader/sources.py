@@ -431,10 +431,10 @@ def _read_folders(folder: Path, assignment: str, said: list[str]) -> list[Entry]
     for p in _listdir(folder):
         if p.name.startswith(".") or p.name in _SKIP_DIRS:
             continue
-        if p.is_symlink():
+        if p.is_symlink() and (p.is_dir() or is_submission_file(p)):
             # A linked student folder (or file) is not followed: the link is the entry, graded unreadable.
             entries.append(Entry(p, (p,), _probe(p.stem if is_submission_file(p) else p.name), (p.name,), "folders"))
-        elif p.is_dir():
+        elif p.is_dir() and not p.is_symlink():
             entries.append(_folder_entry(p, _probe(p.name), "folders", assignment))
         elif is_submission_file(p):
             entries.append(_single(p, p.stem))
