@@ -59,8 +59,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def plain_text(text: str) -> str:
-    """A name, id or email as the grader keeps it: control characters (terminal escapes) dropped."""
-    return _CONTROL.sub("", text)
+    """A name, id or email as the grader keeps it: control characters (terminal escapes) dropped, a tab or line
+    break made a space."""
+    return _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else "", text)
 
 
 class RosterError(GraderError):

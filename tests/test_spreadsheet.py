@@ -137,7 +137,7 @@ def test_manual_import_accepts_excels_csv_utf8_and_the_exports_quotes(tmp_path: 
 
 def test_the_roster_reader_accepts_a_bom_and_drops_terminal_escapes(tmp_path: Path) -> None:
     path = tmp_path / "roster.csv"
-    path.write_bytes("\ufeffsid,name,email\ns001,\"Eve\x1b]0;pwned\x07 Smith\x1b[2J\",eve@example.edu\n".encode())
+    path.write_bytes("\ufeffsid,name,email\ns001,\"Eve\x1b]0;pwned\x07\tSmith\x1b[2J\",eve@example.edu\n".encode())
     (eve,) = Roster.load(path).students
     assert (eve.key, eve.name, eve.email) == ("s001", "Eve]0;pwned Smith[2J", "eve@example.edu")
 
