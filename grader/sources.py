@@ -242,7 +242,9 @@ def detect_layout(folder: Path) -> str:
     if (folder / GRADESCOPE_METADATA).is_file():
         return "gradescope"
     children = [p for p in _listdir(folder) if not p.name.startswith(".") and p.name not in _SKIP_DIRS]
-    if children and any(_MOODLE_RE.match(p.name) for p in children):
+    # Most of a Moodle download's names are Moodle's: one file a student named so (an anonymous Canvas upload
+    # `1001_5_assignsubmission_file_x.py`) does not make the class Moodle's.
+    if sum(bool(_MOODLE_RE.match(p.name)) for p in children) * 2 > len(children):
         return "moodle"
     files = [p for p in children if p.is_file() and is_submission_file(p)]
     dirs = [p for p in children if p.is_dir() and not p.is_symlink()]

@@ -534,3 +534,13 @@ def test_a_recursive_deep_or_odd_metadata_file_is_said_and_the_batch_goes_on(tmp
     assert d.notices == (
         f"{tmp_path}/submission_metadata.yml: {why}; every submission is graded all the same, named by its folder",
     )
+
+
+def test_one_file_named_like_moodles_does_not_make_a_class_moodles(tmp_path: Path) -> None:
+    for name in ("1001_5_assignsubmission_file_hw2.py", "1002_7_hw2.py", "1003_8_hw2.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    assert detect_layout(tmp_path) == "files"  # anonymous Canvas names carry no name part to recognise them by
+    d = discover([tmp_path], "canvas")
+    assert sorted((e.student.key, e.names) for e in d.entries) == [
+        ("1001", ("assignsubmission_file_hw2.py",)), ("1002", ("hw2.py",)), ("1003", ("hw2.py",)),
+    ]
