@@ -24,13 +24,14 @@ Cell = str | int | float | None  # None: an empty cell
 
 
 def neutralise(text: str) -> str:
-    """A text cell as written: a leading `'` where a spreadsheet would run it as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """A text cell as written: a leading `'` where a spreadsheet would run it as a formula (and where the text
+    already starts with `'`s before such a start, so that `unquote` gives back exactly what was written)."""
+    return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
 
 
 def unquote(text: str) -> str:
     """A cell as `neutralise` wrote it, read back: the `'` it added removed (a spreadsheet removes it itself)."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(FORMULA_STARTS) else text
 
 
 def _number(x: float) -> str:

@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grader.checks.manual import ManualDetails
 from grader.commands.manual import enter_scores, export_pending, import_scores
@@ -39,6 +41,18 @@ def test_a_text_cell_a_spreadsheet_would_run_gets_a_quote_and_reads_back(text: s
 @pytest.mark.parametrize("text", ["Alice Smith", "O'Neil", "'quoted", "s001", "", "a=b", "1e5"])
 def test_other_text_is_left_alone(text: str) -> None:
     assert neutralise(text) == unquote(text) == text
+
+
+def test_text_that_looks_neutralised_already_reads_back_whole() -> None:
+    assert neutralise("'=1+1") == "''=1+1" and unquote("''=1+1") == "'=1+1"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.text(), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_any_text_is_read_back_inert_and_whole(rows: list[list[str]]) -> None:
+    back = _rows(csv_text(rows))
+    assert [[unquote(c) for c in row] for row in back] == rows
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for row in back for c in row)
 
 
 def test_numbers_stay_numbers() -> None:
