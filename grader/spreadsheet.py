@@ -2,11 +2,10 @@
 
 Every CSV the grader writes (gradebook.csv, the Canvas and Moodle imports, `grader manual export`) goes
 through `csv_text`.  A text cell a spreadsheet would take for a formula (a leading `=`, `+`, `-`, `@`, tab or
-carriage return: OWASP's "CSV injection" list) gets a leading `'`, which Excel, LibreOffice and Google Sheets
-read as "this is text" and do not show.  Student-controlled text (names from the roster or an LMS's file
-names, a student's answer) reaches these files, so every text cell is treated so; numbers are written as
-numbers and stay numbers.  `unquote` undoes the `'` where such a file comes back unopened (`grader manual
-import`); a spreadsheet that saved it has already dropped it.
+carriage return: OWASP's "CSV injection" list) gets a leading `'`, so that a spreadsheet reads it as text, not
+as a formula (it may show the `'`).  Student-controlled text (names from the roster or an LMS's file names, a
+student's answer) reaches these files, so every text cell is treated so; numbers are written as numbers and
+stay numbers.  `unquote` takes the `'` off again where such a file comes back (`grader manual import`).
 
 `read_csv_text` reads a CSV file as text, accepting Excel's "CSV UTF-8" (which starts with a byte-order mark).
 """
