@@ -11,17 +11,18 @@ assignment id is given, so an existing assignment's points are never touched.
 
 Moodle: the CSV import (grade/import/csv, `map_user_data_with_value`) maps users by a column the TA picks:
 `useremail` (Email address) or `useridnumber` (ID number); an empty grade (or `-`) imports nothing.
+
+Both are written by `grader.spreadsheet`: names and ids that a spreadsheet would run get a leading `'`.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.results import Status, SubmissionResult
 from grader.roster import Identity, Roster
 from grader.sources import Entry, identify
+from grader.spreadsheet import Cell, csv_text
 
 __all__ = [
     "Mark", "Matched", "match_results", "canvas_csv", "moodle_csv", "CANVAS_COLUMNS", "MOODLE_KEYS",
@@ -94,35 +95,34 @@ def number(x: float) -> str:
 
 
 def canvas_csv(matched: Matched, title: str, assignment_id: str | None = None, points_possible: float | None = None) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    """Canvas's import file; names and ids are text (neutralised by `grader.spreadsheet`), scores numbers."""
     column = f"{title} ({assignment_id})" if assignment_id else title
-    w.writerow([*CANVAS_COLUMNS, column])
+    rows: list[list[Cell]] = [[*CANVAS_COLUMNS, column]]
     if not assignment_id and points_possible is not None:
-        w.writerow(["Points Possible", "", "", "", "", number(points_possible)])
+        rows.append(["Points Possible", "", "", "", "", points_possible])
     for m in matched.marks:
         s = m.student
         ids = s.lms_ids
-        w.writerow([
+        rows.append([
             s.name, ids.get("canvas_id", ""), ids.get("sis_user_id", ""), ids.get("sis_login_id", ""),
-            ids.get("section", ""), "" if m.result is None else number(m.result.score),
+            ids.get("section", ""), None if m.result is None else m.result.score,
         ])
-    return buf.getvalue()
+    return csv_text(rows, number)
 
 
 def moodle_csv(matched: Matched, title: str, key: str = "email") -> tuple[str, tuple[Identity, ...]]:
     """The CSV and the students left out because they lack the key column's value (Moodle could not place them)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
     # Late work: a feedback column (map it to the grade item's feedback when importing), only where one is late.
     feedback = any(m.result is not None and m.result.late for m in matched.marks)
-    w.writerow(["Full name", MOODLE_KEYS["idnumber"], MOODLE_KEYS["email"], title, *(["Feedback"] if feedback else [])])
+    rows: list[list[Cell]] = [
+        ["Full name", MOODLE_KEYS["idnumber"], MOODLE_KEYS["email"], title, *(["Feedback"] if feedback else [])]
+    ]
     skipped = []
     for m in matched.marks:
         s = m.student
         if not (s.email if key == "email" else s.sid):
             skipped.append(s)
             continue
-        comment = [m.result.late_note if m.result else ""] if feedback else []
-        w.writerow([s.name, s.sid, s.email, "" if m.result is None else number(m.result.score), *comment])
-    return buf.getvalue(), tuple(skipped)
+        comment: list[Cell] = [m.result.late_note if m.result else ""] if feedback else []
+        rows.append([s.name, s.sid, s.email, None if m.result is None else m.result.score, *comment])
+    return csv_text(rows, number), tuple(skipped)

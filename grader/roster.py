@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from grader.errors import GraderError
+from grader.spreadsheet import read_csv_text
 
-__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys", "is_test_student"]
+__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys", "is_test_student", "plain_text"]
 
 # LMS ids an identity may carry; the roster columns of the same names hold them.
 LMS_KEYS = ("canvas_id", "moodle_id", "gradescope_id", "sis_user_id", "sis_login_id")
@@ -52,6 +53,15 @@ _HEADERS = {
 }
 _ALIASES = {alias: column for column, aliases in _HEADERS.items() for alias in aliases}
 MAX_ROSTER_BYTES = 16 * 1024 * 1024  # a class of 100,000 fits many times over; more is not a roster
+# C0 and C1 control characters (ESC among them): in a name they could move the cursor, recolour or retitle the
+# terminal of the TA it is printed to, and no one's name or id holds one.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def plain_text(text: str) -> str:
+    """A name, id or email as the grader keeps it: control characters (terminal escapes) dropped, a tab or line
+    break made a space."""
+    return _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else "", text)
 
 
 class RosterError(GraderError):
@@ -149,7 +159,7 @@ class Roster:
         try:
             if path.stat().st_size > MAX_ROSTER_BYTES:
                 raise RosterError(f"{path}: larger than {MAX_ROSTER_BYTES // 2**20} MiB; is this the roster?")
-            text = path.read_bytes().decode("utf-8-sig")  # Excel's UTF-8 starts with a BOM
+            text = read_csv_text(path)  # Excel's "CSV UTF-8" starts with a BOM
         except FileNotFoundError as exc:
             raise RosterError(f"{path}: no such roster file") from exc
         except OSError as exc:
@@ -173,7 +183,7 @@ class Roster:
         for number, row in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in row) or row[0].strip() == "Points Possible":
                 continue  # blank lines (a spreadsheet's trailing rows), Canvas's points row: no student
-            values = {col: row[i].strip() if i < len(row) else "" for i, col in columns.items()}
+            values = {col: plain_text(row[i]).strip() if i < len(row) else "" for i, col in columns.items()}
             student = cls._student(values, source, number)
             if is_test_student(student.name):
                 left_out.append(student)

@@ -1,8 +1,6 @@
 """From results to what graders and gradebooks read: Gradescope's results.json and the class CSV."""
 from __future__ import annotations
 
-import csv
-import io
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +8,7 @@ from typing import Any, Iterable
 
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
+from grader.spreadsheet import Cell, csv_text
 
 GRADESCOPE_VISIBILITY = {"public": "visible", "hidden": "after_published"}
 
@@ -71,21 +70,17 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
+    """The class's CSV: names and sids are student-controlled text (neutralised by `grader.spreadsheet`),
+    scores are numbers."""
     qids = [q.id for q in rubric.questions]
-    writer.writerow(["student", "name", "sid", *qids, "total", "max", "status", "late", "raw_total", "penalty"])
+    rows: list[list[Cell]] = [["student", "name", "sid", *qids, "total", "max", "status", "late", "raw_total", "penalty"]]
     for r in sorted(results, key=lambda r: r.student):
         scores = {q.qid: q.score for q in r.questions}
         status = (
             "needs TA" if r.needs_ta else "unreadable" if r.load_error
             else "pending" if any(q.status == Status.PENDING for q in r.questions) else "graded"
         )
-        late = [r.late.label if r.late else "", _fmt(r.raw_score), _fmt(r.penalty)]
-        writer.writerow([r.student, r.name, r.sid, *(_fmt(scores.get(qid, 0.0)) for qid in qids), _fmt(r.score),
-                         _fmt(rubric.max_score), status, *late])
-    return buf.getvalue()
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
+        late: list[Cell] = [r.late.label if r.late else "", r.raw_score, r.penalty]
+        rows.append([r.student, r.name, r.sid, *(scores.get(qid, 0.0) for qid in qids), r.score, rubric.max_score,
+                     status, *late])
+    return csv_text(rows, lineterminator="\r\n")

@@ -30,7 +30,7 @@ from grader.report import Audience, Explanation, explain, summarize
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
 
-__all__ = ["GradeProgress", "is_live", "print_check", "print_summary", "format_duration"]
+__all__ = ["GradeProgress", "is_live", "print_check", "print_summary", "format_duration", "printable", "one_line"]
 
 # Marks readable without colour (plain mode, screen readers, colour-blind students).
 MARKS = {

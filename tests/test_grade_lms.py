@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.classbook import read_entries
+from grader.classbook import read_entries, read_results
 from grader.commands.grade import grade
 from grader.gradebook import FILENAME, Gradebook
 from grader.sandbox import choose_launcher
@@ -118,3 +118,27 @@ def test_the_newest_resubmission_is_graded_said_everywhere_and_a_lone_file_joins
     assert grade(RUBRIC, [lone], out, launcher=choose_launcher("auto"), roster=roster, force=True) == 0
     assert _csv(out) == {"s003": "10"}
     assert "not on the roster" not in capsys.readouterr().err
+
+
+def test_links_and_escapes_reach_stderr_refused_and_stripped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A link is refused and said; a roster name's terminal escapes never reach the TA's terminal."""
+    klass = tmp_path / "canvas"
+    klass.mkdir()
+    (klass / "smithalice_1001_5_hw2.py").symlink_to(RUBRIC.parent / "reference.py")
+    (klass / "jonesbob_1002_7_hw2.py").write_text(HONEST)
+    (klass / "jonesbob_1002_8_utils.py").symlink_to(RUBRIC.parent / "reference.py")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("sid,name,canvas_id\ns001,Alice Smith,1001\ns002,Bob Jones,1002\n"
+                      "s003,\"Eve\x1b]0;pwned\x07 Stone\x1b[2J\",1003\n")
+    out = tmp_path / "out"
+    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), roster=roster) == 0
+    err = capsys.readouterr().err
+    assert not any(c in err for c in "\x1b\x07")
+    assert (f"grader: {klass / 'smithalice_1001_5_hw2.py'} is a symbolic link: not followed; smithalice (1001) is "
+            "graded as unreadable\n") in err
+    assert "grader: jonesbob (1002): symbolic links are not followed; left out: utils.py\n" in err
+    assert "grader: 1 students on the roster have no submission: Eve]0;pwned Stone[2J\n" in err
+    assert _csv(out) == {"s001": "0", "s002": "10"}
+    alice, bob = read_results(out)
+    assert alice.load_error == "smithalice_1001_5_hw2.py is a symbolic link, not a submission file"
+    assert bob.notes == ("symbolic links are not followed; left out: utils.py",)

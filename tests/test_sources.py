@@ -99,11 +99,15 @@ def test_gradescope_reads_ruby_yaml_and_groups(roster: Roster) -> None:
     assert [s.key for s in d.missing] == ["s003"]  # Dan is Bob's partner, so not missing
 
 
-def test_gradescope_bad_metadata_is_one_clear_error(tmp_path: Path) -> None:
+def test_gradescope_bad_metadata_is_said_and_the_batch_goes_on(tmp_path: Path) -> None:
     (tmp_path / "submission_1").mkdir()
+    (tmp_path / "submission_1" / "hw2.py").write_text("x = 1\n")
     (tmp_path / "submission_metadata.yml").write_text("submission_1: [unclosed\n")
-    with pytest.raises(GraderError, match=r"submission_metadata.yml: not readable YAML"):
-        discover([tmp_path])
+    d = discover([tmp_path])
+    assert [(e.student.key, e.main.name) for e in d.entries] == [("submission_1", "hw2.py")]
+    assert len(d.notices) == 1
+    assert d.notices[0].startswith(f"{tmp_path}/submission_metadata.yml: not readable YAML (")
+    assert d.notices[0].endswith("; every submission is graded all the same, named by its folder")
 
 
 @pytest.mark.parametrize("layout", ["moodle", "canvas", "gradescope"])
@@ -282,3 +286,261 @@ def test_helpers_are_not_listed_as_ungraded_candidates_but_earlier_versions_are(
     (entry,) = discover([tmp_path], assignment="hw2").entries
     assert entry.names[0] == "hw2-1.py" and entry.others == ("hw2.py",)
     assert set(entry.names) == {"hw2-1.py", "hw2.py", "utils.py"}  # every .py file stays importable
+
+
+# -- links and names a student chooses ---------------------------------------------------------------------------
+
+def _secret(tmp_path: Path) -> Path:
+    """What a link points at: the course's reference, another student's work, /etc/shadow."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "reference.py").write_text("ANSWER = 42\n")
+    return secret
+
+
+def _layout_with_links(layout: str, root: Path, secret: Path) -> None:
+    """Alice submits a real file and links a helper; Bob submits only a link (a linked folder where the layout
+    has folders)."""
+    target = secret / "reference.py"
+    if layout == "files":
+        (root / "alice.py").write_text("x = 1\n")
+        (root / "bob.py").symlink_to(target)
+    elif layout == "folders":
+        (root / "alice").mkdir()
+        (root / "alice" / "hw2.py").write_text("x = 1\n")
+        (root / "alice" / "utils.py").symlink_to(target)
+        (root / "bob").symlink_to(secret)
+    elif layout == "moodle":
+        alice = root / "Alice Smith_1001_assignsubmission_file_"
+        alice.mkdir()
+        (alice / "hw2.py").write_text("x = 1\n")
+        (alice / "utils.py").symlink_to(target)
+        (root / "Bob Jones_1002_assignsubmission_file_").symlink_to(secret)
+    elif layout == "moodle-flat":
+        (root / "Alice Smith_1001_assignsubmission_file_hw2.py").write_text("x = 1\n")
+        (root / "Alice Smith_1001_assignsubmission_file_utils.py").symlink_to(target)
+        (root / "Bob Jones_1002_assignsubmission_file_hw2.py").symlink_to(target)
+    elif layout == "canvas":
+        (root / "smithalice_1001_5_hw2.py").write_text("x = 1\n")
+        (root / "smithalice_1001_6_utils.py").symlink_to(target)
+        (root / "jonesbob_1002_7_hw2.py").symlink_to(target)
+    else:
+        (root / "submission_metadata.yml").write_text(
+            "submission_501:\n  :submitters:\n  - :name: Alice Smith\n    :sid: 's001'\n"
+            "submission_502:\n  :submitters:\n  - :name: Bob Jones\n    :sid: 's002'\n"
+        )
+        (root / "submission_501").mkdir()
+        (root / "submission_501" / "hw2.py").write_text("x = 1\n")
+        (root / "submission_501" / "utils.py").symlink_to(target)
+        (root / "submission_502").symlink_to(secret)
+
+
+@pytest.mark.parametrize(
+    ("layout", "alice", "bob", "bob_link"),
+    [
+        ("files", "alice", "bob", "bob.py"),
+        ("folders", "alice", "bob", "bob"),
+        ("moodle", "Alice Smith (1001)", "Bob Jones (1002)", "Bob Jones_1002_assignsubmission_file_"),
+        ("moodle-flat", "Alice Smith (1001)", "Bob Jones (1002)", "Bob Jones_1002_assignsubmission_file_hw2.py"),
+        ("canvas", "smithalice (1001)", "jonesbob (1002)", "jonesbob_1002_7_hw2.py"),
+        ("gradescope", "Alice Smith (s001)", "Bob Jones (s002)", "submission_502"),
+    ],
+)
+def test_links_are_refused_in_every_layout_and_said(
+    tmp_path: Path, layout: str, alice: str, bob: str, bob_link: str
+) -> None:
+    root = tmp_path / "class"
+    root.mkdir()
+    _layout_with_links(layout, root, _secret(tmp_path))
+    d = discover([root], assignment="hw2")
+    assert d.layouts == (layout.removesuffix("-flat"),)
+    by_label = {e.student.label: e for e in d.entries}
+    assert sorted(by_label) == sorted([alice, bob])
+    # Alice is graded on her own file; her link is left out, in her entry and in what the TA reads.
+    a = by_label[alice]
+    assert not any(p.is_symlink() for p in a.files) and a.main.name.endswith("hw2.py" if layout != "files" else "alice.py")
+    linked = layout != "files"
+    assert a.refused == (("utils.py",) if linked else ())
+    # Bob's only submission is a link: it is his entry, not followed (grading reports it unreadable).
+    b = by_label[bob]
+    assert (b.main, b.files) == (root / bob_link, (root / bob_link,))
+    notices = [f"{root / bob_link} is a symbolic link: not followed; {bob} is graded as unreadable"]
+    if linked:
+        notices.append(f"{alice}: symbolic links are not followed; left out: utils.py")
+    assert sorted(d.notices) == sorted(notices)
+    staged = tmp_path / "work"
+    stage(a, staged)
+    assert [p.name for p in staged.rglob("*")] == [a.names[0]]  # nothing of the secret reaches the worker
+
+
+def test_a_link_named_as_the_newest_upload_is_not_graded_instead(tmp_path: Path) -> None:
+    (tmp_path / "secret.ipynb").write_text("{}")
+    _nb(tmp_path / "class" / "smithalice_1001_5_hw2.ipynb")
+    (tmp_path / "class" / "smithalice_1001_9_hw2-1.ipynb").symlink_to(tmp_path / "secret.ipynb")
+    (entry,) = discover([tmp_path / "class"], assignment="hw2").entries
+    assert (entry.main.name, entry.others, entry.refused) == ("smithalice_1001_5_hw2.ipynb", (), ("hw2-1.ipynb",))
+
+
+def test_a_link_given_on_the_command_line_is_refused_and_said(tmp_path: Path) -> None:
+    (tmp_path / "secret.py").write_text("ANSWER = 42\n")
+    link = tmp_path / "leecarol_1003_5020_hw2.py"
+    link.symlink_to(tmp_path / "secret.py")
+    d = discover([link])
+    assert d.notices == (f"{link} is a symbolic link: not followed; leecarol (1003) is graded as unreadable",)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        # Moodle, flat: Alice uploads a file named as Bob's would be; the name is read from the left.
+        (["Alice Smith_1001_assignsubmission_file_x_1002_assignsubmission_file_hw2.py",
+          "Bob Jones_1002_assignsubmission_file_hw2.py"],
+         [("1001", "Alice Smith", ("x_1002_assignsubmission_file_hw2.py",)), ("1002", "Bob Jones", ("hw2.py",))]),
+        # Canvas: Alice uploads `jonesbob_1002_9_hw2.py`; the first user and attachment ids are Canvas's.
+        (["smithalice_1001_5_jonesbob_1002_9_hw2.py", "jonesbob_1002_7_hw2.py"],
+         [("1001", "smithalice", ("jonesbob_1002_9_hw2.py",)), ("1002", "jonesbob", ("hw2.py",))]),
+        # Canvas, late: the ids after the name and its LATE are still the ones read.
+        (["smithalice_late_1001_5_late_1002_9_hw2.py", "jonesbob_1002_7_hw2.py"],
+         [("1001", "smithalice", ("late_1002_9_hw2.py",)), ("1002", "jonesbob", ("hw2.py",))]),
+    ],
+)
+def test_a_decoy_file_name_stays_its_students(
+    tmp_path: Path, names: list[str], expected: list[tuple[str, str, tuple[str, ...]]]
+) -> None:
+    for name in names:
+        (tmp_path / name).write_text("x = 1\n")
+    d = discover([tmp_path])
+    assert sorted((e.student.key, e.student.name, e.names) for e in d.entries) == expected
+    for name, (key, _, _) in zip(names, expected):  # one file alone, and what its path says, agree
+        assert discover([tmp_path / name]).entries[0].student.key == key
+        assert identify(tmp_path / name).key == key
+
+
+def test_an_anonymous_canvas_decoy_stays_its_students(tmp_path: Path) -> None:
+    (tmp_path / "1003_8_1002_9_hw2.py").write_text("x = 1\n")  # anonymous grading: the ids come first
+    (entry,) = discover([tmp_path], "canvas").entries
+    assert (entry.student.key, entry.names) == ("1003", ("1002_9_hw2.py",))
+
+
+def test_a_moodle_folder_decoy_stays_its_students(tmp_path: Path) -> None:
+    folder = tmp_path / "Alice Smith_1001_assignsubmission_file_"
+    _nb(folder / "Bob Jones_1002_assignsubmission_file_hw2.ipynb")
+    _nb(tmp_path / "Bob Jones_1002_assignsubmission_file_" / "hw2.ipynb")
+    d = discover([tmp_path], assignment="hw2")
+    assert sorted((e.student.key, e.names) for e in d.entries) == [
+        ("1001", ("Bob Jones_1002_assignsubmission_file_hw2.ipynb",)), ("1002", ("hw2.ipynb",)),
+    ]
+    assert identify(folder / "Bob Jones_1002_assignsubmission_file_hw2.ipynb").key == "1001"
+
+
+# -- Gradescope's metadata: a safe loader, bounded; a bad record is its submission's problem -----------------------
+
+_BOMB = "\n".join(
+    ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [f"{b}: &{b} [{', '.join(['*' + a] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")]
+    + ["submission_1:", "  :submitters:", "  - :name: *i", ""]
+)
+
+
+def test_a_metadata_alias_bomb_is_refused_bounded(tmp_path: Path) -> None:
+    import tracemalloc
+
+    assert len(_BOMB.encode()) < 700  # 9 ** 9 names once expanded
+    (tmp_path / "submission_metadata.yml").write_text(_BOMB)
+    _nb(tmp_path / "submission_1" / "hw2.ipynb")
+    tracemalloc.start()
+    try:
+        d = discover([tmp_path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+    assert [e.student.key for e in d.entries] == ["submission_1"]
+    assert d.notices == (
+        f"{tmp_path}/submission_metadata.yml: its aliases expand to more than 8,388,608 values and characters "
+        "(a YAML alias bomb?); every submission is graded all the same, named by its folder",
+    )
+
+
+def test_a_python_tag_in_metadata_is_that_submissions_problem_only(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    (tmp_path / "submission_metadata.yml").write_text(
+        "submission_1:\n  :submitters:\n  - :name: Alice Smith\n    :sid: 's001'\n"
+        f"submission_2:\n  :submitters:\n  - :name: !!python/object/apply:os.system ['touch {ran}']\n"
+    )
+    _nb(tmp_path / "submission_1" / "hw2.ipynb")
+    _nb(tmp_path / "submission_2" / "hw2.ipynb")
+    d = discover([tmp_path])
+    assert not ran.exists()
+    assert [(e.student.key, e.student.name) for e in d.entries] == [("s001", "Alice Smith"), ("submission_2", "")]
+    (notice,) = d.notices
+    assert notice.startswith(f"{tmp_path}/submission_metadata.yml: the record of submission_2 is not readable "
+                             "(could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply")
+    assert notice.endswith("; submission_2 is graded all the same, named by its folder")
+
+
+def test_escapes_in_lms_names_are_dropped(tmp_path: Path) -> None:
+    (tmp_path / "submission_metadata.yml").write_text(
+        'submission_1:\n  :submitters:\n  - :name: "Eve\\e]0;pwned\\aSmith"\n    :sid: "s0\\e[2J05"\n'
+    )
+    _nb(tmp_path / "submission_1" / "hw2.ipynb")
+    (entry,) = discover([tmp_path]).entries
+    assert (entry.student.name, entry.student.sid) == ("Eve]0;pwnedSmith", "s0[2J05")
+
+
+@pytest.mark.parametrize(
+    ("folder", "metadata", "key"),
+    [
+        ("alice", None, "alice"),  # folders: the folder is the student
+        ("Alice Smith_1001_assignsubmission_file_", None, "1001"),  # Moodle's folder
+        ("submission_501", "submission_501:\n  :submitters:\n  - :name: Alice Smith\n    :sid: 's001'\n", "s001"),
+    ],
+)
+@pytest.mark.parametrize(
+    "decoy", ["jonesbob_1002_7_hw2.ipynb", "Bob Jones_1002_assignsubmission_file_hw2.ipynb"]
+)
+def test_a_file_named_like_anothers_inside_a_students_folder_stays_theirs(
+    tmp_path: Path, folder: str, metadata: str | None, key: str, decoy: str
+) -> None:
+    if metadata:
+        (tmp_path / "submission_metadata.yml").write_text(metadata)
+    path = _nb(tmp_path / folder / decoy)
+    (entry,) = discover([tmp_path], assignment="hw2").entries
+    assert (entry.student.key, entry.names) == (key, (decoy,))
+    if folder != "alice":  # an LMS's folder says who it is even when the file is given alone, or read back later
+        assert discover([path]).entries[0].student.key == key
+        assert identify(path).key == key
+
+
+def test_a_moodle_flat_name_ending_like_a_canvas_one_stays_its_students(tmp_path: Path) -> None:
+    path = _nb(tmp_path / "Alice Smith_1001_assignsubmission_file_jonesbob_1002_7_hw2.ipynb")
+    assert [e.student.key for e in discover([tmp_path]).entries] == ["1001"]
+    assert discover([path]).entries[0].student.key == identify(path).key == "1001"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("a: &a [*a]\nsubmission_1: {}\n", "its aliases expand to more than 8,388,608 values and characters (a YAML alias bomb?)"),
+        ("submission_1: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply to be metadata"),
+        ("- submission_1\n", "expected a mapping of submission folders to their submitters"),
+    ],
+)
+def test_a_recursive_deep_or_odd_metadata_file_is_said_and_the_batch_goes_on(tmp_path: Path, text: str, why: str) -> None:
+    (tmp_path / "submission_metadata.yml").write_text(text)
+    _nb(tmp_path / "submission_1" / "hw2.ipynb")
+    d = discover([tmp_path])
+    assert [e.student.key for e in d.entries] == ["submission_1"]
+    assert d.notices == (
+        f"{tmp_path}/submission_metadata.yml: {why}; every submission is graded all the same, named by its folder",
+    )
+
+
+def test_one_file_named_like_moodles_does_not_make_a_class_moodles(tmp_path: Path) -> None:
+    for name in ("1001_5_assignsubmission_file_hw2.py", "1002_7_hw2.py", "1003_8_hw2.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    assert detect_layout(tmp_path) == "files"  # anonymous Canvas names carry no name part to recognise them by
+    d = discover([tmp_path], "canvas")
+    assert sorted((e.student.key, e.names) for e in d.entries) == [
+        ("1001", ("assignsubmission_file_hw2.py",)), ("1002", ("hw2.py",)), ("1003", ("hw2.py",)),
+    ]

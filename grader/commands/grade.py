@@ -30,7 +30,7 @@ from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Launcher, hiding
 from grader.sources import Discovery, Entry, discover, folder_names
 from grader.tawork import carry_over
-from grader.terminal import GradeProgress, print_summary
+from grader.terminal import GradeProgress, one_line, print_summary
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +166,21 @@ def _helpers(entry: Entry) -> tuple[tuple[str, str], ...]:
 
 
 def _say_who_is_missing(found: Discovery) -> None:
-    """Nothing is silently dropped: submissions the roster does not know, and students with no submission."""
+    """Nothing is silently dropped: links refused, unreadable metadata, submissions the roster does not know, and
+    students with no submission.  Names and paths are the students' own text: printed on one line, control
+    characters shown as escapes (grader.terminal)."""
+    for notice in found.notices:
+        print(f"grader: {one_line(notice)}", file=sys.stderr)
     for entry in found.left_out:
-        print(f"grader: Canvas's Test Student is left out (not graded, not exported): {entry.main}", file=sys.stderr)
+        print(f"grader: Canvas's Test Student is left out (not graded, not exported): {one_line(entry.main)}",
+              file=sys.stderr)
     for entry in found.unmatched:
-        print(f"grader: not on the roster (graded all the same): {entry.main}", file=sys.stderr)
+        print(f"grader: not on the roster (graded all the same): {one_line(entry.main)}", file=sys.stderr)
     if found.missing:
         names = ", ".join(f"{m.name or m.key}" for m in found.missing[:20])
         more = f" and {len(found.missing) - 20} more" if len(found.missing) > 20 else ""
-        print(f"grader: {len(found.missing)} students on the roster have no submission: {names}{more}", file=sys.stderr)
+        print(f"grader: {len(found.missing)} students on the roster have no submission: {one_line(names)}{more}",
+              file=sys.stderr)
 
 
 def _only(work: list[Job], only: list[str], entries: dict[str, Entry]) -> list[Job]:
@@ -193,7 +199,7 @@ def _say_which_file(entries: dict[str, Entry], graded: set[str]) -> None:
     """A student with several candidate main files: which one is graded, said before grading starts."""
     for name, entry in entries.items():
         if name in graded and entry.choice:
-            print(f"grader: {label(name, entry)}: {entry.choice}", file=sys.stderr)
+            print(f"grader: {one_line(label(name, entry))}: {one_line(entry.choice)}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,7 @@ def _extensions(given: list[str], entries: dict[str, Entry]) -> dict[str, str]:
 def _say_who_comes_back(book: Gradebook, entries: dict[str, Entry], graded: set[str]) -> None:
     """A student a TA removed (`grader remove`) and graded again is back in the class: said, not silent."""
     for name in sorted({n for n, _, _ in book.removed()} & graded):
-        print(f"grader: {label(name, entries[name])} was removed from this class folder (grader remove); graded "
+        print(f"grader: {one_line(label(name, entries[name]))} was removed from this class folder (grader remove); graded "
               "again, they are back in it", file=sys.stderr)
 
 
@@ -242,8 +248,9 @@ def _identified(result: SubmissionResult, entry: Entry, name: str, lateness: Lat
 def _with_ta_work(result: SubmissionResult, entry: Entry, book: Gradebook, lateness: Lateness) -> SubmissionResult:
     """A fresh result with the file choice noted and the TA's earlier scores and overrides kept (grader.tawork)."""
     result = _identified(result, entry, result.student, lateness)
-    if entry.choice and entry.choice not in result.notes:
-        result = replace(result, notes=(*result.notes, entry.choice))
+    for note in (entry.choice, entry.refusal):
+        if note and note not in result.notes:
+            result = replace(result, notes=(*result.notes, note))
     return carry_over(result, book.result(result.student), book.overrides(result.student))
 
 

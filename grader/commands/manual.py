@@ -25,6 +25,8 @@ from grader.report import write_index
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric, load_rubric
 from grader.scoring import atomic_write, gradebook_csv
+from grader.spreadsheet import Cell, csv_text, read_csv_text, unquote
+from grader.terminal import printable
 
 RUBRIC_POINTER = "rubric-path"  # DIR/rubric-path: the rubric a folder was graded with, if the grading run wrote it
 CSV_COLUMNS = ["student", "question", "score", "comment", "answer"]
@@ -151,9 +153,11 @@ def _scored(result: SubmissionResult, s: TAScore, ta: str) -> SubmissionResult:
 # -- reading a file of scores ------------------------------------------------------------------------------------
 def read_scores(path: Path) -> list[TAScore]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_csv_text(path)  # Excel's "CSV UTF-8" starts with a byte-order mark; YAML may too
     except OSError as exc:
         raise GraderError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise GraderError(f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from exc
     if path.suffix.lower() in (".yaml", ".yml"):
         return _yaml_scores(path.name, text)
     if path.suffix.lower() == ".csv":
@@ -171,7 +175,9 @@ def _csv_scores(name: str, text: str) -> list[TAScore]:
         if not (row.get("score") or "").strip():
             continue  # not scored yet: an exported row the TA left blank
         where = f"{name}: row {row_number}"
-        scores.append(_entry(where, row.get("student"), row.get("question"), row.get("score"), row.get("comment")))
+        # A file written by `export` and not opened in a spreadsheet still has the `'` that kept its cells inert.
+        student, qid, comment = (unquote(row.get(k) or "") for k in ("student", "question", "comment"))
+        scores.append(_entry(where, student, qid, row.get("score"), comment))
     return scores
 
 
@@ -232,12 +238,11 @@ def import_scores(file: Path, out: Path, rubric_path: Path | None = None, ta: st
 def export_pending(file: Path, out: Path, rubric_path: Path | None = None) -> int:
     results = load_results(out)
     rubric = resolve_rubric(out, rubric_path, results.values())
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
-    for folder, q in _todo(rubric, results, only_pending=True):
-        writer.writerow([folder, q.qid, "", "", q.details.get("answer") or ""])
-    atomic_write(file, buf.getvalue())
+    # The student's answer is their own text, in a file a TA opens in a spreadsheet: grader.spreadsheet keeps
+    # any cell from running there.
+    rows: list[list[Cell]] = [list(CSV_COLUMNS)]
+    rows += [[folder, q.qid, "", "", q.details.get("answer") or ""] for folder, q in _todo(rubric, results, only_pending=True)]
+    atomic_write(file, csv_text(rows, lineterminator="\r\n"))
     print(f"wrote {_pending(results)} answers to score to {file}")
     return 0
 
@@ -301,7 +306,8 @@ def _show(say: Callable[[str], None], folder: str, q: QuestionResult, guide: str
     if guide:
         say(f"   guide: {guide}")
     answer = q.details.get("answer")
-    say(answer if answer else f"(no `Answer {q.qid}:` cell in this submission)")
+    # The student's own text, on the TA's terminal: its control characters (escapes) are shown, never obeyed.
+    say(printable(answer) if answer else f"(no `Answer {q.qid}:` cell in this submission)")
 
 
 def _prompt(ask: Callable[[str], str], say: Callable[[str], None], folder: str, q: QuestionResult) -> TAScore | str | None:
