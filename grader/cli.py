@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grader: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`grader show OUT s1 | head`): stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's own flush at exit does not fail again
+        return 141
     except Exception as exc:  # noqa: BLE001 - one line here, the whole story in the log
         logging.getLogger("grader").critical("internal error\n%s", traceback.format_exc())
         print(f"grader: internal error: {exc!r} (details in {log_path})", file=sys.stderr)

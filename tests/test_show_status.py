@@ -88,3 +88,17 @@ def test_commands_only_read(out: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_a_folder_without_gradebook(tmp_path: Path) -> None:
     assert main(["status", str(tmp_path)]) == 2
+
+
+def test_a_reader_that_goes_away_is_no_internal_error(out: Path) -> None:
+    """`grader status OUT | head -1`: the pipe closes before the grader has written; it stops quietly."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "grader.cli", "status", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the interpreter has started and imported the grader
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "internal error" not in err and "Traceback" not in err
