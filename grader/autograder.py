@@ -142,7 +142,7 @@ UNSANDBOXED = ("Note for instructors: the student's code ran with the autograder
 
 def autograder_launcher(root: Path) -> tuple[Any, str]:
     """The launcher for the student's code, and a note for the results where it is not sandboxed."""
-    from grader import sandbox
+    from grader import launchers, sandbox
     from grader.user_sandbox import UserLauncher, lock_down
 
     mode = os.environ.get("GRADER_SANDBOX", "auto")
@@ -150,7 +150,7 @@ def autograder_launcher(root: Path) -> tuple[Any, str]:
         return sandbox.PlainLauncher(), UNSANDBOXED.format(why="GRADER_SANDBOX=off")
     problem = sandbox.bwrap_problem()
     if problem is None:
-        return sandbox.choose_launcher(mode), ""
+        return launchers.choose_launcher(mode), ""
     if os.geteuid() == 0:
         # The reference, the rubric and dl-grader's source are under `source`; Python runs from the venv.
         lock_down([root / "source", root / "results", root / "submission_metadata.json"])

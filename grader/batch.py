@@ -121,20 +121,3 @@ class Executor(Protocol):
     def name(self) -> str: ...
 
     def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]: ...
-
-
-def run_jobs(
-    rubric: Rubric,
-    jobs: list[Job],
-    *,
-    workers: int = 1,
-    launcher: Launcher | None = None,
-    device: str = "cpu",
-    public_only: bool = False,
-    executor: Executor | None = None,
-) -> Iterator[SubmissionResult]:
-    """Yield results as submissions finish (not in input order when `workers` > 1)."""
-    from grader.executors import PoolExecutor, SerialExecutor
-
-    chosen: Executor = executor or (SerialExecutor() if workers <= 1 or len(jobs) <= 1 else PoolExecutor(workers))
-    yield from chosen.grade(rubric, jobs, Settings(launcher, device, public_only))

@@ -153,7 +153,7 @@ def _log_file(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.sandbox import choose_launcher
+    from grader.launchers import choose_launcher
 
     if args.command == "grade":
         from grader.commands.grade import grade

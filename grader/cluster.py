@@ -37,9 +37,10 @@ from grader.batch import Job, Settings, failed_job, grade_job
 from grader.errors import GraderError
 from grader.gradebook import grader_fingerprint, reference_files
 from grader.handout import missing_requirements, requirement_line
+from grader.launchers import choose_launcher
 from grader.results import SubmissionResult, scrub_text
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox import Launcher, bwrap_problem, choose_launcher, hiding
+from grader.sandbox import Launcher, bwrap_problem, hiding
 from grader.submission import MAX_BYTES
 
 log = logging.getLogger(__name__)

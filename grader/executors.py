@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Iterator, Sequence
 
-from grader.batch import Job, Settings, failed_job, grade_job
+from grader.batch import Executor, Job, Settings, failed_job, grade_job
 from grader.checks import KINDS
 from grader.results import SubmissionResult
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox import with_threads
+from grader.sandbox import Launcher, with_threads
 from grader.zygote import cpu_share
 
 log = logging.getLogger(__name__)
@@ -103,3 +103,18 @@ def _pool_init(rubric_path: str, settings: Settings, threads: int) -> None:
 def _pool_grade(job: Job) -> dict[str, object]:
     rubric, settings = _POOL_STATE["rubric"], _POOL_STATE["settings"]
     return grade_job(rubric, job, settings).serialize()  # type: ignore[arg-type]
+
+
+def run_jobs(
+    rubric: Rubric,
+    jobs: list[Job],
+    *,
+    workers: int = 1,
+    launcher: Launcher | None = None,
+    device: str = "cpu",
+    public_only: bool = False,
+    executor: Executor | None = None,
+) -> Iterator[SubmissionResult]:
+    """Yield results as submissions finish (not in input order when `workers` > 1)."""
+    chosen: Executor = executor or (SerialExecutor() if workers <= 1 or len(jobs) <= 1 else PoolExecutor(workers))
+    yield from chosen.grade(rubric, jobs, Settings(launcher, device, public_only))

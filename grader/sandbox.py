@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from grader.errors import GraderError
 from grader.rubric import Limits
 from grader.workdir import tree_size
 
@@ -609,43 +608,10 @@ def default_sandbox_mode(command: str) -> str:
     return "required" if command == "grade" and sys.platform.startswith("linux") else "auto"
 
 
-def choose_launcher(mode: str) -> Launcher:
-    if mode not in SANDBOX_MODES:
-        raise GraderError(f"--sandbox must be one of {', '.join(SANDBOX_MODES)}, not {mode!r}")
-    if mode == "off":
-        return PlainLauncher()
-    problem = bwrap_problem()
-    if problem is None:
-        return warm(BwrapLauncher())
-    if mode == "required":
-        raise GraderError(f"no OS sandbox: {problem}; install bubblewrap or pass --sandbox=auto to grade without it")
-    _warn_once(problem)
-    return PlainLauncher()
-
-
-def warm(launcher: BwrapLauncher) -> Launcher:
-    """The launcher with a warm zygote per grading process (grader/zygote.py), unless GRADER_WARM=0 asks for a
-    fresh worker per submission."""
-    if os.environ.get("GRADER_WARM", "1") == "0":
-        return launcher
-    from grader.zygote import WarmLauncher
-
-    return WarmLauncher(launcher)
-
-
 def with_threads(launcher: Launcher | None, threads: int) -> Launcher | None:
     """The launcher whose workers each use `threads` threads, where it sets them after fork (a warm one)."""
     set_threads = getattr(launcher, "with_threads", None)
     return set_threads(threads) if callable(set_threads) else launcher
-
-
-@functools.cache
-def _warn_once(problem: str) -> None:
-    print(
-        f"grader: warning: no OS sandbox ({problem}); student code runs with resource limits only and can read "
-        "your files and use the network",
-        file=sys.stderr,
-    )
 
 
 def hiding(launcher: Launcher, paths: Iterable[Path]) -> Launcher:

@@ -27,10 +27,11 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from grader.batch import Job, job_names, run_jobs
+from grader.batch import Job, job_names
 from grader.checks.base import question_seed
 from grader.checks.forbid import PRESETS
 from grader.errors import GraderError, RubricError
+from grader.executors import run_jobs
 from grader.grading import preflight
 from grader.mutants import AllowEntry, MutantResult, Runner, Verdict, credit_siblings, plan, unused_entries
 from grader.mutants import allow as apply_allow_list

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from grader.commands.grade import grade
 from grader.errors import SubmissionUnreadable
 from grader.grading import grade_submission
-from grader.sandbox import choose_launcher
+from grader.launchers import choose_launcher
 from grader.submission import Submission, load_submission
 from tests.conftest import DATA
 

@@ -17,8 +17,8 @@ from markdown_it import MarkdownIt
 
 from grader.batch import CLASS_FILES, MAX_NAME, job_names
 from grader.commands.grade import EXIT_NEEDS_TA, grade
+from grader.launchers import choose_launcher
 from grader.results import GRADER_ERROR_MESSAGE, QuestionResult, Status, SubmissionResult
-from grader.sandbox import choose_launcher
 from tests.conftest import DATA, ROOT
 
 BOUNDARY = DATA / "hostile" / "boundary"

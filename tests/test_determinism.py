@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.commands.grade import grade
-from grader.sandbox import choose_launcher
+from grader.launchers import choose_launcher
 from tests.conftest import DATA
 
 RUBRIC = DATA / "mini" / "rubric.yaml"

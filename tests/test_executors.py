@@ -4,10 +4,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.batch import Job, Settings, run_jobs
-from grader.executors import PoolExecutor, SerialExecutor
+from grader.batch import Job, Settings
+from grader.executors import PoolExecutor, SerialExecutor, run_jobs
+from grader.launchers import choose_launcher
 from grader.rubric import load_rubric
-from grader.sandbox import choose_launcher
 from tests.conftest import DATA
 
 RUBRIC = DATA / "mini" / "rubric.yaml"

@@ -13,7 +13,7 @@ import pytest
 from grader.classbook import read_entries, read_results
 from grader.commands.grade import grade
 from grader.gradebook import FILENAME, Gradebook
-from grader.sandbox import choose_launcher
+from grader.launchers import choose_launcher
 from tests.conftest import DATA
 
 RUBRIC = DATA / "mini" / "rubric.yaml"

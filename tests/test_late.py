@@ -16,7 +16,7 @@ from grader.commands.show import show
 from grader.commands.status import status
 from grader.errors import GraderError
 from grader.late import LatePolicy, assess, parse_duration, parse_policy, parse_time
-from grader.sandbox import choose_launcher
+from grader.launchers import choose_launcher
 from tests.conftest import DATA
 
 RUBRIC = DATA / "mini" / "rubric.yaml"

@@ -17,7 +17,7 @@ import pytest
 from grader.commands.grade import EXIT_INTERRUPTED, grade
 from grader.errors import GraderError
 from grader.gradebook import FILENAME, Gradebook
-from grader.sandbox import choose_launcher
+from grader.launchers import choose_launcher
 from tests.conftest import DATA, ROOT
 
 RUBRIC = DATA / "mini" / "rubric.yaml"

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
+from grader import launchers, sandbox
 from grader.cli import main
 from grader.errors import GraderError
 from grader.execution import WorkerSession
+from grader.launchers import choose_launcher
 from grader.rubric import Limits
-from grader.sandbox import BwrapLauncher, PlainLauncher, choose_launcher
+from grader.sandbox import BwrapLauncher, PlainLauncher
 from grader.submission import load_submission
 from tests.conftest import DATA, ROOT, call, host_command_lines, needs_bwrap
 
@@ -175,7 +176,7 @@ def test_argv_isolates_the_worker(tmp_path):
 @pytest.fixture
 def no_bwrap(monkeypatch):
     monkeypatch.setattr(sandbox, "bwrap_problem", lambda bwrap="bwrap": "bwrap is not installed")
-    sandbox._warn_once.cache_clear()
+    launchers._warn_once.cache_clear()
 
 
 @pytest.mark.parametrize("mode, warnings", [("off", 0), ("auto", 1)])

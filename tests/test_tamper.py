@@ -108,7 +108,7 @@ def test_tampering_is_flagged_for_a_ta_and_changes_no_score(tmp_path):
     import shutil
 
     from grader.commands.grade import grade
-    from grader.sandbox import choose_launcher
+    from grader.launchers import choose_launcher
     from tests.conftest import ROOT
 
     klass = tmp_path / "class"

@@ -21,8 +21,8 @@ from grader.commands.override import override, remove
 from grader.commands.status import status
 from grader.errors import GraderError
 from grader.gradebook import FILENAME, Gradebook
+from grader.launchers import choose_launcher
 from grader.results import Status
-from grader.sandbox import choose_launcher
 from tests.conftest import DATA
 
 MINI = DATA / "mini"

@@ -11,8 +11,9 @@ import pytest
 
 from grader.execution import WorkerSession
 from grader.grading import grade_submission
+from grader.launchers import choose_launcher
 from grader.rubric import Limits, load_rubric
-from grader.sandbox import BwrapLauncher, PlainLauncher, choose_launcher
+from grader.sandbox import BwrapLauncher, PlainLauncher
 from grader.scoring import gradescope
 from grader.submission import load_submission
 from grader.zygote import WarmLauncher, WarmProcess, cpu_share

@@ -16,10 +16,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Iterator
 
-from grader.batch import Executor, Job, run_jobs
+from grader.batch import Executor, Job
 from grader.classbook import label, matching, no_such_student, record_entries
 from grader.course_setup import setup_problems
 from grader.errors import GraderError
+from grader.executors import run_jobs
 from grader.gradebook import Gradebook, verdict_key
 from grader.grading import preflight
 from grader.late import LatePolicy, assess, parse_duration, parse_policy, parse_time
