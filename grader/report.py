@@ -27,12 +27,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from grader import svg
+from grader.atomic import atomic_write
 from grader.checks import details_class
 from grader.course_setup import SetupProblem, setup_problems
 from grader.explain import Audience, Block, Fact, View
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric import Rubric
-from grader.scoring import atomic_write, student_output
 
 log = logging.getLogger(__name__)
 
@@ -420,3 +420,14 @@ def write_index(results: Iterable[SubmissionResult], rubric: Rubric | None, out:
     path = out / "index.html"
     atomic_write(path, render_index(results, rubric))
     return path
+
+
+def student_output(q: QuestionResult) -> str:
+    """What a student may read of a question: hidden checks say only whether they passed."""
+    if q.visibility == "hidden":
+        return f"hidden test: {'passed' if q.status == Status.PASSED else 'failed'}"
+    if q.status is Status.PASSED or not isinstance(q.details, dict):
+        return q.message
+    # the failing input, expected against yours, a snippet
+    more = "\n\n".join(f"{b.title}:\n{b.text}" for b in explain(q).blocks)
+    return f"{q.message}\n\n{more}" if more else q.message

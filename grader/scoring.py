@@ -1,28 +1,17 @@
 """From results to what graders and gradebooks read: Gradescope's results.json and the class CSV."""
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Iterable
 
-from grader.results import QuestionResult, Status, SubmissionResult
+from grader.atomic import atomic_write
+from grader.report import student_output
+from grader.results import Status, SubmissionResult
 from grader.rubric import Rubric
 from grader.spreadsheet import Cell, csv_text
 
+__all__ = ["GRADESCOPE_VISIBILITY", "atomic_write", "gradebook_csv", "gradescope", "student_output"]
+
 GRADESCOPE_VISIBILITY = {"public": "visible", "hidden": "after_published"}
-
-
-def student_output(q: QuestionResult) -> str:
-    """What a student may read of a question: hidden checks say only whether they passed."""
-    if q.visibility == "hidden":
-        return f"hidden test: {'passed' if q.status == Status.PASSED else 'failed'}"
-    if q.status is Status.PASSED or not isinstance(q.details, dict):
-        return q.message
-    from grader.report import explain  # the failing input, expected against yours, a snippet (report imports us)
-
-    more = "\n\n".join(f"{b.title}:\n{b.text}" for b in explain(q).blocks)
-    return f"{q.message}\n\n{more}" if more else q.message
 
 
 def gradescope(result: SubmissionResult) -> dict[str, Any]:
@@ -54,19 +43,6 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
         "tests": tests,
         "extra_data": {"device": result.device, "sandbox": result.sandbox, "submission_sha256": result.submission_sha256},
     }
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write then rename, so a kill never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def gradebook_csv(rubric: Rubric, results: Iterable[SubmissionResult]) -> str:
