@@ -56,7 +56,7 @@ class FormulaOptions(Options):
 
     @model_validator(mode="after")
     def _formulas(self) -> FormulaOptions:
-        from grader.checks.formula import FormulaProblem, Unsupported
+        from grader.checks.formula_math import FormulaProblem, Unsupported  # SymPy: only a formula rubric pays
         from grader.mathparse import ParseError
 
         try:

@@ -23,7 +23,7 @@ from typing import Any
 
 from grader import __version__
 from grader.cases import OutputOf, clone, generate_cases
-from grader.checks.formula import FormulaProblem, Point
+from grader.checks.formula_math import FormulaProblem, Point
 from grader.checks.function import Plan, reference_side
 from grader.checks.gradient import expected_gradient
 from grader.checks.options import (
