@@ -33,7 +33,8 @@ from grader.results import QuestionResult
 from grader.rubric import Limits
 from grader.submission import Cell, Submission, load_submission, strip_magics
 from grader.worker import codec, protocol
-from grader.worker.main import CellTimeout, Worker, _describe
+from grader.worker.main import Worker
+from grader.worker.running import CellTimeout, describe
 
 
 class NotebookSession(WorkerSession):
@@ -65,7 +66,7 @@ class NotebookSession(WorkerSession):
         except CellTimeout:
             return {"ok": False, "timed_out": True, "error": "time limit reached"}
         except Exception as exc:  # noqa: BLE001 - the student's failure, reported as the worker reports it
-            return {"ok": False, "error": _describe(exc)}
+            return {"ok": False, "error": describe(exc)}
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from grader.worker import codec
+from grader.worker.running import CellTimeout, describe, seed_everything, student_frames, time_limit
 
 
 def op_train_run(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    from grader.worker.main import CellTimeout, _describe, _student_frames, time_limit
-
     factory, train = str(request["factory"]), str(request["train"])
     for name in (factory, train):
         if name not in worker.namespace:
@@ -31,7 +30,7 @@ def op_train_run(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
     except SystemExit as exc:
         return {"ok": False, "error": f"the training run called sys.exit({exc.code!r})"}
     except BaseException as exc:  # noqa: BLE001 - the student's failure, reported as such
-        return {"ok": False, "error": _describe(exc), "traceback": _student_frames(exc)}
+        return {"ok": False, "error": describe(exc), "traceback": student_frames(exc)}
     return {"ok": True, "duration": time.perf_counter() - start, "value": codec.encode(value)}
 
 
@@ -58,8 +57,6 @@ def deterministic(seed: int) -> Iterator[None]:
     """Seed every generator a training run may draw from and ask for deterministic kernels; the global
     switches go back afterwards, so the submission's other questions run as they would on their own."""
     import torch
-
-    from grader.worker.main import seed_everything
 
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts; needed on CUDA
     saved = (
