@@ -177,7 +177,7 @@ class WorkerSession:
         os.set_blocking(req_w, False)
         self.wfd, self.rfd = req_w, resp_r
         try:
-            hello = self._request({"op": "hello"}, START_TIMEOUT)
+            hello = self.request({"op": "hello"}, START_TIMEOUT)
         except (ReplyTooLarge, MalformedReply) as exc:
             self._kill()
             raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
@@ -232,11 +232,12 @@ class WorkerSession:
             os.close(req_r)
             os.close(resp_w)
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
+        """Whether the worker process is running now (a session not yet started, or whose worker died, is not)."""
         return self.proc is not None and self.proc.poll() is None
 
     def _ensure(self) -> None:
-        if not self._alive():
+        if not self.alive():
             if self.proc is not None:
                 self._kill()
                 self.restarts += 1
@@ -286,7 +287,7 @@ class WorkerSession:
         self.proc = None
 
     # -- transport --------------------------------------------------------------------------------------
-    def _request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Reply:
+    def request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Reply:
         """Send one request and wait for its reply, all within the request's deadline.
 
         A request that carries a `timeout` (CPU seconds for the student's code) gets its wall-clock backstop,
@@ -450,9 +451,9 @@ class WorkerSession:
         source = self.submission.cells[index].source
         timeout = self.limits.cell_timeout
         if not replaying:
-            self._ensure_replayed()
+            self.ensure_replayed()
         try:
-            reply = self._request({"op": "exec", "index": index, "source": source, "timeout": timeout}, timeout)
+            reply = self.request({"op": "exec", "index": index, "source": source, "timeout": timeout}, timeout)
         except WorkerStoppedReading:
             message = self.time_up_message if self.out_of_time else f"the cell could not be sent: {STOPPED_READING}"
             self._fail(index, "timeout", message)
@@ -501,8 +502,8 @@ class WorkerSession:
     # -- questions --------------------------------------------------------------------------------------
     def get(self, name: str) -> GetResult:
         try:
-            self._ensure_replayed()
-            reply = self._request({"op": "get", "name": name}, 30)
+            self.ensure_replayed()
+            reply = self.request({"op": "get", "name": name}, 30)
         except ReplyTooLarge as exc:
             error = f"`{name}` is {megabytes(exc.size)} as data; the limit for this question is {megabytes(exc.limit)}"
             return GetResult(False, error=error, unread=True)
@@ -554,8 +555,8 @@ class WorkerSession:
         a value of a few MB plus twice the request's size.
         """
         try:
-            self._ensure_replayed()
-            reply = self._request(request, timeout, reply_limit)
+            self.ensure_replayed()
+            reply = self.request(request, timeout, reply_limit)
         except WorkerTimeout as exc:
             if self.out_of_time:
                 return CallResult(False, error=self.not_checked_message, timed_out=True, time_up=True)
@@ -605,11 +606,14 @@ class WorkerSession:
                 seen.update(str(flag)[:300] for flag in result.value[:20])
         return tuple(sorted(seen))
 
-    def _ensure_replayed(self) -> None:
+    def ensure_replayed(self) -> None:
+        """A running worker with the student's cells replayed: started (again) where it is not alive; raises
+        WorkerTimeout once the submission's time is up, WorkerDied where a fresh worker dies with nothing left to
+        leave out of the replay."""
         if self.out_of_time:
             self._kill()
             raise WorkerTimeout(self.time_up_message)
-        while not self._alive():
+        while not self.alive():
             before = dict(self.failures)
             try:
                 self._ensure()

@@ -906,14 +906,15 @@ def _with_timeout(rubric: Rubric, q: Question, seconds: float | None) -> Questio
 # The worker session runs a student's cells; a mutant is a definition run after them that a restarted worker must
 # not replay (it replays the reference), so it goes through the session's transport directly.
 def session_alive(session: WorkerSession) -> bool:
-    return session._alive()
+    """Whether the session's worker is running now."""
+    return session.alive()
 
 
 def define(session: WorkerSession, source: str, timeout: float) -> str | None:
     """Run `source` (a definition) in the session's worker, outside its replayed cells; None, or what went wrong."""
     try:
-        session._ensure_replayed()
-        reply = session._request({"op": "exec", "index": MUTANT_CELL, "source": source, "timeout": timeout}, timeout)
+        session.ensure_replayed()
+        reply = session.request({"op": "exec", "index": MUTANT_CELL, "source": source, "timeout": timeout}, timeout)
     except (WorkerDied, WorkerTimeout, ReplyTooLarge, MalformedReply) as exc:
         return str(exc) or type(exc).__name__
     if not reply.ok:

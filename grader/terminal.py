@@ -71,12 +71,14 @@ def format_duration(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
+    """A table column: its header, and whether its cells align right (numbers)."""
+
     header: str
     right: bool = False  # numbers align right
 
 
-def _plain_table(columns: Sequence[_Column], rows: Sequence[Sequence[str]]) -> str:
+def _plain_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str:
     """Aligned columns with no box drawing; the last column is free-width (long messages wrap naturally)."""
     widths = [max([len(c.header), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     widths[-1] = 0
@@ -88,15 +90,16 @@ def _plain_table(columns: Sequence[_Column], rows: Sequence[Sequence[str]]) -> s
     return "\n".join([line([c.header for c in columns]), *(line(r) for r in rows)])
 
 
-def _print_table(
+def print_table(
     stream: TextIO,
-    columns: Sequence[_Column],
+    columns: Sequence[Column],
     rows: Sequence[Sequence[str]],
     styles: Sequence[str | None] = (),
     title: str | None = None,
     styled_column: int = 1,
 ) -> None:
-    """`styles[i]` colours row i's `styled_column` (the result mark), not the whole row."""
+    """A table on `stream`: boxed and coloured where it is a live terminal, plain aligned columns elsewhere.
+    `styles[i]` colours row i's `styled_column` (the result mark), not the whole row."""
     if not is_live(stream):
         if title:
             print(title, file=stream)
@@ -224,14 +227,14 @@ def print_summary(
     """The class at a glance after `grader grade`: per question mean and pass rate, then the totals."""
     stream = stream if stream is not None else sys.stderr
     s = summarize(results, rubric)
-    columns = [_Column("question"), _Column("points", True), _Column("mean", True), _Column("passed", True),
-               _Column("TA", True), _Column("most common failure")]
+    columns = [Column("question"), Column("points", True), Column("mean", True), Column("passed", True),
+               Column("TA", True), Column("most common failure")]
     rows = []
     for q in s.questions:
         rate = "-" if q.pass_rate is None else f"{100 * q.pass_rate:.0f}% ({q.passed}/{q.graded})"
         failure = _clip(f"x{q.failures[0][1]} {q.failures[0][0]}", 90) if q.failures else ""
         rows.append([f"{q.qid} {q.title}", f"{q.max_score:g}", f"{q.mean:.2f}", rate, str(q.pending or ""), failure])
-    _print_table(stream, columns, rows, title=f"{s.title}: {len(s.results)} submissions")
+    print_table(stream, columns, rows, title=f"{s.title}: {len(s.results)} submissions")
     print(
         f"total: mean {s.mean:.2f}, median {s.median:g} of {s.max_score:g}; "
         f"grading took {format_duration(s.runtime_total)} (slowest {s.runtime_max:.1f}s)",
@@ -260,12 +263,12 @@ def print_check(result: SubmissionResult, stream: TextIO | None = None, *, foote
         print(f"Your submission could not be read: {one_line(result.load_error)}", file=stream)
         print(load_advice(result), file=stream)
     views = [(q, explain(q, Audience.STUDENT, python_file=result.path.endswith(".py"))) for q in result.questions]
-    columns = [_Column("question"), _Column("result"), _Column("points", True), _Column("why")]
+    columns = [Column("question"), Column("result"), Column("points", True), Column("why")]
     rows = [
         [f"{q.qid} {q.title}", MARKS[q.status], f"{q.score:g}/{q.max_score:g}", "" if q.status is Status.PASSED else one_line(v.summary)]
         for q, v in views
     ]
-    _print_table(stream, columns, rows, styles=[STYLES[q.status] for q, _ in views])
+    print_table(stream, columns, rows, styles=[STYLES[q.status] for q, _ in views])
     for note in result.notes:
         print(f"note: {one_line(note)}", file=stream)
     problems = [(q, v) for q, v in views if q.status in (Status.FAILED, Status.PARTIAL, Status.ERROR)]

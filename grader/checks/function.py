@@ -194,7 +194,7 @@ class FunctionCheck:
 
         def one(case: dict[str, Any]) -> Problem:
             expected, after = reference_side(ctx.reference, reference, case, plan, where)
-            return self._one(ctx, case, expected, tol, opts.pure, plan, after)
+            return self.compare_case(ctx, case, expected, tol, opts.pure, plan, after)
 
         # A smaller input is shown only where the reference takes it and answers with the same structure.
         contract = Contract(
@@ -209,7 +209,7 @@ class FunctionCheck:
             outcome = replace(outcome, details={**outcome.details, **record.serialize()})
         return outcome
 
-    def _one(
+    def compare_case(
         self,
         ctx: CheckContext,
         case: dict[str, Any],
@@ -292,7 +292,7 @@ class FunctionCheck:
 def reference_side(
     module: ModuleType, fn: Callable[..., Any], case: dict[str, Any], plan: Plan, where: str
 ) -> tuple[Any, dict[str, Any]]:
-    """The reference's answer to one case, as `_one` compares it: (the result or its selected items, and per
+    """The reference's answer to one case, as `compare_case` compares it: (the result or its selected items, and per
     post-condition the argument after the call or its selected items).  Any failure is the grader's."""
     args = {k: _reference_value(module, clone(v), where) for k, v in case.items()}
     try:

@@ -21,7 +21,7 @@ from grader.mutants import AllowEntry, Verdict, allow_list_path, load_allow_list
 from grader.rubric import load_rubric
 from grader.sandbox import Launcher, hiding
 from grader.starter import starter_stage
-from grader.terminal import _Column, _print_table, format_duration, is_live, one_line
+from grader.terminal import Column, format_duration, is_live, one_line, print_table
 from grader.validate import (
     Finding,
     Mutation,
@@ -114,12 +114,12 @@ class _Echo:
         if self.quiet:
             return
         self.line(f"mutants: {m.mutants} graded in {format_duration(m.seconds)} ({m.jobs} worker processes)")
-        columns = [_Column("question"), _Column("kind"), _Column("mutants", True), _Column("killed", True),
-                   _Column("by a sibling", True), _Column("equivalent", True), _Column("allowed", True),
-                   _Column("survived", True), _Column("score", True)]
+        columns = [Column("question"), Column("kind"), Column("mutants", True), Column("killed", True),
+                   Column("by a sibling", True), Column("equivalent", True), Column("allowed", True),
+                   Column("survived", True), Column("score", True)]
         rows = [_row(q) for q in m.questions]
         styles = [None if q.note else ("green" if q else "red") for q in m.questions]
-        _print_table(self.stream, columns, rows, styles=styles, styled_column=8)
+        print_table(self.stream, columns, rows, styles=styles, styled_column=8)
         for q in m.questions:
             for r in q.survivors:
                 self.line(f"\nsurvivor of {q.qid}: {r.mutant.id}  ({r.mutant.digest})")

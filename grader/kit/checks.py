@@ -114,7 +114,7 @@ def check_function(ctx: CheckContext) -> Outcome:
         {k: None if v is None else tuple(v) for k, v in data.after.items()},
     )
     tol = Tolerance(data.rtol, data.atol)
-    one = FunctionCheck()._one  # the grading's own comparison of one case, given the expected output
+    one = FunctionCheck().compare_case  # the grading's own comparison of one case, given the expected output
 
     failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 

@@ -46,10 +46,10 @@ class NotebookSession(WorkerSession):
         self.worker.namespace = namespace  # the live globals: what the student defined, as it is now
         self.device = str(self.worker.op_hello({}).get("device", "cpu"))
 
-    def _ensure_replayed(self) -> None:
+    def ensure_replayed(self) -> None:
         """Nothing to start or replay: the notebook has run its cells itself."""
 
-    def _request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Any:
+    def request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Any:
         """The worker's answer to `message`, computed here and read back as a worker's reply is read."""
         reply = self._answer(message)
         # Through the wire format and its checks, so that what the checks decode is what a worker would send.
