@@ -161,3 +161,18 @@ def test_no_import_cycles() -> None:
     report = "\n".join(" -> ".join(_cycle_in(graph, c)) + f"   ({len(c)} modules)" for c in cycles)
     print(report)
     assert not cycles, f"import cycles in grader/:\n{report}"
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    # `mod._name` on another module or class is ruff's SLF001 (pyproject.toml); this is `from mod import _name`.
+    modules = module_names()
+    found = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("grader")):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{name}:{node.lineno} imports {alias.name} from {'.' * node.level}{node.module or ''}")
+    assert not found, "\n".join(found)
