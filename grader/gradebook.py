@@ -22,6 +22,7 @@ from typing import Iterable
 
 from grader import __version__
 from grader.errors import GraderError
+from grader.handout import installed_version
 from grader.results import SubmissionResult
 from grader.rubric import Rubric
 from grader.tawork import Override
@@ -95,19 +96,8 @@ def rubric_digest(rubric: Rubric) -> str:
     # The course's handout (its files' names and bytes) and the installed versions of what the rubric requires.
     digest.update(b"\0handout\0" + rubric.handout.digest.encode())
     for requirement in rubric.requires:
-        digest.update(b"\0requires\0" + requirement.encode() + b"\0" + installed_version(requirement).encode())
+        digest.update(b"\0requires\0" + requirement.encode() + b"\0" + (installed_version(requirement) or "").encode())
     return digest.hexdigest()
-
-
-def installed_version(requirement: str) -> str:
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
-    try:
-        return metadata.version(Requirement(requirement).name)
-    except metadata.PackageNotFoundError:
-        return ""
 
 
 def reference_files(reference: Path) -> list[Path]:

@@ -15,9 +15,9 @@ from typing import Sequence
 from grader import __version__
 from grader.cells import blame, name_failures, rename_frames
 from grader.checks import CheckContext, get_kind
-from grader.errors import GraderError, RubricError, SubmissionUnreadable
+from grader.errors import RubricError, SubmissionUnreadable
 from grader.execution import WorkerSession
-from grader.handout import missing_requirements, requirement_line
+from grader.handout import require
 from grader.results import (
     GRADER_ERROR_MESSAGE,
     CellFailure,
@@ -202,9 +202,7 @@ def preflight(rubric: Rubric) -> None:
 
 def check_requirements(rubric: Rubric) -> None:
     """Stop (GraderError: exit 2) when this environment lacks a package the rubric's `requires:` lists."""
-    missing = missing_requirements(rubric.requires)
-    if missing:
-        raise GraderError(requirement_line(missing))
+    require(rubric.requires)
 
 
 def _reference_names(q: Question) -> list[tuple[str, str]]:

@@ -19,9 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from grader.errors import GraderError
+
 __all__ = [
     "HandoutFile", "Handout", "HandoutError", "load_handout", "safe_relative", "parse_requirement", "missing_requirements",
-    "requirement_line", "MAX_FILES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES",
+    "requirement_line", "installed_version", "require", "MAX_FILES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES",
 ]
 
 # As for a student's folder (grader.sources): files, folder depth, one file's size; and the whole handout.
@@ -58,10 +60,6 @@ class Handout:
         for f in self.files:
             digest.update(f.name.encode("utf-8", "surrogateescape") + b"\0" + f.sha256.encode() + b"\n")
         return digest.hexdigest()
-
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset(f.name for f in self.files)
 
     def __bool__(self) -> bool:
         return bool(self.files)
@@ -126,11 +124,21 @@ def parse_requirement(text: str) -> str | None:
     return None
 
 
+def installed_version(requirement: str) -> str | None:
+    """The installed version of the package a requirement string names, or None where it is not installed."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        return metadata.version(Requirement(requirement).name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def missing_requirements(requires: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
     """(requirement, the version this environment has instead, or "" where the package is not installed) for
     each requirement the running environment does not satisfy.  Requirements are checked at rubric load."""
-    from importlib import metadata
-
     from packaging.requirements import Requirement
 
     missing: list[tuple[str, str]] = []
@@ -138,14 +146,19 @@ def missing_requirements(requires: tuple[str, ...] | list[str]) -> list[tuple[st
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate():
             continue
-        try:
-            version = metadata.version(req.name)
-        except metadata.PackageNotFoundError:
+        version = installed_version(text)
+        if version is None:
             missing.append((text, ""))
-            continue
-        if req.specifier and not req.specifier.contains(version, prereleases=True):
+        elif req.specifier and not req.specifier.contains(version, prereleases=True):
             missing.append((text, version))
     return missing
+
+
+def require(requires: tuple[str, ...] | list[str], who: str = "the rubric") -> None:
+    """Stop (GraderError: exit 2) where this environment lacks a required package, with the pip line."""
+    missing = missing_requirements(requires)
+    if missing:
+        raise GraderError(requirement_line(missing, who))
 
 
 def requirement_line(missing: list[tuple[str, str]], who: str = "the rubric") -> str:

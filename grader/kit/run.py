@@ -13,10 +13,10 @@ from typing import Sequence
 from grader import __version__
 from grader.cells import name_failures
 from grader.checks.base import CheckContext
-from grader.errors import GraderError, SubmissionUnreadable
+from grader.errors import SubmissionUnreadable
 from grader.execution import WorkerSession
 from grader.grading import name_cells, to_result
-from grader.handout import missing_requirements, requirement_line
+from grader.handout import require
 from grader.kit.checks import as_rubric, reference_for, run_kit_question
 from grader.kit.result import KitReport, Unchecked
 from grader.kit.schema import KitFile, KitQuestion, NotChecked, kit_handout
@@ -42,9 +42,7 @@ def check_submission(
 ) -> KitReport:
     """`grader check SUBMISSION --kit KIT`: the submission runs in its worker, as when graded: with the student's
     own files (`helpers`: (relative name, path)) and the course's handout, which the kit carries."""
-    missing = missing_requirements(kit.requires)
-    if missing:
-        raise GraderError(requirement_line(missing, "this assignment"))
+    require(kit.requires, "this assignment")
     start = time.perf_counter()
     questions = selected(kit, question)
     empty = SubmissionResult(student_name(path), str(path), kit.assignment, (), rubric_sha256=kit.rubric_sha256,
