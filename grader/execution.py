@@ -26,7 +26,7 @@ from grader.results import CellFailure
 from grader.rubric import Limits
 from grader.sandbox import Launch, Launcher, PlainLauncher, worker_argv
 from grader.submission import Submission
-from grader.workdir import stage_workdir
+from grader.workdir import StagedFolder, stage_workdir
 from grader.worker import codec, protocol
 from grader.worker.protocol import ChannelClosed, GarbledStream, MalformedReply, MiB, Reply
 
@@ -134,7 +134,7 @@ class WorkerSession:
         # (grader.workdir), built afresh for every worker.
         self.helpers = tuple(helpers)
         self.handout = tuple(handout)
-        self.shadowed: tuple[str, ...] = ()  # student files the handout's replaced
+        self.staged = StagedFolder()  # what the working folder left out of the student's (grader.workdir)
         self.limits = limits
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
@@ -167,8 +167,7 @@ class WorkerSession:
         if self.wall_deadline is None:
             self.wall_deadline = time.monotonic() + self.limits.wall_seconds
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-scratch-"))
-        staged = stage_workdir(self.scratch, self.submission.path, self.helpers, self.handout)
-        self.shadowed = staged.shadowed
+        self.staged = stage_workdir(self.scratch, self.submission.path, self.helpers, self.handout)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         if not self._spawn_warm(req_r, req_w, resp_r, resp_w):

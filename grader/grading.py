@@ -30,7 +30,6 @@ from grader.results import (
 from grader.rubric import Question, Rubric
 from grader.sandbox import Launcher
 from grader.submission import Submission, load_submission, student_name
-from grader.workdir import shadow_note
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def grade_submission(
         )
         worker_device = session.device
         flags = _integrity(session)
-        notes = submission.notes + ((shadow_note(session.shadowed),) if session.shadowed else ())
+        notes = submission.notes + session.staged.notes
     kept, cut = bounded_failures(failures)
     return SubmissionResult(
         **base,  # type: ignore[arg-type]

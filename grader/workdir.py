@@ -36,6 +36,17 @@ class StagedFolder:
     shadowed: tuple[str, ...] = ()  # the student's files the handout's replaced (relative paths)
     skipped: tuple[str, ...] = ()  # the student's files not copied (unreadable, or a name taken by the submission)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the report says of the working folder: nothing of the student's is left out without a word."""
+        notes = [shadow_note(self.shadowed)] if self.shadowed else []
+        if self.skipped:
+            names = ", ".join(f"`{n}`" for n in self.skipped[:5]) + (
+                f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else "")
+            notes.append(f"not copied beside your submission: {names} (a name that leaves the folder or is taken, "
+                         "or not a readable file)")
+        return tuple(notes)
+
 
 def stage_workdir(
     folder: Path, main: Path, helpers: Sequence[tuple[str, str]] = (), handout: Sequence[HandoutFile] = ()

@@ -329,3 +329,19 @@ def test_the_kit_in_a_notebook_names_a_missing_requirement(rubric: Rubric, tmp_p
     with pytest.warns(UserWarning, match="this assignment requires h5py-not-on-any-machine, which this environment "
                                          "lacks: pip install h5py-not-on-any-machine"):
         notebook_kit.load(path)
+
+
+def test_a_student_file_left_out_of_the_working_folder_is_said(tmp_path: Path) -> None:
+    from grader.workdir import stage_workdir
+
+    main = tmp_path / "hw.py"
+    main.write_text("x = 1\n")
+    (tmp_path / "utils.py").write_text("y = 2\n")
+    folder = tmp_path / "work"
+    folder.mkdir()
+    staged = stage_workdir(folder, main, [("utils.py", str(tmp_path / "utils.py")), ("gone.py", str(tmp_path / "gone.py")),
+                                          ("hw.py", str(tmp_path / "utils.py"))])
+    assert (folder / "utils.py").read_text() == "y = 2\n" and (folder / "hw.py").read_text() == "x = 1\n"
+    assert staged.skipped == ("gone.py", "hw.py")
+    assert staged.notes == ("not copied beside your submission: `gone.py`, `hw.py` (a name that leaves the folder or "
+                            "is taken, or not a readable file)",)

@@ -23,7 +23,6 @@ from grader.kit.schema import KitFile, KitQuestion, NotChecked, kit_handout
 from grader.results import Outcome, Status, SubmissionResult
 from grader.sandbox import Launcher
 from grader.submission import Submission, load_submission, student_name
-from grader.workdir import shadow_note
 
 
 def selected(kit: KitFile, question: str | None) -> list[KitQuestion]:
@@ -59,7 +58,7 @@ def check_submission(
         failures = name_failures(submission, session.run_cells())
         result = check_questions(kit, kit_path, questions, submission, session, device)
         named = tuple(name_cells(submission, failures, q) for q in result.questions)
-        notes = submission.notes + ((shadow_note(session.shadowed),) if session.shadowed else ())
+        notes = submission.notes + session.staged.notes
         result = replace(result, questions=named, cell_failures=failures, device=session.device, sandbox=empty.sandbox,
                          notes=notes)
     return report_for(kit, question, replace(result, execution_time=time.perf_counter() - start))
