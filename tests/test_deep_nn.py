@@ -345,3 +345,16 @@ def test_a_student_file_left_out_of_the_working_folder_is_said(tmp_path: Path) -
     assert staged.skipped == ("gone.py", "hw.py")
     assert staged.notes == ("not copied beside your submission: `gone.py`, `hw.py` (a name that leaves the folder or "
                             "is taken, or not a readable file)",)
+
+
+def test_checking_a_folder_of_several_notebooks_says_which_one(rubric: Rubric, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep-nn.kit.zip"
+    write_kit(build_kit(rubric), path, rubric.handout.files)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "ana_correct.ipynb", folder / "deep-nn.ipynb")
+    shutil.copy(EXAMPLES / "cara_no_return.ipynb", folder / "draft.ipynb")
+    assert check(folder, kit_path=path) == 0  # the one named like the assignment
+    assert ("checking deep-nn.ipynb (of 2 candidates: deep-nn.ipynb, draft.ipynb; give the file itself to check "
+            "another)") in capsys.readouterr().err

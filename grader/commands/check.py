@@ -53,7 +53,12 @@ def submission_files(submission: Path, assignment: str) -> tuple[Path, tuple[tup
     gradable = [p for p in files if is_submission_file(p)]
     if not gradable:
         raise GraderError(f"{submission} holds no .ipynb notebook or .py file to check")
-    main = choose_main(gradable, assignment, [p.relative_to(submission).as_posix() for p in gradable])
+    names = [p.relative_to(submission).as_posix() for p in gradable]
+    main = choose_main(gradable, assignment, names)
+    candidates = [n for n in names if n.lower().endswith(".ipynb")] or names
+    if len(candidates) > 1:  # a choice among several is said, never made quietly
+        print(f"checking {main.relative_to(submission).as_posix()} (of {len(candidates)} candidates: "
+              f"{', '.join(candidates)}; give the file itself to check another)", file=sys.stderr)
     helpers = tuple((p.relative_to(submission).as_posix(), str(p)) for p in files
                     if p != main and not p.name.lower().endswith(".ipynb"))
     return main, helpers
