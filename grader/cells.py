@@ -9,9 +9,10 @@ right there (`blame`), instead of only "`f` is not defined" with the cause far b
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import replace
-from typing import Iterable
+from typing import Any, Iterable
 
 from grader.results import CellFailure, QuestionResult, Status
 from grader.submission import Submission, parse_python
@@ -76,12 +77,14 @@ def rename_frames(submission: Submission, lines: Iterable[str]) -> list[str]:
     return [_FRAME.sub(name, str(line)) for line in lines]
 
 
-def _defines(source: str) -> set[str]:
+# Asked of every failed cell once per question: parsed once (64 cells of at most 256 KiB each are kept).
+@functools.lru_cache(maxsize=64)
+def _defines(source: str) -> frozenset[str]:
     """Top-level names a cell binds: functions, classes, assignments, imports."""
     try:
         tree = parse_python(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set(re.findall(r"^(?:def|class)\s+([A-Za-z_]\w*)", source, re.MULTILINE))
+        return frozenset(re.findall(r"^(?:def|class)\s+([A-Za-z_]\w*)", source, re.MULTILINE))
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -92,7 +95,7 @@ def _defines(source: str) -> set[str]:
                 names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return names
+    return frozenset(names)
 
 
 def _star_imports(source: str) -> bool:
@@ -111,16 +114,24 @@ def blame(submission: Submission, failures: tuple[CellFailure, ...], q: Question
         return _blame_name_error(submission, failures, q)
     name = match.group(1)
     for f in failures:
-        if 0 <= f.index < len(submission.cells) and name in _defines(submission.cells[f.index].source):
-            where = f.label or cell_label(submission, f.index)
-            line = f" (`{f.first_line}`)" if f.first_line and "`" not in f.first_line else ""
+        if _cell_defines(submission, f, name):
             cause = {"timeout": "ran past its time limit", "died": "ended the worker process"}.get(
                 f.reason, "failed before defining it"
             )
-            message = f"{q.message}: {where}{line}, where it is defined, {cause}: {f.message}"
-            details = {**q.details, "failed_cell": {"label": where, "first_line": f.first_line, "message": f.message}}
-            return replace(q, message=message, details=details)
+            cell, details = _failed_cell(submission, f, q)
+            return replace(q, message=f"{q.message}: {cell}, where it is defined, {cause}: {f.message}", details=details)
     return q
+
+
+def _cell_defines(submission: Submission, f: CellFailure, name: str) -> bool:
+    return 0 <= f.index < len(submission.cells) and name in _defines(submission.cells[f.index].source)
+
+
+def _failed_cell(submission: Submission, f: CellFailure, q: QuestionResult) -> tuple[str, dict[str, Any]]:
+    """The failed cell `f` as a message names it (`cell 1 (`import numpy as np`)`), and `q`'s details with it."""
+    where = f.label or cell_label(submission, f.index)
+    line = f" (`{f.first_line}`)" if f.first_line and "`" not in f.first_line else ""
+    return where + line, {**q.details, "failed_cell": {"label": where, "first_line": f.first_line, "message": f.message}}
 
 
 _NAME_ERROR = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
@@ -131,17 +142,14 @@ def _blame_name_error(submission: Submission, failures: tuple[CellFailure, ...],
     if match is None or not failures:
         return q
     name = match.group(1)
-    defining = [f for f in failures if 0 <= f.index < len(submission.cells)
-                and name in _defines(submission.cells[f.index].source)]
+    may = ""
+    defining = [f for f in failures if _cell_defines(submission, f, name)]
     if not defining:  # a failed `from helpers import *` may have been the one to define it
+        may = " (its `import *` would have defined it)"
         defining = [f for f in failures if 0 <= f.index < len(submission.cells)
                     and _star_imports(submission.cells[f.index].source) and "Error" in f.message]
     if not defining:
         return q
     f = defining[0]
-    where = f.label or cell_label(submission, f.index)
-    line = f" (`{f.first_line}`)" if f.first_line and "`" not in f.first_line else ""
-    may = "" if name in _defines(submission.cells[f.index].source) else " (its `import *` would have defined it)"
-    message = f"{q.message}. `{name}` is not defined because {where}{line} failed{may}: {f.message}"
-    details = {**q.details, "failed_cell": {"label": where, "first_line": f.first_line, "message": f.message}}
-    return replace(q, message=message, details=details)
+    cell, details = _failed_cell(submission, f, q)
+    return replace(q, message=f"{q.message}. `{name}` is not defined because {cell} failed{may}: {f.message}", details=details)
