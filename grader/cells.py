@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from grader.results import CellFailure, QuestionResult, Status
 from grader.submission import Submission, parse_python
 
-__all__ = ["cell_label", "first_line", "name_failures", "rename_frames", "blame"]
+__all__ = ["cell_label", "first_line", "name_failures", "rename_frames", "blame", "NAME_ERROR"]
 
 _FRAME = re.compile(r"<cell (\d+)>")
 _MISSING = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)` is not defined")
@@ -134,11 +134,12 @@ def _failed_cell(submission: Submission, f: CellFailure, q: QuestionResult) -> t
     return where + line, {**q.details, "failed_cell": {"label": where, "first_line": f.first_line, "message": f.message}}
 
 
-_NAME_ERROR = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+NAME_ERROR = re.compile(  # the worker's words for a name nothing defined
+    r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
 
 
 def _blame_name_error(submission: Submission, failures: tuple[CellFailure, ...], q: QuestionResult) -> QuestionResult:
-    match = _NAME_ERROR.search(q.message)
+    match = NAME_ERROR.search(q.message)
     if match is None or not failures:
         return q
     name = match.group(1)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from grader.cells import NAME_ERROR
 from grader.results import SubmissionResult
 
 __all__ = ["SetupProblem", "setup_problems", "MIN_STUDENTS"]
@@ -22,7 +23,6 @@ MIN_STUDENTS = 3
 _MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '([\w.]{1,200})'")
 _IMPORT_NAME = re.compile(r"ImportError: cannot import name '(\w{1,200})' from '([\w.]{1,200})'")
 _FILE = re.compile(r"FileNotFoundError: (.{1,300}?)\s*$", re.MULTILINE)
-_NAME = re.compile(r"NameError: name '(\w{1,200})' is not defined")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _import_keys(r: SubmissionResult) -> dict[str, str]:
 def _name_keys(r: SubmissionResult) -> dict[str, str]:
     keys: dict[str, str] = {}
     for q in r.questions:
-        if m := _NAME.search(q.message):
+        if m := NAME_ERROR.search(q.message):
             keys[f"NameError: name '{m.group(1)}' is not defined"] = (
                 f"most of the class uses `{m.group(1)}` without defining it: a course helper missing from the "
                 "rubric's `handout:`?"
