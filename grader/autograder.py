@@ -172,7 +172,7 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
     from grader.grading import check_requirements, grade_submission
     from grader.rubric import load_rubric
     from grader.scoring import atomic_write, gradescope
-    from grader.sources import choose_main, student_files
+    from grader.sources import read_folder
     from grader.user_sandbox import UserLauncher, kill_user
 
     out = root / "results" / "results.json"
@@ -182,15 +182,13 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
     try:
         rubric = load_rubric(rubric_path)
         check_requirements(rubric)  # setup.sh installs them; missing here is the instructor's to fix
-        files = student_files(root / "submission", every=True)
-        if not any(p.suffix.lower() in (".ipynb", ".py") for p in files):
+        found = read_folder(root / "submission", rubric.assignment)
+        if found.main is None:
             data = _failure("No .ipynb notebook or .py file was found in your submission; nothing was graded.")
         else:
-            main = choose_main([p for p in files if p.suffix.lower() in (".ipynb", ".py")], rubric.assignment)
+            main = found.main
             launcher, note = autograder_launcher(root)
-            helpers = [(p.relative_to(root / "submission").as_posix(), str(p)) for p in files
-                       if p != main and p.suffix.lower() != ".ipynb"]
-            result = grade_submission(rubric, main, launcher=launcher, helpers=helpers)
+            result = grade_submission(rubric, main, launcher=launcher, helpers=found.helpers)
             result = replace(result, student=student or result.student)
             data = gradescope(result)
             graded = f"Graded {main.relative_to(root / 'submission').as_posix()}" + (f" for {student}" if student else "")

@@ -63,7 +63,7 @@ from grader.roster import Identity, Roster, is_test_student, plain_text
 
 __all__ = [
     "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
-    "is_submission_file", "stage", "gradescope_metadata", "student_files", "resubmission", "gradescope_times",
+    "is_submission_file", "stage", "gradescope_metadata", "student_files", "FolderSubmission", "read_folder", "resubmission", "gradescope_times",
 ]
 
 log = logging.getLogger(__name__)
@@ -313,6 +313,30 @@ def _within(path: Path, budget: list[int]) -> bool:
         return False
     budget[0] -= size
     return True
+
+
+@dataclass(frozen=True)
+class FolderSubmission:
+    """One student's folder read as grading reads it: the file to grade (None: nothing gradable), the other
+    files graded beside it as (relative name, path), and the candidates the main file was chosen among."""
+
+    main: Path | None
+    helpers: tuple[tuple[str, str], ...] = ()
+    candidates: tuple[str, ...] = ()
+
+
+def read_folder(folder: Path, assignment: str = "") -> FolderSubmission:
+    """`grader check FOLDER` and the Gradescope autograder: the notebook (or .py file) as `choose_main` picks it,
+    and every other file of the student's but a second notebook, under its relative path."""
+    files = student_files(folder, every=True)
+    gradable = [p for p in files if is_submission_file(p)]
+    if not gradable:
+        return FolderSubmission(None)
+    names = [p.relative_to(folder).as_posix() for p in gradable]
+    main = choose_main(gradable, assignment, names)
+    helpers = tuple((p.relative_to(folder).as_posix(), str(p)) for p in files
+                    if p != main and by_suffix(p, p.name))
+    return FolderSubmission(main, helpers, tuple(n for n in names if n.lower().endswith(".ipynb")) or tuple(names))
 
 
 def _norm_stems(name: str) -> set[str]:

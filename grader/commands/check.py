@@ -45,23 +45,17 @@ def write_check_report(result: SubmissionResult, path: Path, *, as_json: bool) -
 def submission_files(submission: Path, assignment: str) -> tuple[Path, tuple[tuple[str, str], ...]]:
     """The file to check and the student's other files, as grading finds them: a folder (the notebook and the
     student's own modules, packages and data) is read as a folder submission is; a file is checked alone."""
-    from grader.sources import choose_main, is_submission_file, student_files
+    from grader.sources import read_folder
 
     if not submission.is_dir() or submission.is_symlink():
         return submission, ()
-    files = student_files(submission, every=True)
-    gradable = [p for p in files if is_submission_file(p)]
-    if not gradable:
+    found = read_folder(submission, assignment)
+    if found.main is None:
         raise GraderError(f"{submission} holds no .ipynb notebook or .py file to check")
-    names = [p.relative_to(submission).as_posix() for p in gradable]
-    main = choose_main(gradable, assignment, names)
-    candidates = [n for n in names if n.lower().endswith(".ipynb")] or names
-    if len(candidates) > 1:  # a choice among several is said, never made quietly
-        print(f"checking {main.relative_to(submission).as_posix()} (of {len(candidates)} candidates: "
-              f"{', '.join(candidates)}; give the file itself to check another)", file=sys.stderr)
-    helpers = tuple((p.relative_to(submission).as_posix(), str(p)) for p in files
-                    if p != main and not p.name.lower().endswith(".ipynb"))
-    return main, helpers
+    if len(found.candidates) > 1:  # a choice among several is said, never made quietly
+        print(f"checking {found.main.relative_to(submission).as_posix()} (of {len(found.candidates)} candidates: "
+              f"{', '.join(found.candidates)}; give the file itself to check another)", file=sys.stderr)
+    return found.main, found.helpers
 
 
 def check(
