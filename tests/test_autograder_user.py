@@ -65,6 +65,11 @@ def _as_student() -> None:
     os.setuid(STUDENT_UID)
 
 
+def _student_can_enter(folder: Path) -> bool:
+    """Whether the student's user may reach `folder` (every folder above it lets others through)."""
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [folder, *folder.parents])
+
+
 @pytest.fixture(scope="module")
 def student_python() -> Iterator[str]:
     """A Python the student's user can run: this one, or (where it lives in a folder only root may enter, as
@@ -80,9 +85,20 @@ def student_python() -> Iterator[str]:
         pytest.skip(f"the student's user cannot run {sys.executable}, and there is no system python3.11")
     base = Path(tempfile.mkdtemp(prefix="grader-ag-python-"))
     subprocess.run([system, "-m", "venv", "--without-pip", str(base / "venv")], check=True)
-    site = Path(sysconfig.get_paths()["purelib"])
-    (base / "venv" / "lib" / "python3.11" / "site-packages" / "dlgrader.pth").write_text(f"{site}\n{ROOT}\n")
-    for path in [base, *base.rglob("*")]:
+    site, source = Path(sysconfig.get_paths()["purelib"]), ROOT
+    if not _student_can_enter(site) or not _student_can_enter(ROOT):
+        # A checkout in a folder only root may enter (`mktemp -d` makes 0700 ones): the packages are linked
+        # (hard links, no copy of torch's bytes) and the grader copied where the student's user can read them, as
+        # Gradescope's /autograder/venv holds them.
+        try:
+            subprocess.run(["cp", "-al", str(site), str(base / "site")], check=True, capture_output=True)
+        except subprocess.CalledProcessError as exc:
+            pytest.skip(f"the student's user cannot read {site}, and it cannot be linked elsewhere: {exc.stderr!r}")
+        shutil.copytree(ROOT / "grader", base / "source" / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+        site, source = base / "site", base / "source"
+    (base / "venv" / "lib" / "python3.11" / "site-packages" / "dlgrader.pth").write_text(f"{site}\n{source}\n")
+    linked = base / "site"  # hard links: their modes are the originals', left alone
+    for path in [base, *(p for p in base.rglob("*") if not p.is_relative_to(linked))]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o755 if path.is_dir() else path.stat().st_mode | 0o644)
     yield str(base / "venv" / "bin" / "python")
