@@ -3,21 +3,74 @@
 With `--rubric` (a TA, or a course that hands out rubric and reference) the public questions are graded as
 `grader grade` grades them.  With `--kit` nothing of the reference is needed (see `grader.kit`); the exit status
 is 1 when a public check fails, so a student's own CI or pre-commit hook can use it.
+
+A check with `--kit` is answered by the kit's warm daemon (grader/cli/daemon.py), started by the first check and
+kept a few minutes, unless `--no-daemon` or GRADER_DAEMON=0: it prints what this process would have printed.
+So this module imports the grader's heavy parts (torch through the checks) only where it checks in-process.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from grader.classroom.score_files import gradescope
+from grader.cli import daemon
 from grader.errors import GraderError
-from grader.execution.sandbox import Launcher
-from grader.feedback.terminal import print_check
-from grader.grading.submission import grade_submission
-from grader.results import SubmissionResult
-from grader.rubric.schema import load_rubric
+
+if TYPE_CHECKING:
+    from grader.execution.sandbox import Launcher
+    from grader.kit.schema import KitFile
+    from grader.results import SubmissionResult
+
+
+def run(args: argparse.Namespace) -> int:
+    """`grader check` as the command line gives it: through the kit's daemon where one may be used, else here."""
+    report = None if args.no_report else report_path(args)
+    if args.kit is not None and daemon.wanted(args.no_daemon):
+        reply = ask_daemon(args.submission, args.kit, sandbox=args.sandbox, device=args.device, as_json=args.json,
+                           question=args.question, report=report)
+        if reply is not None:
+            return reply.play()
+    from grader.execution.launchers import choose_launcher
+
+    return check(args.submission, args.rubric, kit_path=args.kit, launcher=choose_launcher(args.sandbox),
+                 as_json=args.json, question=args.question, device=args.device, report=report)
+
+
+def daemon_options(sandbox: str, device: str) -> dict[str, str | None]:
+    """The options of `grader check --kit` that decide a verdict: part of the daemon's key."""
+    return {"sandbox": sandbox, "device": device}
+
+
+def ask_daemon(
+    submission: Path,
+    kit_path: Path,
+    *,
+    sandbox: str,
+    device: str,
+    as_json: bool = False,
+    question: str | None = None,
+    report: Path | None = None,
+) -> daemon.Reply | None:
+    """The check's output and exit status from the daemon of this kit (started where none listens), or None:
+    then the caller checks in this process, which says whatever was wrong (a missing kit, say)."""
+    folder = daemon.state_dir()
+    if folder is None:
+        return None
+    try:
+        key = daemon.key_for(kit_path, daemon_options(sandbox, device))
+    except OSError:
+        return None
+    umask = os.umask(0o022)
+    os.umask(umask)
+    request = daemon.CheckRequest(key, os.getcwd(), str(submission), str(kit_path), question, as_json,
+                                  None if report is None else str(report), umask, daemon.Terminal.here())
+    argv = [sys.executable, "-m", "grader.cli.check_daemon", "--kit", str(kit_path.resolve()), "--key", key,
+            "--sandbox", sandbox, "--device", device, "--idle", str(daemon.idle_seconds())]
+    return daemon.ask(daemon.Place(folder, key), request, argv)
 
 
 def report_path(args: argparse.Namespace) -> Path:
@@ -77,6 +130,11 @@ def check(
         raise GraderError("grader check needs --kit KIT (or, for a TA, --rubric RUBRIC)")
     if question is not None:
         raise GraderError("--question works with --kit")
+    from grader.classroom.score_files import gradescope
+    from grader.feedback.terminal import print_check
+    from grader.grading.submission import grade_submission
+    from grader.rubric.schema import load_rubric
+
     rubric = load_rubric(rubric_path)
     main, helpers = submission_files(submission, rubric.assignment)
     result = grade_submission(rubric, main, launcher=launcher, public_only=True, device=device, helpers=helpers)
@@ -98,12 +156,14 @@ def check_kit(
     question: str | None = None,
     device: str = "cpu",
     report: Path | None = None,
+    kit: KitFile | None = None,
 ) -> int:
+    """A check against the kit at `kit_path`; `kit` is that file already read (the daemon holds it)."""
     from grader.kit.run import check_submission
     from grader.kit.schema import read_kit
     from grader.kit.show import print_report
 
-    kit = read_kit(kit_path)
+    kit = read_kit(kit_path) if kit is None else kit
     if question is not None:
         kit.question(question)  # an unknown id is the user's mistake: said before any code runs
     main, helpers = submission_files(submission, kit.assignment)

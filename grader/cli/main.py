@@ -8,6 +8,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from grader import __version__
 from grader.errors import GraderError
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report", type=Path, help="where to write the HTML report (default: NAME.report.html beside the submission)")
     c.add_argument("--no-report", action="store_true", help="write no HTML report")
     c.add_argument("--device", default="cpu", help="'auto', 'cpu' or 'cuda' for training checks (default: %(default)s)")
+    c.add_argument("--no-daemon", action="store_true", help="check in this process only (also GRADER_DAEMON=0); by "
+                   "default a kit's check is kept warm in the background for a few minutes (GRADER_DAEMON_IDLE seconds)")
     _sandbox_option(c, "check")
 
     k = sub.add_parser("kit", help="write the student kit of a rubric: public checks without the solutions")
@@ -149,14 +152,19 @@ def _log_file(args: argparse.Namespace) -> Path:
             return out / "grader.log"
         except OSError:
             pass
+    return default_log_file()
+
+
+def default_log_file() -> Path:
+    """The log of a command that writes no folder (`grader check`, its daemon)."""
     return Path(tempfile.gettempdir()) / "grader.log"
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.execution.launchers import choose_launcher
-
+    """The verb's own module, imported only when that verb runs (`grader status` never loads torch)."""
     if args.command == "grade":
         from grader.cli.grade import grade
+        from grader.execution.launchers import choose_launcher
 
         executor = None
         if args.cluster or args.scheduler_file:
@@ -172,18 +180,16 @@ def run(args: argparse.Namespace) -> int:
             extensions=args.extension,
         )
     if args.command == "check":
-        from grader.cli.check import check, report_path
+        from grader.cli import check
 
-        return check(
-            args.submission, args.rubric, kit_path=args.kit, launcher=choose_launcher(args.sandbox), as_json=args.json,
-            question=args.question, device=args.device, report=None if args.no_report else report_path(args),
-        )
+        return check.run(args)
     if args.command == "kit":
         from grader.cli.kit import kit
 
         return kit(args.rubric, args.kit_file)
     if args.command == "validate":
         from grader.cli.validate import validate
+        from grader.execution.launchers import choose_launcher
 
         return validate(
             args.rubric, args.examples, allow=args.allow, launcher=choose_launcher(args.sandbox), device=args.device,
@@ -230,9 +236,18 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_path = _log_file(args)
-    logging.basicConfig(filename=log_path, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(filename=log_path, level=logging.INFO, format=LOG_FORMAT)
+    return guarded(lambda: run(args), log_path)
+
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def guarded(command: Callable[[], int], log_path: Path) -> int:
+    """Run `command`; a failure is one line on stderr and its exit status (the whole story in the log).  The
+    check daemon answers through this too, so its failures read as the command's own."""
     try:
-        return run(args)
+        return command()
     except GraderError as exc:
         logging.getLogger("grader").error("%s\n%s", exc, traceback.format_exc())
         print(f"grader: error: {exc}", file=sys.stderr)
@@ -242,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (`grader show OUT s1 | head`): stop quietly, as other command-line tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that Python's own flush at exit does not fail again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so Python's flush at exit does not fail again
+        except (OSError, ValueError):  # not a file (the daemon's capture): nothing to flush at exit
+            pass
         return 141
     except Exception as exc:  # noqa: BLE001 - one line here, the whole story in the log
         logging.getLogger("grader").critical("internal error\n%s", traceback.format_exc())

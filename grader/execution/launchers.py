@@ -37,6 +37,13 @@ def warm(launcher: sandbox.BwrapLauncher) -> Launcher:
     return WarmLauncher(launcher)
 
 
+def forget_warnings() -> None:
+    """Say the once-only warnings of choosing a launcher and of making a worker's cgroup again, as a fresh process
+    would: the check daemon answers each check as the cold command would have."""
+    _warn_once.cache_clear()
+    sandbox.forget_warnings()
+
+
 @functools.cache
 def _warn_once(problem: str) -> None:
     print(

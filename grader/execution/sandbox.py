@@ -29,10 +29,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from grader.execution.workdir import tree_size
-from grader.rubric.schema import Limits
+
+if TYPE_CHECKING:  # annotations only: `grader check`'s client parses its options without pydantic
+    from grader.rubric.schema import Limits
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +395,11 @@ def cgroup_support() -> CgroupSupport:
     return CgroupSupport(tuple(parents), problem)
 
 
+def forget_warnings() -> None:
+    """Say this process's once-only warnings again, as a fresh process would (the check daemon, per check)."""
+    _warn_cgroups_once.cache_clear()
+
+
 @functools.cache
 def _warn_cgroups_once(problem: str, missing: tuple[str, ...]) -> None:
     bounds = {"memory": "total memory", "pids": "process count"}
@@ -583,6 +590,8 @@ def bwrap_problem(bwrap: str = "bwrap") -> str | None:
         return f"bubblewrap needs Linux (this is {sys.platform})"
     if shutil.which(bwrap) is None:
         return "bwrap is not installed (apt-get install bubblewrap)"
+    from grader.rubric.schema import Limits  # here, not at the top: see the TYPE_CHECKING import
+
     launcher = BwrapLauncher(bwrap)
     scratch = Path(__import__("tempfile").mkdtemp(prefix="grader-probe-"))
     launch = launcher.launch([sys.executable, "-I", "-c", "pass"], scratch, Limits())

@@ -283,6 +283,22 @@ _ZYGOTES: dict[tuple[BwrapLauncher, Limits], Zygote] = {}
 MAX_ZYGOTES = 2
 
 
+def prestart(launcher: WarmLauncher, limits: Limits) -> None:
+    """Start this process's zygote for `launcher` and `limits` now (it imports torch while the caller does its own
+    work), so that the first `spawn` forks at once; a zygote that cannot start is started again, or given up for
+    a fresh worker, by that `spawn` as usual."""
+    key = (launcher.base, limits)
+    if key in _ZYGOTES:
+        return
+    try:
+        zygote = Zygote(launcher.base, limits)
+    except ZygoteError:
+        log.warning("the zygote did not start ahead of the first worker", exc_info=True)
+        return
+    _evict(MAX_ZYGOTES - 1)
+    _ZYGOTES[key] = zygote
+
+
 def _evict(keep: int) -> None:
     """Close the least recently used zygotes until at most `keep` are left."""
     while len(_ZYGOTES) > keep:
