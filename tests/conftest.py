@@ -22,6 +22,9 @@ os.environ.setdefault("GRADER_SANDBOX", "auto")
 # Tests grade under many sandboxes (one per temporary folder): a warm zygote per sandbox would cost more than the
 # fresh worker it saves.  tests/execution/test_warm.py builds warm launchers itself and checks them against fresh ones.
 os.environ.setdefault("GRADER_WARM", "0")
+# `grader check --kit` run by tests checks in its own process; tests/cli/test_check_daemon.py starts daemons itself
+# (in a private folder of its own) and stops every one it started.
+os.environ.setdefault("GRADER_DAEMON", "0")
 
 
 needs_bwrap = pytest.mark.skipif(

@@ -121,16 +121,19 @@ def private(folder: Path, uid: int) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == uid and info.st_mode & 0o077 == 0
 
 
-def state_dir(uid: int | None = None) -> Path | None:
-    """This user's folder of daemon sockets, made if need be: `$XDG_RUNTIME_DIR/grader-check` where that is the
-    user's private runtime folder, else `/tmp/grader-check-UID`.  None where it is not private (another owner,
-    a link, a mode that lets others in): then no daemon is used."""
-    uid = os.getuid() if uid is None else uid
+def state_dir() -> Path | None:
+    """This user's folder of daemon sockets (`usable`): `$XDG_RUNTIME_DIR/grader-check` where that is the user's
+    private runtime folder, else `/tmp/grader-check-UID`."""
+    uid = os.getuid()
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and os.path.isabs(runtime) and private(Path(runtime), uid):
-        folder = Path(runtime) / _FOLDER
-    else:
-        folder = Path("/tmp") / f"{_FOLDER}-{uid}"
+        return usable(Path(runtime) / _FOLDER, uid)
+    return usable(Path("/tmp") / f"{_FOLDER}-{uid}", uid)
+
+
+def usable(folder: Path, uid: int) -> Path | None:
+    """`folder`, made if need be, where it is private to `uid`; None where it is not (another owner, a link, a
+    mode that lets others in): then no daemon is used."""
     try:
         folder.mkdir(mode=0o700)
     except FileExistsError:
@@ -310,12 +313,12 @@ def _receive(sock: socket.socket) -> dict[str, Any]:
 # -- the client -------------------------------------------------------------------------------------------------
 
 
-def connect(place: Place) -> socket.socket | None:
-    """A connection to the daemon of `place`, where one listens there and runs as this user."""
+def connect(place: Place, uid: int | None = None) -> socket.socket | None:
+    """A connection to the daemon of `place`, where one listens there and runs as `uid` (this user)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(place.socket))
-        if peer_uid(sock) != os.getuid():
+        if peer_uid(sock) != (os.getuid() if uid is None else uid):
             raise PermissionError(f"{place.socket} is answered by another user")
     except OSError:
         sock.close()
@@ -323,7 +326,7 @@ def connect(place: Place) -> socket.socket | None:
     return sock
 
 
-def start(place: Place, argv: list[str]) -> subprocess.Popen[bytes] | None:
+def start(argv: list[str]) -> subprocess.Popen[bytes] | None:
     """Start a daemon (`argv`) in its own session, detached from this terminal; it outlives this process."""
     try:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -352,7 +355,7 @@ def ask(place: Place, request: CheckRequest, daemon_argv: list[str]) -> Reply | 
     (no daemon could start, it declined, it died mid-check): the caller then checks cold."""
     sock = connect(place)
     if sock is None:
-        proc = start(place, daemon_argv)
+        proc = start(daemon_argv)
         sock = _await(place, proc) if proc is not None else None
     if sock is None:
         return None
@@ -374,6 +377,7 @@ class Listener:
 
     def __init__(self, place: Place) -> None:
         self.place = place
+        self.uid = os.getuid()  # the only user answered
         old_umask = os.umask(0o077)
         try:
             self.lockfd = os.open(place.pidfile, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -416,11 +420,11 @@ class Listener:
                 return
             with conn:
                 conn.settimeout(None)
-                self._answer(conn, handle)
+                self.answer(conn, handle)
 
-    def _answer(self, conn: socket.socket, handle: Callable[[CheckRequest], Reply]) -> None:
+    def answer(self, conn: socket.socket, handle: Callable[[CheckRequest], Reply]) -> None:
         try:
-            if peer_uid(conn) != os.getuid():
+            if peer_uid(conn) != self.uid:
                 log.warning("refused a request from another user")
                 return
             request = CheckRequest.from_dict(_receive(conn))
