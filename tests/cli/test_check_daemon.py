@@ -200,6 +200,11 @@ def test_a_request_from_another_user_is_refused(runtime: Path, kit: Path) -> Non
     place = Place(folder, "0" * 64)
     listener = Listener(place)
     answered: list[CheckRequest] = []
+
+    def handle(request: CheckRequest) -> Reply:
+        answered.append(request)
+        return Reply()
+
     try:
         listener.uid = os.getuid() + 1  # the daemon of another user, as far as this process is concerned
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -208,7 +213,7 @@ def test_a_request_from_another_user_is_refused(runtime: Path, kit: Path) -> Non
             client.shutdown(socket.SHUT_WR)
             conn, _ = listener.sock.accept()
             with conn:
-                listener.answer(conn, lambda request: answered.append(request) or Reply())
+                listener.answer(conn, handle)
             assert _said(client) == b""  # closed without a word
         assert answered == []
         # And a client does not talk to a daemon run by another user.
