@@ -125,6 +125,14 @@ def test_a_daemon_check_is_a_cold_check(runtime: Path, kit: Path, tmp_path: Path
     assert b"public checks: " in cold.stdout
     assert first == cold
     assert again == cold
+    # The client's whole path imports none of the grader's heavy parts: torch, sympy, numpy, pydantic.
+    shutil.copy(EXAMPLES / example, tmp_path / "again" / example)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "grader.cli.main", "check", example, "--kit",
+                           str(kit)], cwd=tmp_path / "again", capture_output=True, env=os.environ.copy())
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.decode().splitlines() if "import time:" in line}
+    assert (proc.stdout, proc.returncode) == (cold.stdout, cold.code)
+    assert {"grader.cli.check", "grader.cli.daemon"} <= imported
+    assert not {"torch", "sympy", "numpy", "pydantic"} & imported
 
 
 def _request(kit: Path, submission: Path, key: str) -> CheckRequest:
@@ -259,3 +267,12 @@ def test_messages_are_json_and_checked() -> None:
     with pytest.raises(ValueError):
         CheckRequest.from_dict({**request.serialize(), "protocol": 0})
     assert replace(reply, served=False).serialize()["served"] is False
+
+
+def test_the_command_line_parses_without_the_heavy_parts() -> None:
+    """`grader`'s parser and `grader check`'s client load no torch, sympy, numpy or pydantic: each verb's module,
+    and what it needs, is imported when that verb runs."""
+    code = ("import sys; from grader.cli import check, main; main.build_parser().parse_args(['status', 'out']); "
+            "print(sorted(m for m in ('torch', 'sympy', 'numpy', 'pydantic') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout == "[]\n"
