@@ -121,16 +121,25 @@ class Checker:
         if daemon.key_for(kit_path, options) != key:
             return None
         kit = read_kit(kit_path)
-        launcher = choose_launcher(sandbox)
-        zygote = None
-        if isinstance(launcher, WarmLauncher):  # the worker's torch import, beside this process's own
-            zygote = threading.Thread(target=prestart, args=(launcher, kit.limits), daemon=True)
-            zygote.start()
+        problems: list[Exception] = []
+
+        def start_zygote() -> None:  # the sandbox probe and the worker's torch import, beside this process's own
+            try:
+                launcher = choose_launcher(sandbox)
+            except Exception as exc:  # noqa: BLE001 - raised below, in the main thread
+                problems.append(exc)
+                return
+            if isinstance(launcher, WarmLauncher):
+                prestart(launcher, kit.limits)
+
+        zygote = threading.Thread(target=start_zygote, daemon=True)
+        zygote.start()
         import grader.kit.run  # noqa: F401 - torch and every check kind, imported once here
 
         kit_handout(kit, kit_path)
-        if zygote is not None:
-            zygote.join()
+        zygote.join()
+        if problems:
+            raise problems[0]
         if daemon.key_for(kit_path, options) != key:  # changed while it was read
             return None
         return cls(kit, kit_path, sandbox, device, log_path)
