@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from grader.execution.sandbox import Launcher
     from grader.kit.schema import KitFile
     from grader.results import SubmissionResult
+    from grader.rubric.schema import Limits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,13 +162,19 @@ def check_kit(
     kit: KitFile | None = None,
 ) -> int:
     """A check against the kit at `kit_path`; `kit` is that file already read (the daemon holds it)."""
-    from grader.kit.run import check_submission
-    from grader.kit.schema import read_kit
-    from grader.kit.show import print_report
+    from grader.kit.schema import read_kit, read_limits
 
-    kit = read_kit(kit_path) if kit is None else kit
-    if question is not None:
-        kit.question(question)  # an unknown id is the user's mistake: said before any code runs
+    limits = read_limits(kit_path) if kit is None else kit.limits
+    zygote = start_zygote(launcher, limits) if limits is not None else None  # its torch import beside ours
+    try:
+        kit = read_kit(kit_path) if kit is None else kit
+        if question is not None:
+            kit.question(question)  # an unknown id is the user's mistake: said before any code runs
+        from grader.kit.run import check_submission
+        from grader.kit.show import print_report
+    finally:
+        if zygote is not None:  # up, or given up, before this process goes on (or exits)
+            zygote.join()
     main, helpers = submission_files(submission, kit.assignment)
     checked = check_submission(kit, kit_path, main, launcher=launcher, device=device, question=question, helpers=helpers)
     if as_json:
@@ -175,3 +184,21 @@ def check_kit(
     if report is not None:
         write_check_report(checked.result, report, as_json=as_json)
     return checked.exit_code
+
+
+def start_zygote(launcher: Launcher | None, limits: Limits) -> threading.Thread | None:
+    """Start a warm launcher's zygote in a thread, so that the worker's torch import runs beside this process's
+    own; the caller joins the thread before its first worker."""
+    from grader.execution.zygote import WarmLauncher, prestart
+
+    if not isinstance(launcher, WarmLauncher):
+        return None
+    def start() -> None:
+        try:
+            prestart(launcher, limits)
+        except Exception:  # noqa: BLE001 - the first worker starts it again, or runs without it, as ever
+            logging.getLogger(__name__).warning("the zygote did not start early", exc_info=True)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    return thread

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,33 +116,47 @@ class Checker:
         """Warm up for `key`; None where the kit on disk is not the one the key names (changed since)."""
         from grader.execution.launchers import choose_launcher
         from grader.execution.zygote import WarmLauncher, prestart
-        from grader.kit.schema import kit_handout, read_kit
+        from grader.kit.schema import kit_handout, read_kit, read_limits
 
+        began = time.perf_counter()
         options = daemon_options(sandbox, device)
         if daemon.key_for(kit_path, options) != key:
             return None
-        kit = read_kit(kit_path)
+        limits = read_limits(kit_path)
         problems: list[Exception] = []
 
-        def start_zygote() -> None:  # the sandbox probe and the worker's torch import, beside this process's own
+        def warm_worker() -> None:  # the sandbox probe and the worker's torch import, beside this process's own
             try:
                 launcher = choose_launcher(sandbox)
             except Exception as exc:  # noqa: BLE001 - raised below, in the main thread
                 problems.append(exc)
                 return
-            if isinstance(launcher, WarmLauncher):
-                prestart(launcher, kit.limits)
+            if isinstance(launcher, WarmLauncher) and limits is not None:
+                try:
+                    prestart(launcher, limits)
+                except Exception:  # noqa: BLE001 - the first worker starts it again, or runs without it
+                    log.warning("the zygote did not start early", exc_info=True)
 
-        zygote = threading.Thread(target=start_zygote, daemon=True)
+        zygote = threading.Thread(target=warm_worker, daemon=True)
         zygote.start()
-        import grader.kit.run  # noqa: F401 - torch and every check kind, imported once here
+        kit = read_kit(kit_path)
+        read = time.perf_counter()
+        # Torch and every check kind, the report and the terminal views: imported once here, beside the zygote.
+        import grader.feedback.report  # noqa: F401
+        import grader.kit.run  # noqa: F401
+        import grader.kit.show  # noqa: F401
+        import grader.sources.discover  # noqa: F401
 
         kit_handout(kit, kit_path)
+        imported = time.perf_counter()
         zygote.join()
         if problems:
             raise problems[0]
         if daemon.key_for(kit_path, options) != key:  # changed while it was read
             return None
+        log.info("the check daemon of %s is warm in %.2f s (the kit read, torch imported, in %.2f s, the checks "
+                 "imported %.2f s later, the zygote up %.2f s after that)", kit_path, time.perf_counter() - began, read - began,
+                 imported - read, time.perf_counter() - imported)
         return cls(kit, kit_path, sandbox, device, log_path)
 
     def answer(self, request: CheckRequest) -> Reply:
@@ -153,8 +168,10 @@ class Checker:
             os.chdir("/")
             return Reply(served=False)
         output: list[tuple[int, str]] = []
+        began = time.perf_counter()
         with as_client(request, output):
             code = guarded(lambda: self.check(request), self.log_path)
+        log.info("checked %s in %.2f s", request.submission, time.perf_counter() - began)
         return Reply(merged(output), code)
 
     def check(self, request: CheckRequest) -> int:

@@ -145,7 +145,7 @@ def _sandbox_option(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _log_file(args: argparse.Namespace) -> Path:
-    out = getattr(args, "out", None)
+    out: Path | None = getattr(args, "out", None)
     if out is not None:
         try:
             out.mkdir(parents=True, exist_ok=True)

@@ -216,6 +216,17 @@ def read_kit(path: str | Path) -> KitFile:
     return kit
 
 
+def read_limits(path: str | Path) -> Limits | None:
+    """A kit's limits alone, read without decoding its values (which imports torch): a check starts its worker
+    with them while it reads the rest.  None where they cannot be read: `read_kit` says why."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = json.loads(zf.read(MANIFEST))
+        return Limits.model_validate(manifest["limits"])
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):  # pydantic's errors are ValueErrors
+        return None
+
+
 _EXTRACTED: dict[tuple[str, str], tuple[HandoutFile, ...]] = {}  # (kit path, rubric sha) -> files, per process
 
 
