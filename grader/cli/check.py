@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from grader.cli import daemon
 from grader.errors import GraderError
@@ -164,17 +164,19 @@ def check_kit(
     """A check against the kit at `kit_path`; `kit` is that file already read (the daemon holds it)."""
     from grader.kit.schema import read_kit, read_limits
 
-    limits = read_limits(kit_path) if kit is None else kit.limits
-    zygote = start_zygote(launcher, limits) if limits is not None else None  # its torch import beside ours
-    try:
-        kit = read_kit(kit_path) if kit is None else kit
+    def read() -> KitFile:  # decoding the kit's values imports torch; then the checks
+        read_kit_file = read_kit(kit_path) if kit is None else kit
         if question is not None:
-            kit.question(question)  # an unknown id is the user's mistake: said before any code runs
-        from grader.kit.run import check_submission
-        from grader.kit.show import print_report
-    finally:
-        if zygote is not None:  # up, or given up, before this process goes on (or exits)
-            zygote.join()
+            read_kit_file.question(question)  # an unknown id is the user's mistake: said before any code runs
+        import grader.kit.run  # noqa: F401
+        import grader.kit.show  # noqa: F401
+
+        return read_kit_file
+
+    kit = beside_zygote(lambda: launcher, read_limits(kit_path) if kit is None else kit.limits, read)
+    from grader.kit.run import check_submission
+    from grader.kit.show import print_report
+
     main, helpers = submission_files(submission, kit.assignment)
     checked = check_submission(kit, kit_path, main, launcher=launcher, device=device, question=question, helpers=helpers)
     if as_json:
@@ -186,19 +188,36 @@ def check_kit(
     return checked.exit_code
 
 
-def start_zygote(launcher: Launcher | None, limits: Limits) -> threading.Thread | None:
-    """Start a warm launcher's zygote in a thread, so that the worker's torch import runs beside this process's
-    own; the caller joins the thread before its first worker."""
+T = TypeVar("T")
+
+
+def beside_zygote(launcher: Callable[[], Launcher | None], limits: Limits | None, work: Callable[[], T]) -> T:
+    """`work()` (reading the kit, importing torch and the checks) in a thread while this thread starts the warm
+    launcher's zygote with `limits`, so that its torch import runs beside this process's own.  The zygote is
+    started from this thread, not the other: a sandbox dies with the thread that started it (bwrap
+    --die-with-parent).  `launcher` is called after the thread starts (the sandbox probe overlaps it too)."""
     from grader.execution.zygote import WarmLauncher, prestart
 
-    if not isinstance(launcher, WarmLauncher):
-        return None
-    def start() -> None:
-        try:
-            prestart(launcher, limits)
-        except Exception:  # noqa: BLE001 - the first worker starts it again, or runs without it, as ever
-            logging.getLogger(__name__).warning("the zygote did not start early", exc_info=True)
+    done: list[T] = []
+    failed: list[BaseException] = []
 
-    thread = threading.Thread(target=start, daemon=True)
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # noqa: BLE001 - raised below, in this thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return thread
+    try:
+        chosen = launcher()
+        if isinstance(chosen, WarmLauncher) and limits is not None:
+            try:
+                prestart(chosen, limits)
+            except Exception:  # noqa: BLE001 - the first worker starts it again, or runs without it, as ever
+                logging.getLogger(__name__).warning("the zygote did not start early", exc_info=True)
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return done[0]

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from grader.cli import daemon
-from grader.cli.check import check_kit, daemon_options
+from grader.cli.check import beside_zygote, check_kit, daemon_options
 from grader.cli.daemon import CheckRequest, Listener, Place, Reply, Terminal
 from grader.cli.main import LOG_FORMAT, default_log_file, guarded
 
@@ -115,48 +114,33 @@ class Checker:
     def start(cls, kit_path: Path, key: str, sandbox: str, device: str, log_path: Path) -> Checker | None:
         """Warm up for `key`; None where the kit on disk is not the one the key names (changed since)."""
         from grader.execution.launchers import choose_launcher
-        from grader.execution.zygote import WarmLauncher, prestart
         from grader.kit.schema import kit_handout, read_kit, read_limits
 
         began = time.perf_counter()
         options = daemon_options(sandbox, device)
         if daemon.key_for(kit_path, options) != key:
             return None
-        limits = read_limits(kit_path)
-        problems: list[Exception] = []
+        timings: list[float] = []
 
-        def warm_worker() -> None:  # the sandbox probe and the worker's torch import, beside this process's own
-            try:
-                launcher = choose_launcher(sandbox)
-            except Exception as exc:  # noqa: BLE001 - raised below, in the main thread
-                problems.append(exc)
-                return
-            if isinstance(launcher, WarmLauncher) and limits is not None:
-                try:
-                    prestart(launcher, limits)
-                except Exception:  # noqa: BLE001 - the first worker starts it again, or runs without it
-                    log.warning("the zygote did not start early", exc_info=True)
+        def load() -> KitFile:  # decoding the kit's values imports torch; then every check kind and view
+            kit = read_kit(kit_path)
+            timings.append(time.perf_counter())
+            import grader.feedback.report  # noqa: F401
+            import grader.kit.run  # noqa: F401
+            import grader.kit.show  # noqa: F401
+            import grader.sources.discover  # noqa: F401
 
-        zygote = threading.Thread(target=warm_worker, daemon=True)
-        zygote.start()
-        kit = read_kit(kit_path)
-        read = time.perf_counter()
-        # Torch and every check kind, the report and the terminal views: imported once here, beside the zygote.
-        import grader.feedback.report  # noqa: F401
-        import grader.kit.run  # noqa: F401
-        import grader.kit.show  # noqa: F401
-        import grader.sources.discover  # noqa: F401
+            kit_handout(kit, kit_path)
+            timings.append(time.perf_counter())
+            return kit
 
-        kit_handout(kit, kit_path)
-        imported = time.perf_counter()
-        zygote.join()
-        if problems:
-            raise problems[0]
+        kit = beside_zygote(lambda: choose_launcher(sandbox), read_limits(kit_path), load)
         if daemon.key_for(kit_path, options) != key:  # changed while it was read
             return None
+        read, imported = timings
         log.info("the check daemon of %s is warm in %.2f s (the kit read, torch imported, in %.2f s, the checks "
-                 "imported %.2f s later, the zygote up %.2f s after that)", kit_path, time.perf_counter() - began, read - began,
-                 imported - read, time.perf_counter() - imported)
+                 "imported %.2f s later, the zygote up %.2f s after that)", kit_path, time.perf_counter() - began,
+                 read - began, imported - read, time.perf_counter() - imported)
         return cls(kit, kit_path, sandbox, device, log_path)
 
     def answer(self, request: CheckRequest) -> Reply:
