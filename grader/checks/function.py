@@ -26,6 +26,7 @@ from grader.results import Outcome
 from grader.rubric.options import FunctionOptions, Selector
 from grader.worker import codec
 from grader.worker.codec import Handle
+from grader.worker.messages import Pick
 from grader.worker.ops_chain import pick
 
 Problem = tuple[str | None, dict[str, Any]]
@@ -225,9 +226,7 @@ class FunctionCheck:
         try:
             return self._compare_one(ctx, case, expected, tol, pure, plan, expected_after or {}, kept)
         finally:
-            proc = ctx.session.proc  # a dead worker took its values with it: no restart just to let them go
-            if kept and proc is not None and proc.poll() is None and not ctx.session.out_of_time:
-                ctx.session.request_call({"op": "release", "handles": [h.id for h in kept]}, ctx.timeout)
+            ctx.session.release(kept, ctx.timeout)
 
     def _compare_one(
         self,
@@ -378,8 +377,7 @@ def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Han
 def _pick(ctx: CheckContext, handle: Handle, selector: Selector, *, keep: bool, function: str = "") -> Any:
     """Item `selector` of a value kept in the worker (plain data, or a new handle with `keep`); a problem in
     words (a str) when it has no such item."""
-    request = {"op": "pick", "handle": handle.id, "item": codec.encode(selector), "keep": keep}
-    result = ctx.session.request_call(request, ctx.timeout)
+    result = ctx.session.request_call(Pick(handle=handle.id, item=codec.encode(selector), keep=keep), ctx.timeout)
     reply = result.value if result.ok and isinstance(result.value, dict) else {}
     function = function or handle.type_name
     if reply.get("found") is True and "item" in reply:

@@ -25,6 +25,7 @@ from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.results import Outcome
 from grader.rubric.options import PropertyOptions
 from grader.worker.codec import Handle
+from grader.worker.messages import BuildModel, DescribeGroups, ModelDigest
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 
 Verdict = tuple[bool, str]
@@ -53,7 +54,7 @@ class Answer:
 
     def param_groups(self, model: str = "model") -> dict[str, Any]:
         """The worker's description of kept param groups: per group the names of its params, by identity."""
-        request = {"op": "describe_groups", "groups": self._handle().id, "model": self.models[model].id}
+        request = DescribeGroups(groups=self._handle().id, model=self.models[model].id)
         result = self.session.request_call(request, self.timeout)
         if not result.ok or not isinstance(result.value, dict):
             raise StudentFailure(f"the returned groups could not be inspected: {result.explain() or 'no description'}")
@@ -196,7 +197,7 @@ def _build_models(ctx: CheckContext, case: dict[str, Any], where: str) -> tuple[
         except Exception as exc:
             raise GraderError(f"{where}: cannot build model {spec.builder!r}: {exc!r}") from exc
         models.local[name], models.digests[name] = local, model_digest(local)
-        result = ctx.session.request_call({"op": "build_model", "spec": _encode_spec(spec)}, ctx.timeout)
+        result = ctx.session.request_call(BuildModel(spec=_encode_spec(spec)), ctx.timeout)
         built = result.value if result.ok and isinstance(result.value, dict) else {}
         if not isinstance(built.get("handle"), Handle):
             return models, f"the model `{name}` could not be built in your notebook's process ({result.explain()})"
@@ -225,7 +226,7 @@ def _changed_tensors(case: dict[str, Any], result: CallResult, student: StudentS
 
 def _changed_models(ctx: CheckContext, models: _Models) -> str | None:
     for name, handle in models.handles.items():
-        result = ctx.session.request_call({"op": "model_digest", "model": handle.id}, ctx.timeout)
+        result = ctx.session.request_call(ModelDigest(model=handle.id), ctx.timeout)
         if not result.ok:
             return f"the model `{name}` could not be read after the call ({result.explain()})"
         difference = digest_difference(models.digests[name], result.value)
