@@ -226,7 +226,7 @@ class FunctionCheck:
         finally:
             ctx.session.release(kept, ctx.timeout)
 
-    def _compare_one(
+    def _compare_one(  # noqa: C901 (the steps of one case's comparison, in the order a report explains them)
         self,
         ctx: CheckContext,
         case: dict[str, Any],

@@ -158,7 +158,7 @@ class PipeTransport:
         if cleanup is not None:
             try:
                 cleanup()
-            except Exception:  # noqa: BLE001 - a leftover cgroup is logged, grading goes on
+            except Exception:  # a leftover cgroup is logged, grading goes on
                 log.warning("cleaning up after a worker failed", exc_info=True)
         for fd in (self.rfd, self.wfd):
             if fd >= 0:
@@ -276,7 +276,7 @@ def _spawn_warm(
         return None
     from grader.execution.zygote import ZygoteError
 
-    req_r, req_w, resp_r, resp_w = fds
+    req_r, resp_w = fds[0], fds[3]
     try:
         proc, launch = spawn(scratch, limits, log_path, req_r, resp_w)
     except ZygoteError as exc:
@@ -301,7 +301,7 @@ def _popen(
         for fd in fds:
             os.close(fd)
         raise
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (closed below, once the worker holds it)
     try:
         proc = subprocess.Popen(
             launch.argv,
