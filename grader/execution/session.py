@@ -105,10 +105,10 @@ class WorkerSession:
         self.submission = submission
         # Files graded with the submission (a helper module its notebook imports): (the student's name for
         # it, a relative path, and where it is), and the course's handout: the worker's working folder
-        # (grader.workdir), built afresh for every worker.
+        # (grader.execution.workdir), built afresh for every worker.
         self.helpers = tuple(helpers)
         self.handout = tuple(handout)
-        self.staged = StagedFolder()  # what the working folder left out of the student's (grader.workdir)
+        self.staged = StagedFolder()  # what the working folder left out of the student's (grader.execution.workdir)
         self.limits = limits
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
