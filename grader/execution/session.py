@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from grader.execution.replies import MalformedReply, Reply
 from grader.execution.sandbox import Launcher, PlainLauncher
 from grader.execution.transport import (
     STOPPED_READING,
@@ -34,7 +35,6 @@ from grader.rubric.schema import Limits
 from grader.sources.load import Submission
 from grader.worker import codec
 from grader.worker.messages import Call, Exec, Get, Hello, Integrity, Release, Request, Timed
-from grader.worker.protocol import MalformedReply, Reply
 
 GRACE = 3.0  # seconds past a soft limit before the worker is killed from outside
 START_TIMEOUT = 120.0

@@ -2,7 +2,7 @@
 
 `PipeTransport` is a worker process of its own (started by a launcher, grader.execution.sandbox, or forked warm
 by its zygote), spoken to over two private pipes: a header, then JSON (grader.worker.protocol).  Everything it
-reads is checked before use, since the student's code shares the worker's process.  `InProcessTransport` answers
+reads is checked before use (grader.execution.replies), since the student's code shares the worker's process.  `InProcessTransport` answers
 in this process, with the student's own namespace: the kit's in-notebook self-check (grader.kit.notebook), which
 trusts the student's code and never grades.
 
@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from grader.execution.replies import Reply, parse_reply
 from grader.execution.sandbox import Launch, Launcher, worker_argv
 from grader.rubric.schema import Limits
 from grader.worker import codec, protocol
 from grader.worker.messages import ReplyFields, Request, Timed
-from grader.worker.protocol import ChannelClosed, GarbledStream, MiB, Reply
+from grader.worker.protocol import ChannelClosed, GarbledStream, MiB
 
 if TYPE_CHECKING:
     from grader.execution.zygote import WarmProcess
@@ -138,7 +139,7 @@ class PipeTransport:
             reason = self._death_reason()
             self.close()
             raise WorkerDied(reason) from exc
-        reply = protocol.parse_reply(data)
+        reply = parse_reply(data)
         if reply.too_large is not None:
             # An honest worker sends only the size of a value over the bound; the worker lives on.
             raise ReplyTooLarge(reply.too_large, limit)
@@ -350,7 +351,7 @@ class InProcessTransport:
             # Its budget as wall-clock time, as the self-check has always had it: no watchdog thread in the kernel.
             request = dataclasses.replace(request, wall=None)
         # Through the wire format and its checks, so that what the checks decode is what a worker would send.
-        return protocol.parse_reply(codec.dumps(self._answer(request)))
+        return parse_reply(codec.dumps(self._answer(request)))
 
     def _answer(self, request: Request) -> ReplyFields:
         from grader.worker.running import CellTimeout, describe

@@ -7,7 +7,7 @@ are None left out.  Values the student's code sees (arguments, tensors, selector
 `grader.worker.codec`; here they are `Any`, as the codec checks them.
 
 Replies go the other way as `ReplyFields`, a plain dict the worker builds; the grader checks each one against
-its schema (`grader.worker.protocol.Reply`) before it reads anything, since student code can change any reply.
+its schema (`grader.execution.replies.Reply`) before it reads anything, since student code can change any reply.
 
 The standard library only: the worker imports this module before the student's first cell.
 """
@@ -189,7 +189,7 @@ def parse_request(raw: object) -> Request:
 
 
 class ReplyFields(TypedDict, total=False):
-    """What a worker answers, whatever the op; the grader reads it as `grader.worker.protocol.Reply`."""
+    """What a worker answers, whatever the op; the grader reads it as `grader.execution.replies.Reply`."""
 
     ok: Required[bool]
     error: str

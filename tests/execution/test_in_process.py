@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import torch
 
+from grader.execution.replies import Reply, parse_reply
 from grader.execution.session import WorkerSession
 from grader.execution.transport import InProcessTransport
 from grader.rubric.schema import Limits
 from grader.sources.load import Submission
-from grader.worker import codec, protocol
+from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.messages import Hello, Request
-from grader.worker.protocol import Reply
 
 NOTEBOOK = Submission(Path("notebook.ipynb"), "notebook", ())
 
@@ -102,8 +102,8 @@ class _Garbling:
 
     def request(self, request: Request, deadline: float, reply_limit: int | None = None) -> Reply:
         if isinstance(request, Hello):
-            return protocol.parse_reply(codec.dumps({"ok": True, "device": "cpu"}))
-        return protocol.parse_reply(self.reply)
+            return parse_reply(codec.dumps({"ok": True, "device": "cpu"}))
+        return parse_reply(self.reply)
 
     def alive(self) -> bool:
         return True

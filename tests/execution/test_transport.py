@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from grader.checks.support.compare import compare, describe
+from grader.execution.replies import MalformedReply, parse_reply
 from grader.execution.sandbox import PlainLauncher
 from grader.execution.session import WorkerSession
 from grader.grading.submission import grade_submission
@@ -26,7 +27,6 @@ from grader.results import Status, SubmissionResult
 from grader.rubric.schema import Limits, Rubric, load_rubric
 from grader.sources.load import load_submission
 from grader.worker import codec, protocol
-from grader.worker.protocol import MalformedReply, parse_reply
 from tests.conftest import DATA, by_id, worker_process
 
 LIMITS = Limits(cell_timeout=3, call_timeout=3, wall_seconds=120)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 
+from grader.execution.replies import Reply, parse_reply
 from grader.worker import codec, protocol
 from grader.worker.main import Worker
 from grader.worker.messages import (
@@ -29,7 +32,6 @@ from grader.worker.messages import (
     TrainRun,
     parse_request,
 )
-from grader.worker.protocol import Reply
 
 EXAMPLES: list[Request] = [
     Hello(),
@@ -98,7 +100,7 @@ def _ask(rfd: int, wfd: int, message: dict[str, Any], request_id: int) -> Reply:
     protocol.write_frame(wfd, protocol.frame(payload, request_id, nonce, protocol.REPLY_LIMIT))
     header = protocol.Header.unpack(protocol.read_exactly(rfd, protocol.HEADER.size))
     assert (header.request_id, header.nonce) == (request_id, nonce)
-    return protocol.parse_reply(protocol.read_exactly(rfd, header.size))
+    return parse_reply(protocol.read_exactly(rfd, header.size))
 
 
 def test_the_worker_answers_a_malformed_request_with_an_error_and_serves_the_next() -> None:
@@ -121,3 +123,12 @@ def test_the_worker_answers_a_malformed_request_with_an_error_and_serves_the_nex
         for fd in (req_r, resp_r, resp_w):
             os.close(fd)
     assert not serving.is_alive()
+
+
+def test_the_worker_imports_no_pydantic_and_nothing_of_the_graders_side() -> None:
+    probe = (
+        "import sys, grader.worker.main, grader.worker.extensions, grader.worker.messages\n"
+        "print(sorted(m for m in sys.modules if m == 'pydantic' or m.startswith('grader.') and not m.startswith('grader.worker')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
