@@ -37,12 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grader.checks import CheckContext
 from grader.errors import GraderError, RubricError
 from grader.execution.sandbox import Launcher
-from grader.execution.session import GetResult, ReplyTooLarge, WorkerDied, WorkerSession, WorkerTimeout
+from grader.execution.session import GetResult, WorkerSession
 from grader.grading.submission import run_question
 from grader.results import QuestionResult
 from grader.rubric.schema import Question, Rubric
 from grader.sources.load import load_submission
-from grader.worker.protocol import MalformedReply
 
 log = logging.getLogger(__name__)
 
@@ -756,7 +755,7 @@ class Grader:
     def _in_worker(self, m: Mutant) -> list[MutantResult]:
         session = self._warm()
         timeout = self.rubric.limits.cell_timeout
-        problem = define(session, m.source, timeout)
+        problem = session.define(m.source, timeout, MUTANT_CELL)
         if problem is not None:
             # As a student's cell that raises: the name keeps no wrong value to grade, the answer is lost.
             return [self._killed(m, qid, f"the mutant failed when defined: {problem}") for qid in m.questions]
@@ -764,13 +763,13 @@ class Grader:
         try:
             for i, qid in enumerate(m.questions):
                 # The worker died on the last question and a fresh one replays the reference: redefine.
-                if i and not session_alive(session) and define(session, m.source, timeout) is not None:
+                if i and not session.alive() and session.define(m.source, timeout, MUTANT_CELL) is not None:
                     results.append(self._killed(m, qid, "the mutant could not be defined again"))
                     continue
                 ctx = CheckContext(self.rubric, self.questions[qid], self.submission, session, self.reference, self.device)
                 results.append(_verdict(m, run_question(ctx)))
         finally:
-            if define(session, m.original, timeout) is not None:
+            if session.define(m.original, timeout, MUTANT_CELL) is not None:
                 session.close()  # the next request starts a fresh worker, which replays the reference's cells
         return results
 
@@ -900,22 +899,3 @@ def _with_timeout(rubric: Rubric, q: Question, seconds: float | None) -> Questio
     if seconds is not None:
         limit = min(limit, max(MIN_TIMEOUT, TIMEOUT_FACTOR * seconds))
     return replace(q, spec=q.spec.model_copy(update={"timeout": limit}))
-
-
-# The worker session runs a student's cells; a mutant is a definition run after them that a restarted worker must
-# not replay (it replays the reference), so it goes through the session's transport directly.
-def session_alive(session: WorkerSession) -> bool:
-    """Whether the session's worker is running now."""
-    return session.alive()
-
-
-def define(session: WorkerSession, source: str, timeout: float) -> str | None:
-    """Run `source` (a definition) in the session's worker, outside its replayed cells; None, or what went wrong."""
-    try:
-        session.ensure_replayed()
-        reply = session.request({"op": "exec", "index": MUTANT_CELL, "source": source, "timeout": timeout}, timeout)
-    except (WorkerDied, WorkerTimeout, ReplyTooLarge, MalformedReply) as exc:
-        return str(exc) or type(exc).__name__
-    if not reply.ok:
-        return reply.error or reply.reason
-    return None

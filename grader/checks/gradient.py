@@ -15,7 +15,7 @@ import torch
 
 from grader.checks.base import CheckContext, question_seed
 from grader.checks.function import call_failure
-from grader.checks.support.cases import clone, generate_cases, label, rebuilder, same_kind
+from grader.checks.support.cases import CaseVerdict, clone, generate_cases, label, rebuilder, same_kind
 from grader.checks.support.compare import describe, is_array, relative_error, to_numpy
 from grader.checks.support.diagnose import around, diagnose, diagnose_shapes
 from grader.checks.support.shrink import Contract, reproduction
@@ -111,7 +111,7 @@ class GradientCheck:
         cases, gradients = _reference_gradients(ctx, opts, where)
         known = {id(case): grad for case, grad in zip(cases, gradients)}
 
-        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        def one(case: dict[str, Any]) -> CaseVerdict:
             expected = known.get(id(case))
             if expected is None:  # a shrunk case: the reference's gradient on it is computed here
                 point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
@@ -178,14 +178,14 @@ def _reference_gradients(
 
 def judge(
     answer: str, case: dict[str, Any], expected: torch.Tensor, result: CallResult, max_rel_error: float
-) -> tuple[str | None, dict[str, Any]]:
-    """One case's verdict (None when it passes) and details, as grading and the kit both give it."""
+) -> CaseVerdict:
+    """One case's verdict, as grading and the kit both give it."""
     if not result.ok:
         if result.missing:
-            return f"`{answer}` is not defined", {"missing": True}
+            return CaseVerdict.stop(f"`{answer}` is not defined")
         if result.time_up:
-            return result.explain(), {"not_checked": True}
-        return call_failure(answer, result, case), {"traceback": result.traceback}
+            return CaseVerdict.stop(result.explain())
+        return CaseVerdict.failed(call_failure(answer, result, case), {"traceback": result.traceback})
     on = f"on inputs {label(case)}"
     rel, problem = gradient_error(expected, result.value)
     if rel is None:
@@ -197,10 +197,10 @@ def judge(
             if why:
                 info["diagnosis"] = why
                 problem += f"; {why}"
-        return f"{on}: {problem}", info
+        return CaseVerdict.failed(f"{on}: {problem}", info)
     info = {"case": label(case), "rel_error": rel}
     if rel <= max_rel_error:
-        return None, info
+        return CaseVerdict(None, info)
     e, g = to_numpy(expected).astype(np.float64), to_numpy(result.value).astype(np.float64)
     message = f"{on}: relative error {rel:.2e} against autograd (at most {max_rel_error:.0e} passes)"
     if e.size:
@@ -212,17 +212,18 @@ def judge(
         if why:
             info["diagnosis"] = why
             message += f". Likely cause: {why}"
-    return message, info
+    return CaseVerdict.failed(message, info)
 
 
 def gradient_outcome(
-    cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], tuple[str | None, dict[str, Any]]], max_rel_error: float
+    cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], max_rel_error: float
 ) -> Outcome:
     """All cases must pass; the first that does not is the question's failure (its index in `case_index`)."""
     errors: list[float] = []
     for i, case in enumerate(cases):
-        problem, info = one(case)
-        if info.get("missing") or info.get("not_checked"):
+        verdict = one(case)
+        problem, info = verdict.problem, verdict.details
+        if verdict.unanswered:
             return Outcome.error(problem or "")
         if "rel_error" in info:
             errors.append(info["rel_error"])

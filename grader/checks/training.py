@@ -26,6 +26,7 @@ from grader.explain import View, listed, num
 from grader.results import Outcome
 from grader.rubric.options import DataRecipe, Tier, TrainingOptions
 from grader.worker import codec
+from grader.worker.messages import TrainRun
 
 
 def make_data(recipe: DataRecipe, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,17 +196,16 @@ class TrainingCheck:
         opts: TrainingOptions = ctx.question.options  # type: ignore[assignment]
         images, labels = make_data(opts.data, ctx.case_seed())
         device = resolve_device(ctx.device, ctx.session.device)
-        request = {
-            "op": "train_run",
-            "factory": opts.factory,
-            "train": opts.train,
-            "images": codec.encode(images),
-            "labels": codec.encode(labels),
-            "epochs": opts.epochs,
-            "seed": opts.train_seed,
-            "device": device,
-            "timeout": opts.budget,
-        }
+        request = TrainRun(
+            factory=opts.factory,
+            train=opts.train,
+            images=codec.encode(images),
+            labels=codec.encode(labels),
+            epochs=opts.epochs,
+            seed=opts.train_seed,
+            device=device,
+            timeout=opts.budget,
+        )
         start = time.perf_counter()
         result = ctx.session.request_call(request, opts.budget)
         details: dict[str, Any] = {

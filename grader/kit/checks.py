@@ -22,7 +22,7 @@ from grader.checks.formula import read_answer
 from grader.checks.function import FunctionCheck, Plan
 from grader.checks.gradient import gradient_outcome, judge
 from grader.checks.support.cases import Case as Labelled
-from grader.checks.support.cases import OutputOf, case, roll_up
+from grader.checks.support.cases import CaseVerdict, OutputOf, case, roll_up
 from grader.checks.support.compare import Tolerance
 from grader.checks.support.shrink import as_held
 from grader.checks.training import TrainingCheck
@@ -110,11 +110,11 @@ def check_function(ctx: CheckContext) -> Outcome:
 
     failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
-    def check(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        problem, info = one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
-        if problem is not None and not failing:
-            failing.append((case, info))
-        return problem, info
+    def check(case: dict[str, Any]) -> CaseVerdict:
+        verdict = one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
+        if verdict.problem is not None and not verdict.unanswered and not failing:
+            failing.append((case, verdict.details))
+        return verdict
 
     return _with_values(ctx, roll_up(cases, check, data.partial), cases, failing)
 
@@ -157,12 +157,12 @@ def check_gradient(ctx: CheckContext) -> Outcome:
 
     failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
-    def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    def one(case: dict[str, Any]) -> CaseVerdict:
         result = ctx.session.call(ctx.answer, list(case.values()), timeout=ctx.timeout)
-        problem, info = judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
-        if problem is not None and not failing:
-            failing.append((case, info))
-        return problem, info
+        verdict = judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
+        if verdict.problem is not None and not verdict.unanswered and not failing:
+            failing.append((case, verdict.details))
+        return verdict
 
     cases: list[dict[str, Any]] = [c for c, _ in pairs]
     return _with_values(ctx, gradient_outcome(cases, one, data.max_rel_error), cases, failing)
