@@ -14,7 +14,7 @@ from grader.errors import RubricError
 from grader.explain import View, number
 from grader.grading.submission import grade_submission
 from grader.results import Outcome, Status
-from grader.rubric.kinds import BUILT_IN, KindSpec, find_kind, kind_names, register_kind, unregister_kind
+from grader.rubric.kinds import BUILT_IN, KindSpec, find_kind, kind_names, load, register_kind, unregister_kind
 from grader.rubric.options import Options
 from grader.rubric.schema import load_rubric
 
@@ -127,3 +127,26 @@ def test_a_name_is_registered_once(toy: KindSpec) -> None:
     with pytest.raises(ValueError, match="built in"):
         unregister_kind("function")
     assert find_kind("function") is not None
+
+
+FIELDS_NAMING_CODE = ("options", "check", "details", "problems", "reference_output", "kit_record", "kit_build", "kit_check")
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_built_in_entry_names_code_that_exists(name: str) -> None:
+    from grader.kit.schema import CheckRecord
+
+    spec = find_kind(name)
+    assert spec is not None and spec.name == name
+    for field in FIELDS_NAMING_CODE:
+        target = getattr(spec, field)
+        if target is not None:
+            assert load(target) is not None, f"{name}.{field}: {target}"
+    assert issubclass(load(spec.options), Options)
+    assert load(spec.check).Options is load(spec.options)
+    assert callable(load(spec.details).from_dict)
+    if spec.kit_record is None:
+        assert spec.kit_build is None and spec.kit_check is None and spec.kit_unchecked
+    else:
+        assert issubclass(load(spec.kit_record), CheckRecord) and spec.kit_build is not None
+    assert (spec.mutate is None) == bool(spec.not_mutated)
