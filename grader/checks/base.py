@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from grader.results import Outcome
 from grader.rubric.options import Options
@@ -15,9 +13,6 @@ if TYPE_CHECKING:
     from grader.execution.session import WorkerSession
     from grader.rubric.schema import Question, Rubric
     from grader.sources.load import Submission
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def question_seed(rubric: Rubric, question: Question, override: int | None = None) -> int:
@@ -52,10 +47,6 @@ class CheckContext:
     def shows_inputs(self) -> bool:
         """Whether the student may see this question's inputs: never a hidden question's."""
         return self.explain_failures and self.question.spec.visibility != "hidden"
-
-    def options_as(self, model: type[_Model]) -> _Model:
-        """The question's options as the kind's own model: `ctx.options_as(FunctionOptions)`."""
-        return self.question.options_as(model)
 
     @property
     def seed(self) -> int:

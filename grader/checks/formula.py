@@ -55,7 +55,7 @@ class FormulaCheck:
     Options = FormulaOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(FormulaOptions)
+        opts = ctx.question.options_as(FormulaOptions)
         budget = Budget(opts.budget)
         details: dict[str, Any] = {"expected": opts.expected}
         try:

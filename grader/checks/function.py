@@ -148,7 +148,7 @@ class FunctionCheck:
     Options = FunctionOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(FunctionOptions)
+        opts = ctx.question.options_as(FunctionOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         reference = ctx.reference_attr(opts.reference or ctx.answer)
         seed = ctx.case_seed(opts.seed)

@@ -111,7 +111,7 @@ class GradientCheck:
                 raise ReferenceError_(f"{where}: {exc}") from None
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(GradientOptions)
+        opts = ctx.question.options_as(GradientOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         forward = ctx.reference_attr(opts.forward)
         at = ctx.reference_attr(opts.at) if opts.at else None

@@ -98,7 +98,7 @@ class PropertyCheck:
     Options = PropertyOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(PropertyOptions)
+        opts = ctx.question.options_as(PropertyOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
         seed = ctx.case_seed(opts.seed)

@@ -125,7 +125,7 @@ class TrainingCheck:
     Options = TrainingOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(TrainingOptions)
+        opts = ctx.question.options_as(TrainingOptions)
         images, labels = make_data(opts.data, ctx.case_seed())
         device = resolve_device(ctx.device, ctx.session.device)
         request = {

@@ -36,7 +36,7 @@ class ValueCheck:
     Options = ValueOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(ValueOptions)
+        opts = ctx.question.options_as(ValueOptions)
         expected = opts.expected
         if expected is None:
             expected = ctx.reference_attr(opts.reference or ctx.answer)

@@ -86,7 +86,7 @@ def _cases(cases: list[Case]) -> list[tuple[Labelled, Any]]:
 
 
 def check_function(ctx: CheckContext) -> Outcome:
-    data = ctx.options_as(FunctionData)
+    data = ctx.question.options_as(FunctionData)
     pairs = _cases(data.cases)
     cases: list[dict[str, Any]] = [case(c.label, **{k: _chain(v) for k, v in c.items()}) for c, _ in pairs]
     expected = {id(case): output for case, (_, output) in zip(cases, pairs)}
@@ -141,7 +141,7 @@ def _chain(value: Any) -> Any:
 
 
 def check_gradient(ctx: CheckContext) -> Outcome:
-    data = ctx.options_as(GradientData)
+    data = ctx.question.options_as(GradientData)
     pairs = _cases(data.cases)
     stored = {id(c): expected for c, expected in pairs}
 
@@ -169,7 +169,7 @@ def formula_problem(data: FormulaData) -> FormulaProblem:
 
 
 def check_formula(ctx: CheckContext) -> Outcome:
-    data = ctx.options_as(FormulaData)
+    data = ctx.question.options_as(FormulaData)
     problem = formula_problem(data)
     answer = read_answer(ctx, problem.symbols)
     if isinstance(answer, Outcome):

@@ -50,7 +50,7 @@ class ToyCheck:
     Options = ToyOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts = ctx.options_as(ToyOptions)
+        opts = ctx.question.options_as(ToyOptions)
         got = ctx.session.get(ctx.answer)
         if not got.exists or isinstance(got.value, bool) or not isinstance(got.value, (int, float)):
             return Outcome.error(f"`{ctx.answer}` is not a number")
