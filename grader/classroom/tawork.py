@@ -22,7 +22,7 @@ from grader.checks.manual import with_ta_score
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.kinds import find_kind
 
-__all__ = ["Override", "carry_over", "apply_override", "stale_overrides"]
+__all__ = ["Override", "apply_override", "carry_over", "stale_overrides"]
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def name_cells(submission: Submission, failures: tuple[CellFailure, ...], q: Que
 def _integrity(session: WorkerSession) -> tuple[str, ...]:
     try:
         return session.integrity()
-    except Exception:  # noqa: BLE001 - flags are hints; failing to collect them costs nothing else
+    except Exception:
         log.exception("could not collect integrity flags")
         return ()
 
@@ -134,7 +134,7 @@ def run_question(ctx: CheckContext) -> QuestionResult:
     if outcome is None:
         try:
             outcome = get_kind(q.spec.kind).run(ctx)
-        except Exception:  # noqa: BLE001 - the grader's own failure on this answer: this question's result
+        except Exception:
             log.exception("the %s check of %s crashed on %s", q.spec.kind, q.id, ctx.submission.path)
             outcome = grader_error_outcome(traceback.format_exc())
     return to_result(q, outcome, time.perf_counter() - start)
@@ -208,9 +208,9 @@ def _reference_names(q: Question) -> list[tuple[str, str]]:
     """(key, name) of every attribute of the reference the question's options name (its kind's entry says which)."""
     opts, kind = q.options, kind_spec(q.spec.kind)
     names = [(key, getattr(opts, key)) for key in kind.reference_keys if getattr(opts, key, None)]
-    if kind.answer_in_reference and q.spec.answer and not getattr(opts, "reference", None):
-        if getattr(opts, "expected", None) is None:
-            names.append(("answer", q.spec.answer))
+    unnamed = not getattr(opts, "reference", None) and getattr(opts, "expected", None) is None
+    if kind.answer_in_reference and q.spec.answer and unnamed:
+        names.append(("answer", q.spec.answer))
     return [(k, str(v)) for k, v in names if isinstance(v, str)]
 
 
@@ -239,6 +239,11 @@ def _unanswered(q: Question, message: str) -> QuestionResult:
 
 
 __all__ = [
-    "grade_submission", "run_question", "run_question_settled", "failed_submission", "preflight", "check_requirements",
     "Submission",
+    "check_requirements",
+    "failed_submission",
+    "grade_submission",
+    "preflight",
+    "run_question",
+    "run_question_settled",
 ]
