@@ -40,26 +40,19 @@ from grader.execution.sandbox import Launcher
 from grader.execution.session import GetResult, WorkerSession
 from grader.grading.submission import run_question
 from grader.results import QuestionResult
+from grader.rubric.kinds import kind_spec
 from grader.rubric.schema import Question, Rubric
 from grader.sources.load import load_submission
 
 log = logging.getLogger(__name__)
 
 MAX_PER_TARGET = 40  # mutants kept per function, value or formula (a deterministic choice beyond that)
-FUNCTION_KINDS = ("function", "gradient", "property")
 MUTANT_CELL = 1_000_000  # the cell index mutant definitions run under (names their tracebacks `<cell …>`)
 MIN_TIMEOUT = 5.0  # seconds a mutant's call may take, at least ...
 TIMEOUT_FACTOR = 10.0  # ... or this many times the reference's time on the whole question
 ACTIVATIONS = frozenset({"sigmoid", "relu", "tanh", "softmax", "log_softmax", "gelu", "elu", "leaky_relu", "silu"})
 MAX_NAMES = frozenset({"max", "amax", "logsumexp"})
 ROUNDINGS = {"floor": "ceiling", "ceiling": "floor", "ceil": "floor"}  # formulas' and math's; dropped or swapped
-NOT_MUTATED = {
-    "training": "not mutated: a training question scores a seeded run's accuracy, not the code",
-    "manual": "not mutated: graded by a TA",
-    "forbid": "not mutated: a static check of the submission's source",
-}
-
-
 class Verdict(str, Enum):
     KILLED = "killed"  # the question took points off
     SURVIVED = "survived"  # full points for a wrong answer: the question is weak, or the mutant is equivalent
@@ -535,18 +528,18 @@ def plan(rubric: Rubric, cap: int = MAX_PER_TARGET) -> Plan:
     for name, qids in owners.items():
         mutants.extend(mutate(functions[name], name, "function", qids, cap=cap))
     for q in rubric.questions:
-        kind, answer = q.spec.kind, q.spec.answer
-        if kind in NOT_MUTATED:
-            notes[q.id] = NOT_MUTATED[kind]
-        elif kind == "formula":
+        kind, answer = kind_spec(q.spec.kind), q.spec.answer
+        if kind.mutate is None:
+            notes[q.id] = kind.not_mutated or f"not mutated: the `{kind.name}` kind has no mutants"
+        elif kind.mutate == "formula":
             mutants.extend(formula_mutants(q, cap))
-        elif kind == "value" and answer in values:
+        elif kind.mutate == "value" and answer in values:
             # Wrapped, so that the expression itself (a lone constant, say) is a node the walk reaches.
             node = ast.Expression(body=values[answer])
             mutants.extend(mutate(node, answer, "value", (q.id,), render=_assignment_renderer(answer), cap=cap))
-        elif kind == "value":
+        elif kind.mutate == "value":
             notes[q.id] = f"not mutated: `{answer}` is not a top-level assignment of the reference"
-        elif kind in FUNCTION_KINDS and answer not in functions:
+        elif kind.mutate == "function" and answer not in functions:
             notes[q.id] = f"not mutated: `{answer}` is not a top-level function of the reference"
     return Plan(tuple(mutants), notes)
 
@@ -575,7 +568,7 @@ def _owners(rubric: Rubric, functions: dict[str, ast.FunctionDef | ast.AsyncFunc
     """
     answers: dict[str, list[str]] = {}
     for q in rubric.questions:
-        if q.spec.kind in FUNCTION_KINDS and q.spec.answer in functions:
+        if kind_spec(q.spec.kind).mutate == "function" and q.spec.answer in functions:
             answers.setdefault(q.spec.answer, []).append(q.id)
     owners: dict[str, list[str]] = {name: list(qids) for name, qids in answers.items()}
     for answer, qids in answers.items():
@@ -605,7 +598,7 @@ def formula_mutants(q: Question, cap: int = MAX_PER_TARGET) -> list[Mutant]:
     from grader.formula.mathparse import ParseError, make_symbols, parse_expression
     from grader.rubric.options import FormulaOptions
 
-    opts = cast(FormulaOptions, q.options)
+    opts = q.options_as(FormulaOptions)
     names = list(opts.symbols)
     symbols = make_symbols(names, {})
     target = q.spec.answer or q.id

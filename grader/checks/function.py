@@ -12,15 +12,15 @@ import ast
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from grader.checks.base import CheckContext
+from grader.checks.details.function import FunctionDetails as FunctionDetails
 from grader.checks.support.cases import PASSED, CaseVerdict, OutputOf, clone, generate_cases, label, rebuilder
-from grader.checks.support.compare import Difference, Mismatch, Tolerance, compare, describe
+from grader.checks.support.compare import Mismatch, Tolerance, compare, describe
 from grader.checks.support.shrink import Contract, roll_up_reproduced
 from grader.errors import GraderError
 from grader.execution.session import CallResult
-from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
 from grader.rubric.options import FunctionOptions, Selector
@@ -28,6 +28,9 @@ from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.messages import Pick
 from grader.worker.ops_chain import pick
+
+if TYPE_CHECKING:
+    from grader.rubric.schema import Question
 
 
 @dataclass(frozen=True)
@@ -40,44 +43,6 @@ class Plan:
     @classmethod
     def of(cls, opts: FunctionOptions) -> Plan:
         return cls(_selectors(opts.output), {name: _selectors(sel) for name, sel in opts.after.items()})
-
-
-@dataclass(frozen=True)
-class FunctionDetails:
-    """A function question as graded: the first failing test input, how the result (or the selected output, or
-    an argument after the call) differs there, and that input shown in full (shrunk) with a snippet."""
-
-    case: str | None = None  # the failing input, as `label` names it
-    output: Selector | None = None  # the selected item of the result that differed
-    difference: Difference = field(default_factory=Difference)
-    traceback: list[str] = field(default_factory=list)  # the student's own frames, when the call raised
-    reproduce: Reproduction | None = None  # never for a hidden question
-
-    def serialize(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"case": self.case, "output": self.output, **self.difference.serialize()}
-        if self.traceback:
-            data["traceback"] = self.traceback
-        if self.reproduce is not None:
-            data["reproduce"] = self.reproduce.serialize()
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FunctionDetails:
-        output = data.get("output")
-        return cls(
-            case=bounded(data.get("case"), 500),
-            output=output if isinstance(output, (int, str)) and not isinstance(output, bool) else None,
-            difference=Difference.from_dict(data),
-            traceback=[str(x) for x in listed(data.get("traceback"))],
-            reproduce=Reproduction.from_dict(data.get("reproduce")),
-        )
-
-    def explain(self, view: View) -> None:
-        if view.passed:
-            return
-        view.fact("inputs", self.case)
-        self.difference.explain(view)
-        explain_failure(view, self.reproduce, self.difference.around)
 
 
 def _selectors(selection: Selector | list[Selector] | None) -> tuple[Selector, ...] | None:
@@ -182,7 +147,7 @@ class FunctionCheck:
     Options = FunctionOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: FunctionOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(FunctionOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         reference = ctx.reference_attr(opts.reference or ctx.answer)
         seed = ctx.case_seed(opts.seed)
@@ -307,6 +272,13 @@ def reference_side(
             _reference_item(arg, s, f"the reference's `{name}` after the call", where) for s in selectors
         )
     return value, after
+
+
+def reference_output(reference: ModuleType, q: Question, case: dict[str, Any], where: str) -> tuple[Any, dict[str, Any]]:
+    """`reference_side` of one case of `q` (the kind's `reference_output`, for hidden questions' data)."""
+    opts = q.options_as(FunctionOptions)
+    fn = getattr(reference, opts.reference or q.spec.answer or "")
+    return reference_side(reference, fn, case, Plan.of(opts), where)
 
 
 def _reference_value(module: ModuleType, value: Any, where: str) -> Any:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from grader.checks.base import CheckContext
+from grader.checks.details.property import PropertyDetails as PropertyDetails
 from grader.checks.function import StudentSignature, call_failure
 from grader.checks.support.cases import PASSED, CaseVerdict, call_reference, clone, generate_cases, label, rebuilder
 from grader.checks.support.compare import Tolerance, compare, is_array
 from grader.checks.support.shrink import Contract, roll_up_reproduced
 from grader.errors import GraderError
 from grader.execution.session import CallResult, WorkerSession
-from grader.explain import Reproduction, View, bounded, explain_failure, listed
+from grader.explain import bounded
 from grader.results import Outcome
 from grader.rubric.options import PropertyOptions
 from grader.worker.codec import Handle
@@ -94,46 +95,11 @@ class _Models:
     digests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PropertyDetails:
-    """A property question as graded: the first input whose answer lacks the property, what the predicate said
-    of it, and that input shown in full (shrunk while the predicate still fails) with a snippet."""
-
-    case: str | None = None  # the failing input, as `label` names it
-    predicate: str | None = None  # the predicate's message on it (None when the call itself failed)
-    traceback: list[str] = field(default_factory=list)
-    reproduce: Reproduction | None = None  # never for a hidden question
-
-    def serialize(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"case": self.case, "predicate": self.predicate}
-        if self.traceback:
-            data["traceback"] = self.traceback
-        if self.reproduce is not None:
-            data["reproduce"] = self.reproduce.serialize()
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PropertyDetails:
-        return cls(
-            case=bounded(data.get("case"), 500),
-            predicate=bounded(data["predicate"]) if isinstance(data.get("predicate"), str) else None,
-            traceback=[str(x) for x in listed(data.get("traceback"))],
-            reproduce=Reproduction.from_dict(data.get("reproduce")),
-        )
-
-    def explain(self, view: View) -> None:
-        if view.passed:
-            return
-        view.fact("inputs", self.case)
-        view.fact("the property check says", view.unsaid(self.predicate))
-        explain_failure(view, self.reproduce, None)
-
-
 class PropertyCheck:
     Options = PropertyOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: PropertyOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(PropertyOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
         seed = ctx.case_seed(opts.seed)
