@@ -97,10 +97,20 @@ def output_name(selector: Selector, function: str) -> str:
     return f"output {selector!r} of `{function}`"
 
 
-def call_failure(name: str, result: CallResult, case: dict[str, Any]) -> str:
-    text = f"`{name}({label(case)})` failed: {result.explain()}"
+def call_failure(
+    name: str, result: CallResult, case: dict[str, Any], *, failed: str = "", needed: str = ""
+) -> Problem:
+    """A case whose call of the student's `name` did not return: `name` is not defined (`needed` says why it was
+    called) or the submission's time is used up, which end the question as an error (`missing`, `not_checked`),
+    or the call raised, ran past its limit or ended the worker: a failed case, with its traceback.  `failed`
+    says what failed (default: "`name(case)` failed")."""
+    if result.missing:
+        return f"`{name}` is not defined" + (f"; {needed}" if needed else ""), {"missing": True}
+    if result.time_up:
+        return result.explain(), {"not_checked": True}
+    text = f"{failed or f'`{name}({label(case)})` failed'}: {result.explain()}"
     hint = library_hint(result.error)
-    return f"{text}\n{hint}" if hint else text
+    return f"{text}\n{hint}" if hint else text, {"traceback": result.traceback}
 
 
 def side_effect(
@@ -255,11 +265,7 @@ class FunctionCheck:
         if isinstance(result.value, Handle):
             kept.append(result.value)
         if not result.ok:
-            if result.missing:
-                return f"`{ctx.answer}` is not defined", {"missing": True}
-            if result.time_up:
-                return result.explain(), {"not_checked": True}
-            return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
+            return call_failure(ctx.answer, result, case)
         on = f"on inputs {label(case)}"
         if plan.outputs is None:
             if result.value is None and expected is not None:
@@ -355,13 +361,8 @@ def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Han
     needed = f"`{ctx.answer}` is checked on what your `{value.function}` returns (its input `{name}`)"
     result = ctx.session.call(value.function, args, kwargs, timeout=ctx.timeout, keep=True)
     if not result.ok:
-        if result.missing:
-            return f"`{value.function}` is not defined; {needed}", {"missing": True}
-        if result.time_up:
-            return result.explain(), {"not_checked": True}
-        message = f"`{value.describe()}` failed, so `{ctx.answer}` could not be checked: {result.explain()}"
-        hint = library_hint(result.error)
-        return f"{message}\n{hint}" if hint else message, {"traceback": result.traceback}
+        failed = f"`{value.describe()}` failed, so `{ctx.answer}` could not be checked"
+        return call_failure(value.function, result, {}, failed=failed, needed=needed)
     if not isinstance(result.value, Handle):
         return f"the result of `{value.describe()}` could not be kept for `{ctx.answer}`", {}
     kept.append(result.value)

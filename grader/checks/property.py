@@ -164,11 +164,7 @@ class PropertyCheck:
         sent = [models.handles.get(k, clone(v)) for k, v in case.items()]
         result = ctx.session.call(ctx.answer, sent, timeout=ctx.timeout, echo_args=opts.pure, keep=opts.keep)
         if not result.ok:
-            if result.missing:
-                return f"`{ctx.answer}` is not defined", {"missing": True}
-            if result.time_up:
-                return result.explain(), {"not_checked": True}
-            return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
+            return call_failure(ctx.answer, result, case)
         if opts.pure:
             student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
             changed = _changed_tensors(case, result, student) or _changed_models(ctx, models)
