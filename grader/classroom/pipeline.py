@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Callable, Iterator
 
-from grader.classroom.classbook import label, matching, no_such_student, record_entries
+from grader.classroom.classbook import label, matching, no_such_student
 from grader.classroom.gradebook import Gradebook
 from grader.classroom.outdir import OutDir, finish
 from grader.classroom.similarity import Pair, write_pairs
@@ -199,7 +199,7 @@ def grade_class(options: ClassOptions, progress: Progress | None = None) -> Clas
     _say_which_file(entries, {job.name for job in work}, say)
     keys = {job.name: verdict_key(rubric, Path(job.path), job.helpers) for job in work}
     with folder.gradebook() as book, _interrupts() as interrupted:
-        record_entries(book.path, {job.name: entries[job.name] for job in work})  # who each folder is
+        book.record_entries({job.name: entries[job.name] for job in work})  # who each folder is
         _say_who_comes_back(book, entries, {job.name for job in work}, say)
         done: dict[str, SubmissionResult] = {}
         reused = 0
