@@ -107,8 +107,8 @@ def call_failure(
     if result.missing:
         return f"`{name}` is not defined" + (f"; {needed}" if needed else ""), {"missing": True}
     if result.time_up:
-        return result.explain(), {"not_checked": True}
-    text = f"{failed or f'`{name}({label(case)})` failed'}: {result.explain()}"
+        return result.failure_message(), {"not_checked": True}
+    text = f"{failed or f'`{name}({label(case)})` failed'}: {result.failure_message()}"
     hint = library_hint(result.error)
     return f"{text}\n{hint}" if hint else text, {"traceback": result.traceback}
 
@@ -389,7 +389,7 @@ def _pick(ctx: CheckContext, handle: Handle, selector: Selector, *, keep: bool, 
             return f"output {selector!r} of `{function}` could not be kept"
         return _Picked(item)
     if not result.ok:
-        return f"output {selector!r} of `{function}` could not be read: {result.explain()}"
+        return f"output {selector!r} of `{function}` could not be read: {result.failure_message()}"
     kind, size = str(reply.get("type", "?")), reply.get("size")
     if kind == "NoneType":
         return f"`{function}` returned None: is a `return` missing?"

@@ -66,7 +66,7 @@ def grade_submission(
         failures = name_failures(submission, session.run_cells())
         results = tuple(
             name_cells(submission, failures, run_question_settled(
-                CheckContext(rubric, q, submission, session, reference, device, explain_failures=True)
+                CheckContext(rubric, q, submission, session, reference, device, reproduce_failures=True)
             ))
             for q in questions
         )
