@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from grader.results import Status
 
-__all__ = ["Colour", "STATUS_COLOURS"]
+__all__ = ["STATUS_COLOURS", "Colour"]
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,15 @@ from grader.sources.discover import Entry, identify
 from grader.sources.roster import name_keys
 
 __all__ = [
-    "read_results", "read_entries", "find_result", "gradebook_path", "people", "matching", "label",
-    "resolve", "no_such_student",
+    "find_result",
+    "gradebook_path",
+    "label",
+    "matching",
+    "no_such_student",
+    "people",
+    "read_entries",
+    "read_results",
+    "resolve",
 ]
 
 def gradebook_path(out: Path) -> Path:

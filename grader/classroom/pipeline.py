@@ -243,7 +243,7 @@ def _similar_code(out: Path) -> tuple[tuple[Pair, ...], str | None]:
     batch's end: a failure here is logged and said in one line)."""
     try:
         return tuple(write_pairs(out)), None
-    except Exception as exc:  # noqa: BLE001 - a hint that cannot be computed costs nothing else
+    except Exception as exc:
         log.exception("similarity failed")
         return (), str(exc)
 

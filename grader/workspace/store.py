@@ -15,7 +15,7 @@ from grader.classroom.classbook import gradebook_path
 from grader.classroom.gradebook import connect
 from grader.errors import GraderError
 
-__all__ = ["RubricItem", "Adjustment", "Store"]
+__all__ = ["Adjustment", "RubricItem", "Store"]
 
 @dataclass(frozen=True)
 class RubricItem:
