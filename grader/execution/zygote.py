@@ -30,9 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar, Iterable
 
-from grader.execution.sandbox import BwrapLauncher, Launch, MiB, WorkerCgroup, compile_grader
+from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader
 from grader.execution.workdir import tree_size
 from grader.rubric.schema import Limits
+from grader.worker.protocol import MiB
 
 log = logging.getLogger(__name__)
 
