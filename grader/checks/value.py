@@ -36,7 +36,7 @@ class ValueCheck:
     Options = ValueOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: ValueOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(ValueOptions)
         expected = opts.expected
         if expected is None:
             expected = ctx.reference_attr(opts.reference or ctx.answer)
@@ -50,5 +50,5 @@ class ValueCheck:
         bad = compare(expected, got.value, Tolerance(opts.rtol, opts.atol))
         if bad:
             details = ValueDetails(Difference.from_dict(bad.details))
-            return Outcome.failed(f"`{ctx.answer}` is wrong: {bad.explain()}", **details.serialize())
+            return Outcome.failed(f"`{ctx.answer}` is wrong: {bad.summary()}", **details.serialize())
         return Outcome.passed(f"`{ctx.answer}` is correct")

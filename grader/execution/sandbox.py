@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 SANDBOX_MODES = ("auto", "required", "off")
 SANDBOX_HOME = "/home/student"  # the worker's home and working folder inside the sandbox
 SANDBOX_STAGE = "/run/grader/scratch"  # the scratch folder, read-only, copied into SANDBOX_HOME at start
-MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -221,6 +220,8 @@ class BwrapLauncher:
         # student's code and the host's disk never sees the bytes (they are memory, counted by the cgroup).
         # Home is sized to hold the staged submission too.  Mounted before the roots so that a root under
         # /tmp (a CI's interpreter, say) stays visible.
+        from grader.worker.protocol import MiB  # here: the protocol's codec imports numpy (see TYPE_CHECKING)
+
         quota = limits.disk_mb * MiB
         args += ["--size", str(quota + tree_size(scratch)), "--tmpfs", SANDBOX_HOME]
         args += ["--size", str(quota), "--tmpfs", "/tmp", "--ro-bind", str(scratch), SANDBOX_STAGE]
@@ -546,6 +547,8 @@ class WorkerCgroup:
 
 def _set_limit(folder: Path, version: int, controller: str, limits: Limits) -> None:
     if controller == "memory":
+        from grader.worker.protocol import MiB  # here: the protocol's codec imports numpy (see TYPE_CHECKING)
+
         total = limits.total_memory * MiB
         _write(folder / _LIMIT_FILES[version, "memory"], total)
         _write(folder / _SWAP_FILES[version], total if version == 1 else 0, quiet=True)

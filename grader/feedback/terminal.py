@@ -27,10 +27,11 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.feedback.report import Audience, Explanation, explain, summarize
+from grader.palette import STATUS_COLOURS
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.schema import Rubric
 
-__all__ = ["GradeProgress", "is_live", "print_check", "print_summary", "format_duration", "printable", "one_line"]
+__all__ = ["GradeProgress", "format_duration", "is_live", "one_line", "print_check", "print_summary", "printable"]
 
 # Marks readable without colour (plain mode, screen readers, colour-blind students).
 MARKS = {
@@ -41,14 +42,7 @@ MARKS = {
     Status.PENDING: "TA",
     Status.GRADER_ERROR: "needs TA",
 }
-STYLES = {
-    Status.PASSED: "green",
-    Status.PARTIAL: "yellow",
-    Status.FAILED: "red",
-    Status.ERROR: "red",
-    Status.PENDING: "blue",
-    Status.GRADER_ERROR: "magenta",
-}
+STYLES = {status: colour.terminal for status, colour in STATUS_COLOURS.items()}
 
 
 def is_live(stream: TextIO) -> bool:
@@ -57,7 +51,7 @@ def is_live(stream: TextIO) -> bool:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)

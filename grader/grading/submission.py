@@ -10,10 +10,10 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from grader import __version__
-from grader.checks import CheckContext, get_kind
+from grader.checks import CheckContext, get_kind, kind_spec
 from grader.errors import RubricError, SubmissionUnreadable
 from grader.execution.sandbox import Launcher
 from grader.execution.session import WorkerSession
@@ -66,7 +66,7 @@ def grade_submission(
         failures = name_failures(submission, session.run_cells())
         results = tuple(
             name_cells(submission, failures, run_question_settled(
-                CheckContext(rubric, q, submission, session, reference, device, explain_failures=True)
+                CheckContext(rubric, q, submission, session, reference, device, reproduce_failures=True)
             ))
             for q in questions
         )
@@ -118,12 +118,25 @@ def name_cells(submission: Submission, failures: tuple[CellFailure, ...], q: Que
 def _integrity(session: WorkerSession) -> tuple[str, ...]:
     try:
         return session.integrity()
-    except Exception:  # noqa: BLE001 - flags are hints; failing to collect them costs nothing else
+    except Exception:
         log.exception("could not collect integrity flags")
         return ()
 
 
-def run_question(ctx: CheckContext) -> QuestionResult:
+Check = Callable[[CheckContext], Outcome]
+Crash = Callable[[CheckContext, Exception], Outcome]  # called while the check's exception is handled
+
+
+def recorded_crash(ctx: CheckContext, exc: Exception) -> Outcome:
+    """A check that crashed while grading: logged, and this question's result needs a TA (`grader_error_outcome`)."""
+    log.exception("the %s check of %s crashed on %s", ctx.question.spec.kind, ctx.question.id, ctx.submission.path)
+    return grader_error_outcome(traceback.format_exc())
+
+
+def run_question(ctx: CheckContext, check: Check | None = None, on_crash: Crash = recorded_crash) -> QuestionResult:
+    """One question: the forbid gate first, then `check` (by default the kind's own).  A check that raises is the
+    grader's own failure on this answer, never the student's: `on_crash` makes it the question's outcome (or
+    raises)."""
     q = ctx.question
     start = time.perf_counter()
     outcome = None
@@ -133,10 +146,9 @@ def run_question(ctx: CheckContext) -> QuestionResult:
         outcome = forbid_outcome(ctx, q.spec.forbid)
     if outcome is None:
         try:
-            outcome = get_kind(q.spec.kind).run(ctx)
-        except Exception:  # noqa: BLE001 - the grader's own failure on this answer: this question's result
-            log.exception("the %s check of %s crashed on %s", q.spec.kind, q.id, ctx.submission.path)
-            outcome = grader_error_outcome(traceback.format_exc())
+            outcome = (check or get_kind(q.spec.kind).run)(ctx)
+        except Exception as exc:  # noqa: BLE001 - the grader's own failure on this answer; on_crash logs it
+            outcome = on_crash(ctx, exc)
     return to_result(q, outcome, time.perf_counter() - start)
 
 
@@ -205,21 +217,15 @@ def check_requirements(rubric: Rubric) -> None:
 
 
 def _reference_names(q: Question) -> list[tuple[str, str]]:
-    opts = q.options
-    names = [(key, getattr(opts, key)) for key in _REFERENCE_KEYS.get(q.spec.kind, ()) if getattr(opts, key, None)]
-    if q.spec.kind in ("function", "value") and not getattr(opts, "reference", None) and q.spec.answer:
-        if q.spec.kind == "function" or getattr(opts, "expected", None) is None:
-            names.append(("answer", q.spec.answer))
+    """(key, name) of every attribute of the reference the question's options name (its kind's entry says which)."""
+    opts, kind = q.options, kind_spec(q.spec.kind)
+    names = [(key, getattr(opts, key)) for key in kind.reference_keys if getattr(opts, key, None)]
+    unnamed = not getattr(opts, "reference", None) and getattr(opts, "expected", None) is None
+    if kind.answer_in_reference and q.spec.answer and unnamed:
+        names.append(("answer", q.spec.answer))
     return [(k, str(v)) for k, v in names if isinstance(v, str)]
 
 
-# Option keys that name something in the reference module, per kind.
-_REFERENCE_KEYS: dict[str, tuple[str, ...]] = {
-    "function": ("reference", "cases"),
-    "value": ("reference",),
-    "gradient": ("forward", "at", "cases"),
-    "property": ("predicate", "cases"),
-}
 MAX_TRACE = 20_000  # characters of a grader traceback kept in a result
 UNREAD_MESSAGE = "not graded: the submission could not be read (the reason is at the top)"
 
@@ -245,6 +251,11 @@ def _unanswered(q: Question, message: str) -> QuestionResult:
 
 
 __all__ = [
-    "grade_submission", "run_question", "run_question_settled", "failed_submission", "preflight", "check_requirements",
     "Submission",
+    "check_requirements",
+    "failed_submission",
+    "grade_submission",
+    "preflight",
+    "run_question",
+    "run_question_settled",
 ]

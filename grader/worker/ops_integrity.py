@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Any, Callable
 
+from grader.worker.messages import Integrity, ReplyFields
+
 MAX_FLAGS = 20
 _flags: list[str] = []
 _originals: dict[str, Callable[..., Any]] = {}
@@ -56,15 +58,15 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 def arm() -> None:
     """Called once, before any student code runs."""
-    global _allowed
+    global _allowed  # noqa: PLW0603 (set once, before any student code runs; read by the audit hook)
     home = os.getcwd()
     tmp = os.environ.get("TMPDIR", "/tmp")
-    _allowed = tuple(os.path.join(os.path.abspath(p), "") for p in (home, tmp, "/tmp", "/dev")) + ("/dev/null",)
+    _allowed = (*(os.path.join(os.path.abspath(p), "") for p in (home, tmp, "/tmp", "/dev")), "/dev/null")
     _originals.update(_watched())
     sys.addaudithook(_hook)
 
 
-def op_integrity(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
+def op_integrity(worker: Any, request: Integrity) -> ReplyFields:
     from grader.worker import codec
 
     try:
@@ -76,4 +78,4 @@ def op_integrity(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "value": codec.encode(list(_flags))}
 
 
-OPS = {"integrity": op_integrity}
+OPS: dict[str, Callable[[Any, Any], ReplyFields]] = {Integrity.op: op_integrity}

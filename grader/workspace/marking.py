@@ -27,7 +27,7 @@ from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.schema import Rubric
 from grader.workspace.store import RubricItem, Store
 
-__all__ = ["AnswerGroup", "ClassFilter", "Progress", "StudentRow", "Workspace", "normalise", "item_score", "item_comment"]
+__all__ = ["AnswerGroup", "ClassFilter", "Progress", "StudentRow", "Workspace", "item_comment", "item_score", "normalise"]
 
 LOCK_FILE = ".workspace.lock"
 
@@ -133,8 +133,9 @@ class Workspace:
     def progress(self, results: dict[str, SubmissionResult] | None = None) -> list[Progress]:
         results = results if results is not None else self.results()
         found = []
+        manual = set(manual_ids(self.rubric))
         for q in self.rubric.questions:
-            if q.spec.kind != "manual":
+            if q.id not in manual:
                 continue
             answers = [a for r in results.values() for a in r.questions if a.qid == q.id]
             graded = sum(a.status is not Status.PENDING for a in answers)

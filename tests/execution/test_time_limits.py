@@ -101,9 +101,8 @@ def busy_cores() -> Iterator[Callable[[], None]]:
     ],
 )
 def test_the_limit_reached_is_the_one_that_stops_the_code(code: str, limit: str) -> None:
-    with pytest.raises(CellTimeout) as caught:
-        with time_limit(0.2, 1.0):
-            exec(code)
+    with pytest.raises(CellTimeout) as caught, time_limit(0.2, 1.0):
+        exec(code)  # noqa: S102
     assert caught.value.limit == limit
 
 
@@ -129,7 +128,7 @@ def _grade_under_load(rubric: Rubric, path: Path, busy_cores: Callable[[], None]
     with WorkerSession(submission, rubric.limits) as session:
         assert session.run_cells() == []
         busy_cores()
-        ctx = CheckContext(rubric, rubric.questions[0], submission, session, rubric.load_reference(), explain_failures=True)
+        ctx = CheckContext(rubric, rubric.questions[0], submission, session, rubric.load_reference(), reproduce_failures=True)
         return run_question_settled(ctx)
 
 

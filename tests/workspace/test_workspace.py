@@ -67,7 +67,7 @@ def test_an_item_applied_to_a_group_scores_every_member(ws: Workspace, klass: Pa
     assert gradebook_rows(klass)["ann"]["q2.1"] == gradebook_rows(klass)["ben"]["q2.1"] == "1.5"
     assert stored(klass, "ann", "q2.1")["details"]["ta_comment"] == "-0.5: BatchNorm's running statistics not named"
     assert "-0.5: BatchNorm&#39;s running statistics not named" in (klass / "ben" / "report.html").read_text(encoding="utf-8")
-    assert [p.label for p in ws.progress()][0] == "q2.1: 2/3 graded"
+    assert next(p.label for p in ws.progress()) == "q2.1: 2/3 graded"
     assert stored(klass, "cat", "q2.1")["status"] == "pending"
 
 
@@ -176,12 +176,12 @@ def test_grading_over_http_with_a_stale_page_says_so(ws: Workspace, klass: Path)
 
 
 def test_the_class_at_a_glance_filters_by_pending_late_and_score(ws: Workspace, klass: Path) -> None:
-    from grader.classroom.classbook import record_entries
     from grader.sources.discover import Entry
     from grader.sources.roster import Identity
     from grader.workspace.marking import ClassFilter
 
-    record_entries(klass / "gradebook.sqlite", {"cat": Entry(klass / "cat.py", (klass / "cat.py",), Identity("cat"), late=True)})
+    with Gradebook(klass / FILENAME) as book:
+        book.record_entries({"cat": Entry(klass / "cat.py", (klass / "cat.py",), Identity("cat"), late=True)})
     correct = ws.add_item("q2.1", 0, "correct")
     ws.apply("q2.1", ["ann", "ben"], correct.id)
     ws.adjust("ann", "q2.2", 1, "half of it")

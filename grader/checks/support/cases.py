@@ -83,34 +83,84 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
-def roll_up(
-    cases: list[dict[str, Any]],
-    one: Callable[[dict[str, Any]], tuple[str | None, dict[str, Any]]],
-    partial: bool,
-) -> Outcome:
-    """Run `one` on each case (it returns a problem or None, and details) and make one outcome of them.
+@dataclass(frozen=True)
+class CaseVerdict:
+    """One case graded: passed where `problem` is None, else failed, `problem` saying how; `details` for the
+    report and the shrinker either way.  `unanswered`: no case can be checked (the answer is not defined, or the
+    submission used up its total time), so the question ends at once as an error with `problem` as its message."""
 
-    All or nothing stops at the first failure; `partial` goes on and credits the share of cases passed.
-    A missing answer (`details["missing"]`) or one not checked because the submission used up its total time
-    (`details["not_checked"]`) ends the question at once as an error.
-    """
-    passed, first_failure, details = 0, None, {}
-    for case in cases:
-        problem, info = one(case)
-        if info.get("missing") or info.get("not_checked"):
-            return Outcome.error(problem or "")
-        if problem is None:
+    problem: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    unanswered: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None
+
+    @classmethod
+    def failed(cls, problem: str, details: dict[str, Any] | None = None) -> CaseVerdict:
+        return cls(problem, dict(details or {}))
+
+    @classmethod
+    def stop(cls, problem: str) -> CaseVerdict:
+        """The question cannot be checked at all: an error, not a wrong answer."""
+        return cls(problem, {}, unanswered=True)
+
+
+PASSED = CaseVerdict()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The first case that failed: its index among the cases, the problem and its details."""
+
+    index: int
+    problem: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A question's cases as `tally` judged them: how many passed, each judged case's details in order, the
+    first failure, and `error` where the question ended at once (the answer is missing or not checked)."""
+
+    total: int
+    passed: int
+    judged: tuple[dict[str, Any], ...]
+    failure: Failure | None = None
+    error: str | None = None
+
+
+def tally(cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], partial: bool) -> Tally:
+    """Run `one` on each case.  All or nothing stops at the first failure; `partial` goes on to count the cases
+    passed.  An unanswered case (the answer is not defined, or the submission used up its total time) stops at
+    once: `error`."""
+    passed, judged, failure = 0, [], None
+    for i, case in enumerate(cases):
+        verdict = one(case)
+        judged.append(verdict.details)
+        if verdict.unanswered:
+            return Tally(len(cases), passed, tuple(judged), failure, error=verdict.problem or "")
+        if verdict.problem is None:
             passed += 1
-        elif first_failure is None:
-            first_failure, details = problem, {**info, "case": label(case)}
+        elif failure is None:
+            failure = Failure(i, verdict.problem, verdict.details)
             if not partial:
                 break
-    total = len(cases)
-    if first_failure is None:
-        return Outcome.passed(f"correct on all {total} test inputs" if total > 1 else "correct on the test input")
-    fraction = passed / total if partial else 0.0
-    summary = f"{passed} of {total} test inputs correct. " if partial else ""
-    return Outcome(fraction, summary + first_failure, details)
+    return Tally(len(cases), passed, tuple(judged), failure)
+
+
+def roll_up(cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], partial: bool) -> Outcome:
+    """One outcome of the cases as `tally` judges them: all or nothing, or with `partial` the share of cases
+    passed; a missing answer or one not checked is an error."""
+    t = tally(cases, one, partial)
+    if t.error is not None:
+        return Outcome.error(t.error)
+    if t.failure is None:
+        return Outcome.passed(f"correct on all {t.total} test inputs" if t.total > 1 else "correct on the test input")
+    fraction = t.passed / t.total if partial else 0.0
+    summary = f"{t.passed} of {t.total} test inputs correct. " if partial else ""
+    return Outcome(fraction, summary + t.failure.problem, {**t.failure.details, "case": label(cases[t.failure.index])})
 
 
 def call_reference(fn: Callable[..., Any], case: dict[str, Any], where: str) -> Any:
@@ -132,7 +182,7 @@ class Case(dict[str, Any]):
     """
 
     label: str = ""
-    sizes: dict[str, int] = {}  # a class default, never mutated: `sized` sets a dict of its own
+    sizes: dict[str, int] = {}  # noqa: RUF012  (a class default, never mutated: `sized` sets a dict of its own)
 
 
 def sizes_of(value: dict[str, Any]) -> dict[str, int]:
