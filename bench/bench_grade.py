@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import os
 import platform
@@ -55,7 +56,7 @@ def as_notebook(path: Path) -> dict[str, object] | str:
     starts = [min([n.lineno, *(d.lineno for d in getattr(n, "decorator_list", []))]) for n in ast.parse(source).body]
     bounds = [0, *(s - 1 for s in starts[1:]), len(lines)]
     cells = []
-    for begin, end in zip(bounds, bounds[1:]):
+    for begin, end in itertools.pairwise(bounds):
         text = "".join(lines[begin:end]).strip("\n")
         if text:
             cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],

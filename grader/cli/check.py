@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import threading
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -168,9 +169,8 @@ def check_kit(
         read_kit_file = read_kit(kit_path) if kit is None else kit
         if question is not None:
             read_kit_file.question(question)  # an unknown id is the user's mistake: said before any code runs
-        import grader.kit.run  # noqa: F401
-        import grader.kit.show  # noqa: F401
-
+        for module in ("grader.kit.run", "grader.kit.show"):  # the checks and the views, in this thread too
+            import_module(module)
         return read_kit_file
 
     kit = beside_zygote(lambda: launcher, read_limits(kit_path) if kit is None else kit.limits, read)
@@ -214,7 +214,7 @@ def beside_zygote(launcher: Callable[[], Launcher | None], limits: Limits | None
         if isinstance(chosen, WarmLauncher) and limits is not None:
             try:
                 prestart(chosen, limits)
-            except Exception:  # noqa: BLE001 - the first worker starts it again, or runs without it, as ever
+            except Exception:  # the first worker starts it again, or runs without it, as ever
                 logging.getLogger(__name__).warning("the zygote did not start early", exc_info=True)
     finally:
         thread.join()
