@@ -19,8 +19,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from importlib import import_module
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
