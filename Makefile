@@ -67,7 +67,7 @@ validate: $(STAMP)
 # The grader-side fuzz test at length (CI runs 60 examples per target; this runs FUZZ_EXAMPLES, about 10 minutes).
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
-	GRADER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_grader.py
+	GRADER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/grading/test_fuzz_grader.py
 
 clean:
 	rm -rf out .pytest_cache

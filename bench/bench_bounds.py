@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.execution import WorkerSession  # noqa: E402
-from grader.rubric import Limits  # noqa: E402
-from grader.submission import load_submission  # noqa: E402
+from grader.execution.session import WorkerSession  # noqa: E402
+from grader.rubric.schema import Limits  # noqa: E402
+from grader.sources.load import load_submission  # noqa: E402
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:

@@ -18,11 +18,11 @@ from typing import Any
 
 import dask
 
-from grader.batch import Executor, Job, Settings
-from grader.cluster import DaskExecutor
-from grader.executors import PoolExecutor
-from grader.rubric import load_rubric
-from grader.sandbox import choose_launcher
+from grader.execution.sandbox import choose_launcher
+from grader.grading.batch import Executor, Job, Settings
+from grader.grading.cluster import DaskExecutor
+from grader.grading.executors import PoolExecutor
+from grader.rubric.schema import load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [ROOT / "submissions" / "cnn-rnn" / name for name in ("alice_correct.ipynb", "bob_partial.py")]

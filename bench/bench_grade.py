@@ -132,18 +132,18 @@ def table_1(rubric: Path, paths: list[Path], work: Path, sandbox: str) -> dict[s
 
 def table_2(rubric_path: Path, path: Path, sandbox: str, repeat: int) -> None:
     from grader.checks import CheckContext
-    from grader.execution import WorkerSession
-    from grader.grading import run_question
-    from grader.outdir import finish
-    from grader.rubric import load_rubric
-    from grader.sandbox import choose_launcher
-    from grader.submission import load_submission
+    from grader.classroom.outdir import finish
+    from grader.execution.sandbox import choose_launcher
+    from grader.execution.session import WorkerSession
+    from grader.grading.submission import run_question
+    from grader.rubric.schema import load_rubric
+    from grader.sources.load import load_submission
 
     rubric = load_rubric(rubric_path)
     reference = rubric.load_reference()
     launcher = choose_launcher(sandbox)
     stages: dict[str, list[float]] = defaultdict(list)
-    from grader.grading import grade_submission
+    from grader.grading.submission import grade_submission
 
     for i in range(repeat + 1):  # the first round warms the zygote and the caches up; not counted
         submission = load_submission(path)

@@ -11,10 +11,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "load_rubric": "grader.rubric",
-    "Rubric": "grader.rubric",
-    "load_submission": "grader.submission",
-    "grade_submission": "grader.grading",
+    "load_rubric": "grader.rubric.schema",
+    "Rubric": "grader.rubric.schema",
+    "load_submission": "grader.sources.load",
+    "grade_submission": "grader.grading.submission",
     "SubmissionResult": "grader.results",
     "QuestionResult": "grader.results",
     "Outcome": "grader.results",

@@ -1,7 +1,7 @@
 """The vocabulary of explanations, shared by the check kinds (each explains its own `Details`) and the reports.
 
 A kind's `Details` record fills a `View` with labelled facts, blocks of text (an input in full, the values near
-the worst element, a snippet to paste), code lines and charts, for one audience; `grader.report` lays a View
+the worst element, a snippet to paste), code lines and charts, for one audience; `grader.feedback.report` lays a View
 out as HTML, Markdown or terminal text.  Nothing here renders markup: text stays plain `str` until a template
 escapes it; charts are SVG strings drawn by `grader.svg`, the one trusted source.
 
@@ -156,7 +156,7 @@ class Reproduction:
     and a snippet that reproduces it.  Student-visible: never made for a hidden question."""
 
     inputs: str  # `name = value` per line
-    snippet: str  # Python to paste into a new cell; it defines no name of the student's (see grader.shrink)
+    snippet: str  # Python to paste into a new cell; it defines no name of the student's (see grader.checks.support.shrink)
     shrunk: bool = False
     original: str = ""  # the test input it was shrunk from, as `label` names it
     problem: str | None = None  # the failure on the shrunk input (the question's message names the original's)

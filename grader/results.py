@@ -90,7 +90,7 @@ class CellFailure:
     reason: str  # "error", "timeout", "died", "syntax"
     message: str
     traceback: list[str] = field(default_factory=list)
-    label: str = ""  # as the student sees the cell: `cell In [8]`, `cell 3`, `line 12` (grader.cells)
+    label: str = ""  # as the student sees the cell: `cell In [8]`, `cell 3`, `line 12` (grader.sources.cells)
     first_line: str = ""  # the first line of the cell's code
 
     @property
@@ -104,7 +104,7 @@ class CellFailure:
 
 @dataclass(frozen=True)
 class LateWork:
-    """A submission the LMS (or `--due`) says came late, and what the late policy made of it (`grader.late`).
+    """A submission the LMS (or `--due`) says came late, and what the late policy made of it (`grader.sources.late`).
 
     `fraction` of the earned points is taken off; the raw score, the penalty and the final score all stay visible.
     """
@@ -147,7 +147,7 @@ class SubmissionResult:
     grader_error: str | None = None
     notes: tuple[str, ...] = ()  # what the loader changed in the student's text (cut, replaced), for the report
     flags: tuple[str, ...] = ()  # signs of tampering, for a TA's eyes; they never change a score
-    name: str = ""  # who the student is, from the roster or the LMS's file name (`grader.sources.Entry.student`)
+    name: str = ""  # who the student is, from the roster or the LMS's file name (`grader.sources.discover.Entry.student`)
     sid: str = ""  # their student id (or the LMS's id where no roster names them)
     late: LateWork | None = None  # came late (the penalty, if any, is in `score`; `raw_score` is before it)
 

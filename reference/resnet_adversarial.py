@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grader.cases import describe, is_array
 from grader.checks.property import Answer, matches
-from grader.compare import describe, is_array
 from grader.worker.ops_models import ModelSpec, build_model
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
@@ -33,7 +33,7 @@ def resnet18_layer_params() -> list[tuple[str, int]]:
     ]
 
 
-resnet18_total_params = 11_689_512  # asserted against the model in tests/test_resnet_adversarial.py
+resnet18_total_params = 11_689_512  # asserted against the model in tests/assignments/test_resnet_adversarial.py
 
 
 def no_decay(model: nn.Module) -> set[str]:

@@ -1,10 +1,10 @@
-"""Remote functions for tests/test_cluster.py, importable on the Dask workers it starts (PYTHONPATH=repo)."""
+"""Remote functions for tests/grading/test_cluster.py, importable on the Dask workers it starts (PYTHONPATH=repo)."""
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from grader.cluster import Payload, RubricBundle, grade_remote
+from grader.grading.cluster import Payload, RubricBundle, grade_remote
 
 
 def die_grading_ben(bundle: RubricBundle, task: Payload) -> dict[str, Any]:

@@ -10,17 +10,17 @@ from typing import Callable
 import nbformat
 import pytest
 
-from grader.execution import WorkerSession
-from grader.grading import grade_submission
+from grader.execution.sandbox import bwrap_problem
+from grader.execution.session import WorkerSession
+from grader.grading.submission import grade_submission
 from grader.results import SubmissionResult
-from grader.rubric import Rubric, load_rubric
-from grader.sandbox import bwrap_problem
+from grader.rubric.schema import Rubric, load_rubric
 
 # Tests that run `grader grade` use the OS sandbox where bubblewrap is installed (CI installs it) and say so
 # where it is not, instead of refusing as the command does by default on Linux.
 os.environ.setdefault("GRADER_SANDBOX", "auto")
 # Tests grade under many sandboxes (one per temporary folder): a warm zygote per sandbox would cost more than the
-# fresh worker it saves.  tests/test_warm.py builds warm launchers itself and checks them against fresh ones.
+# fresh worker it saves.  tests/execution/test_warm.py builds warm launchers itself and checks them against fresh ones.
 os.environ.setdefault("GRADER_WARM", "0")
 
 
@@ -69,7 +69,7 @@ DATA = Path(__file__).resolve().parent / "data"
 # session-scoped fixture of that module (often a grading of every shipped example) go to one worker together, so
 # that the fixture is computed once, not once per worker.  A module listed here goes to one worker whole:
 # test_tamper's tests share fixed files in /tmp (the markers a trick would write), not only a fixture.
-ONE_WORKER = {"tests/test_tamper.py"}
+ONE_WORKER = {"tests/execution/test_tamper.py"}
 
 
 def _fixture_scope(node: ast.FunctionDef) -> str | None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.gradebook import FILENAME, CacheKey, Gradebook
+from grader.classroom.gradebook import FILENAME, Gradebook
+from grader.grading.verdict_key import CacheKey
 from grader.results import CellFailure, QuestionResult, Status, SubmissionResult
 
 

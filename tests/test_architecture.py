@@ -150,9 +150,9 @@ def _cycle_in(graph: dict[str, set[str]], component: list[str]) -> list[str]:
 
 def test_graph_sees_the_package() -> None:
     graph = import_graph()
-    assert "grader.cli" in graph
+    assert "grader.cli.main" in graph
     assert "grader.worker.main" in graph
-    assert graph["grader.cli"], "the walk found no imports in grader.cli"
+    assert graph["grader.cli.main"], "the walk found no imports in grader.cli.main"
 
 
 def test_no_import_cycles() -> None:
@@ -175,4 +175,64 @@ def test_no_module_imports_another_modules_private_names() -> None:
             for alias in node.names:
                 if alias.name.startswith("_") and not alias.name.startswith("__"):
                     found.append(f"{name}:{node.lineno} imports {alias.name} from {'.' * node.level}{node.module or ''}")
+    assert not found, "\n".join(found)
+
+
+# The pipeline's stages, lowest first; a module may import its own stage's modules and those of lower stages
+# only.  Modules directly in grader/ are the shared leaves (errors, results, ...), below everything, and so is
+# the package itself (its public names are imported lazily, by name); the facades named in FACADES sit on top
+# (they re-export a stage's API for users).
+STAGES = [
+    "grader",  # the shared leaves
+    "grader.worker",
+    "grader.formula",
+    "grader.rubric",
+    "grader.sources",
+    "grader.execution",
+    "grader.checks",
+    "grader.grading",
+    "grader.feedback",
+    "grader.classroom",
+    "grader.authoring",
+    "grader.kit",
+    "grader.workspace",
+    "grader.cli",
+]
+FACADES = {"grader.cases"}  # the authors' case helpers
+
+
+def stage_of(module: str) -> int:
+    if module in FACADES:
+        return len(STAGES)
+    parts = module.split(".")
+    if module == "grader":
+        return 0
+    for depth in (2, 1):
+        prefix = ".".join(parts[:depth])
+        if prefix in STAGES and (depth == 2 or len(parts) == 2):
+            return STAGES.index(prefix)
+    raise AssertionError(f"{module} is in no stage of STAGES: add its package there")
+
+
+def test_every_module_is_in_a_stage() -> None:
+    for name in module_names():
+        stage_of(name)
+
+
+def test_stages_depend_only_downwards() -> None:
+    graph = import_graph()
+    upward = [
+        f"{name} ({STAGES[stage_of(name)] if stage_of(name) < len(STAGES) else 'facade'}) imports {target} "
+        f"({STAGES[stage_of(target)] if stage_of(target) < len(STAGES) else 'facade'})"
+        for name, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if stage_of(target) > stage_of(name)
+    ]
+    assert not upward, "imports against the stage order:\n" + "\n".join(upward)
+
+
+def test_the_worker_imports_nothing_of_the_graders_side() -> None:
+    graph = import_graph()
+    found = [f"{name} imports {target}" for name, targets in graph.items() if name.startswith("grader.worker")
+             for target in targets if not target.startswith("grader.worker")]
     assert not found, "\n".join(found)

@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.checks.manual import ManualDetails
-from grader.commands.manual import enter_scores, export_pending, import_scores
-from grader.lms_export import canvas_csv, match_results, moodle_csv
+from grader.classroom.lms_export import canvas_csv, match_results, moodle_csv
+from grader.classroom.score_files import gradebook_csv
+from grader.cli.manual import enter_scores, export_pending, import_scores
 from grader.results import QuestionResult, Status, SubmissionResult
-from grader.roster import Roster
-from grader.rubric import load_rubric
-from grader.scoring import gradebook_csv
+from grader.rubric.schema import load_rubric
+from grader.sources.roster import Roster
 from grader.spreadsheet import csv_text, neutralise, unquote
 from tests.conftest import DATA
 from tests.lms_helpers import P, result

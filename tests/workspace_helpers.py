@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader.checks.manual import PENDING_MESSAGE, ManualDetails
-from grader.gradebook import FILENAME, CacheKey, Gradebook
-from grader.outdir import finish
-from grader.report import write_index
+from grader.classroom.gradebook import FILENAME, Gradebook
+from grader.classroom.outdir import finish
+from grader.classroom.score_files import atomic_write, gradebook_csv
+from grader.feedback.report import write_index
+from grader.grading.verdict_key import CacheKey
 from grader.results import QuestionResult, Status, SubmissionResult
-from grader.rubric import Rubric, load_rubric
-from grader.scoring import atomic_write, gradebook_csv
+from grader.rubric.schema import Rubric, load_rubric
 
 RUBRIC = Path(__file__).parent / "data" / "workspace" / "rubric.yaml"
 

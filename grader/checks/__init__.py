@@ -1,78 +1,11 @@
-"""Registry of check kinds: one module per kind, one line here per kind."""
+"""The check kinds: one module per kind (`function`, `gradient`, ...), each a `Check` (grader.checks.base).
+
+Which kinds exist, and where each one's parts live, is the registry in grader.rubric.kinds.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from grader.checks.base import Check, CheckContext
+from grader.rubric.kinds import DETAILS, KINDS, OPTIONS, details_class, get_kind, options_class
+from grader.rubric.options import Options
 
-from grader.checks.base import Check, CheckContext, Options
-
-if TYPE_CHECKING:
-    from grader.explain import DetailsReader
-
-KINDS: dict[str, str] = {
-    # kind name -> "module:Class"; imported lazily so that a rubric pays only for the kinds it uses.
-    "formula": "grader.checks.formula:FormulaCheck",
-    "value": "grader.checks.value:ValueCheck",
-    "function": "grader.checks.function:FunctionCheck",
-    "gradient": "grader.checks.gradient:GradientCheck",
-    "forbid": "grader.checks.forbid:ForbidCheck",
-    "training": "grader.checks.training:TrainingCheck",
-    "property": "grader.checks.property:PropertyCheck",
-    "manual": "grader.checks.manual:ManualCheck",
-}
-
-
-# kind name -> its rubric keys (a pydantic model in grader.checks.options): loading a rubric validates every
-# question's options without importing the kinds' modules (and torch, which most of them need to run).
-OPTIONS: dict[str, str] = {kind: f"grader.checks.options:{kind.capitalize()}Options" for kind in KINDS}
-
-
-# kind name -> "module:Class" of its `Details` record (grader.explain.Details), next to the kind: the record
-# reads a stored result's details (old ones too) and explains them for each audience.
-DETAILS: dict[str, str] = {
-    "formula": "grader.checks.formula:FormulaDetails",
-    "value": "grader.checks.value:ValueDetails",
-    "function": "grader.checks.function:FunctionDetails",
-    "gradient": "grader.checks.gradient:GradientDetails",
-    "forbid": "grader.checks.forbid:ForbidDetails",
-    "training": "grader.checks.training:TrainingDetails",
-    "property": "grader.checks.property:PropertyDetails",
-    "manual": "grader.checks.manual:ManualDetails",
-}
-
-
-def details_class(kind: str) -> DetailsReader | None:
-    """The Details class of `kind` (with `from_dict`), or None for a kind this grader does not know (a stored
-    result of a kind since removed: its message, traceback and forbid violations are still shown)."""
-    import importlib
-
-    target = DETAILS.get(kind)
-    if target is None:
-        return None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
-
-
-def options_class(kind: str) -> type[Options]:
-    """The Options model of `kind`; KeyError (naming the known kinds) for an unknown one."""
-    import importlib
-
-    try:
-        target = OPTIONS[kind]
-    except KeyError:
-        raise KeyError(f"unknown check kind '{kind}' (known: {', '.join(sorted(KINDS))})") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
-
-
-def get_kind(name: str) -> Check:
-    import importlib
-
-    try:
-        target = KINDS[name]
-    except KeyError:
-        raise KeyError(f"unknown check kind '{name}' (known: {', '.join(sorted(KINDS))})") from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]
-
-
-__all__ = ["Check", "CheckContext", "Options", "KINDS", "OPTIONS", "DETAILS", "options_class", "details_class", "get_kind"]
+__all__ = ["DETAILS", "KINDS", "OPTIONS", "Check", "CheckContext", "Options", "details_class", "get_kind", "options_class"]

@@ -6,20 +6,13 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 from grader.results import Outcome
+from grader.rubric.options import Options
 
 if TYPE_CHECKING:
-    from grader.execution import WorkerSession
-    from grader.rubric import Question, Rubric
-    from grader.submission import Submission
-
-
-class Options(BaseModel):
-    """Base of every kind's options: unknown keys are errors (they are typos in a rubric)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    from grader.execution.session import WorkerSession
+    from grader.rubric.schema import Question, Rubric
+    from grader.sources.load import Submission
 
 
 def question_seed(rubric: Rubric, question: Question, override: int | None = None) -> int:

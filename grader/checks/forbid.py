@@ -29,14 +29,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from grader.checks.options import ForbidOptions
 from grader.explain import View, bounded
 from grader.results import Outcome
-from grader.submission import MAX_PARSED, TooLargeToParse, parse_python
+from grader.rubric.options import ForbidOptions
+from grader.sources.load import MAX_PARSED, TooLargeToParse, parse_python
 
 if TYPE_CHECKING:
     from grader.checks.base import CheckContext
-    from grader.submission import Submission
+    from grader.sources.load import Submission
 
 _CONVS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _CONV_MODULES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")

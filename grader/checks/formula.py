@@ -1,6 +1,6 @@
 """`formula`: a symbolic answer (text, a SymPy expression or a LaTeX Answer cell) against the expected formula.
 
-The student's formula is parsed by the whitelist parser (`grader.mathparse`, `grader.latex`), never evaluated
+The student's formula is parsed by the whitelist parser (`grader.formula.mathparse`, `grader.formula.latex`), never evaluated
 as code.  Equivalence is decided on the question's integer domain: every point of a small box at the domain's
 corner, seeded random points further out, and seeded points at large values (a formula wrong only past
 H = 1000 is caught), evaluated exactly (fractions; floor and ceiling exact) by an evaluator of our own.  A
@@ -19,10 +19,14 @@ from typing import Any
 import sympy
 
 from grader.checks.base import CheckContext
-from grader.checks.formula_math import (
+from grader.errors import GraderError
+from grader.explain import View, bounded
+from grader.formula.latex import parse_answer_cell, parse_latex
+from grader.formula.mathparse import ParseError, parse_expression
+from grader.formula.problem import (
     EXACT as EXACT,  # kept importable from here, as are the problem and evaluator names
 )
-from grader.checks.formula_math import (
+from grader.formula.problem import (
     Budget,
     Evaluator,
     FormulaProblem,
@@ -38,13 +42,9 @@ from grader.checks.formula_math import (
     same_value,
     show_value,
 )
-from grader.checks.options import FormulaOptions
-from grader.checks.options import SymbolDomain as SymbolDomain  # kept importable from here
-from grader.errors import GraderError
-from grader.explain import View, bounded
-from grader.latex import parse_answer_cell, parse_latex
-from grader.mathparse import ParseError, parse_expression
 from grader.results import Outcome, Status
+from grader.rubric.options import FormulaOptions
+from grader.rubric.options import SymbolDomain as SymbolDomain  # kept importable from here
 from grader.worker.codec import Opaque, SympyText
 
 # -- the check --------------------------------------------------------------------------------------------------

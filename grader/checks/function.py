@@ -14,16 +14,16 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable
 
-from grader.cases import OutputOf, clone, generate_cases, label, rebuilder
 from grader.checks.base import CheckContext
-from grader.checks.options import FunctionOptions, Selector
-from grader.compare import Difference, Mismatch, Tolerance, compare, describe
+from grader.checks.support.cases import OutputOf, clone, generate_cases, label, rebuilder
+from grader.checks.support.compare import Difference, Mismatch, Tolerance, compare, describe
+from grader.checks.support.shrink import Contract, roll_up_reproduced
 from grader.errors import GraderError
-from grader.execution import CallResult
+from grader.execution.session import CallResult
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
-from grader.shrink import Contract, roll_up_reproduced
+from grader.rubric.options import FunctionOptions, Selector
 from grader.worker import codec
 from grader.worker.codec import Handle
 from grader.worker.ops_chain import pick

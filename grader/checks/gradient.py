@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from grader.cases import clone, generate_cases, label, rebuilder, same_kind
 from grader.checks.base import CheckContext, question_seed
 from grader.checks.function import call_failure
-from grader.checks.options import GradientOptions
-from grader.compare import describe, is_array, relative_error, to_numpy
-from grader.diagnose import around, diagnose, diagnose_shapes
+from grader.checks.support.cases import clone, generate_cases, label, rebuilder, same_kind
+from grader.checks.support.compare import describe, is_array, relative_error, to_numpy
+from grader.checks.support.diagnose import around, diagnose, diagnose_shapes
+from grader.checks.support.shrink import Contract, reproduction
 from grader.errors import ReferenceError_
-from grader.execution import CallResult
+from grader.execution.session import CallResult
 from grader.explain import Around, Reproduction, View, bounded, explain_failure, listed, number, sci, whole_numbers
 from grader.results import Outcome
-from grader.shrink import Contract, reproduction
+from grader.rubric.options import GradientOptions
 
 if TYPE_CHECKING:
-    from grader.rubric import Question, Rubric
+    from grader.rubric.schema import Question, Rubric
 
 
 def expected_gradient(forward: Callable[..., Any], case: dict[str, Any], opts: GradientOptions, point: torch.Tensor) -> torch.Tensor:

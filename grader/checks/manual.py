@@ -1,6 +1,6 @@
 """`manual`: a free-text answer kept for a TA; the question scores 0 and is pending until a TA score arrives.
 
-The answer is the Markdown after `Answer qX.Y:` (see `grader.submission`); nothing of the student's runs.
+The answer is the Markdown after `Answer qX.Y:` (see `grader.sources.load`); nothing of the student's runs.
 TA scores are applied later to the stored result by `with_ta_score` (see `grader manual`).
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from grader.checks.base import CheckContext
-from grader.checks.options import ManualOptions
 from grader.explain import View
 from grader.results import Outcome, QuestionResult, Status
+from grader.rubric.options import ManualOptions
 
 PENDING_MESSAGE = "awaiting grading by a TA"
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from grader.cases import call_reference, clone, generate_cases, label, rebuilder
 from grader.checks.base import CheckContext
 from grader.checks.function import StudentSignature, call_failure
-from grader.checks.options import PropertyOptions
-from grader.compare import Tolerance, compare, is_array
+from grader.checks.support.cases import call_reference, clone, generate_cases, label, rebuilder
+from grader.checks.support.compare import Tolerance, compare, is_array
+from grader.checks.support.shrink import Contract, roll_up_reproduced
 from grader.errors import GraderError
-from grader.execution import CallResult, WorkerSession
+from grader.execution.session import CallResult, WorkerSession
 from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.results import Outcome
-from grader.shrink import Contract, roll_up_reproduced
+from grader.rubric.options import PropertyOptions
 from grader.worker.codec import Handle
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 

@@ -20,11 +20,11 @@ from markupsafe import Markup
 
 from grader import svg
 from grader.checks.base import CheckContext
-from grader.checks.options import DataRecipe, Tier, TrainingOptions
-from grader.compare import describe, is_array, to_numpy
+from grader.checks.support.compare import describe, is_array, to_numpy
 from grader.errors import GraderError
 from grader.explain import View, listed, num
 from grader.results import Outcome
+from grader.rubric.options import DataRecipe, Tier, TrainingOptions
 from grader.worker import codec
 
 

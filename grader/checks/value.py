@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.checks.base import CheckContext
-from grader.checks.options import ValueOptions
-from grader.compare import Difference, Tolerance, compare, describe
+from grader.checks.support.compare import Difference, Tolerance, compare, describe
 from grader.explain import View, explain_failure
 from grader.results import Outcome
+from grader.rubric.options import ValueOptions
 from grader.worker.codec import Opaque
 
 

@@ -22,19 +22,11 @@ from types import ModuleType
 from typing import Any
 
 from grader import __version__
-from grader.cases import OutputOf, clone, generate_cases
-from grader.checks.formula_math import FormulaProblem, Point
 from grader.checks.function import Plan, reference_side
 from grader.checks.gradient import expected_gradient
-from grader.checks.options import (
-    ForbidOptions,
-    FormulaOptions,
-    FunctionOptions,
-    GradientOptions,
-    TrainingOptions,
-    ValueOptions,
-)
+from grader.checks.support.cases import OutputOf, clone, generate_cases
 from grader.errors import GraderError
+from grader.formula.problem import FormulaProblem, Point
 from grader.kit.hashing import canonical, point_hash
 from grader.kit.schema import (
     Case,
@@ -49,7 +41,15 @@ from grader.kit.schema import (
     TrainingData,
     ValueData,
 )
-from grader.rubric import Question, Rubric
+from grader.rubric.options import (
+    ForbidOptions,
+    FormulaOptions,
+    FunctionOptions,
+    GradientOptions,
+    TrainingOptions,
+    ValueOptions,
+)
+from grader.rubric.schema import Question, Rubric
 from grader.worker import codec
 from grader.worker.codec import Opaque
 

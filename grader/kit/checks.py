@@ -16,8 +16,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from grader.cases import Case as Labelled
-from grader.cases import OutputOf, case, roll_up
 from grader.checks.base import CheckContext
 from grader.checks.forbid import ForbidCheck, forbid_outcome
 from grader.checks.formula import (
@@ -32,12 +30,14 @@ from grader.checks.formula import (
 )
 from grader.checks.function import FunctionCheck, Plan
 from grader.checks.gradient import gradient_outcome, judge
-from grader.checks.options import ValueOptions
+from grader.checks.support.cases import Case as Labelled
+from grader.checks.support.cases import OutputOf, case, roll_up
+from grader.checks.support.compare import Tolerance
+from grader.checks.support.shrink import as_held
 from grader.checks.training import TrainingCheck
 from grader.checks.value import ValueCheck
-from grader.compare import Tolerance
 from grader.errors import GraderError
-from grader.grading import to_result
+from grader.grading.submission import to_result
 from grader.kit.hashing import matches
 from grader.kit.schema import (
     Case,
@@ -52,8 +52,8 @@ from grader.kit.schema import (
     decoded,
 )
 from grader.results import Outcome, QuestionResult
-from grader.rubric import Question, QuestionSpec, Rubric, RubricSpec
-from grader.shrink import as_held
+from grader.rubric.options import ValueOptions
+from grader.rubric.schema import Question, QuestionSpec, Rubric, RubricSpec
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ RUNNERS: dict[str, Runner] = {
 
 
 def run_kit_question(ctx: CheckContext) -> QuestionResult:
-    """One question, as `grader.grading.run_question` grades it: the forbid gate first, then the check."""
+    """One question, as `grader.grading.submission.run_question` grades it: the forbid gate first, then the check."""
     q = ctx.question
     start = time.perf_counter()
     outcome = forbid_outcome(ctx, q.spec.forbid) if q.spec.forbid and q.spec.answer else None

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from grader.checks.formula_math import EXACT, Value
+from grader.formula.problem import EXACT, Value
 
 HASH_CHARS = 32  # 128 bits: a wrong formula matching by chance is out of the question
 _SIGNIFICANT = 10

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError, SubmissionUnreadable
-from grader.execution import WorkerSession
-from grader.handout import missing_requirements, requirement_line
+from grader.execution.session import WorkerSession
 from grader.kit.result import KitReport
 from grader.kit.run import check_questions, report_for, selected
 from grader.kit.schema import KitFile, decoded, read_kit
 from grader.results import QuestionResult
-from grader.rubric import Limits
-from grader.submission import Cell, Submission, load_submission, strip_magics
+from grader.rubric.handout import missing_requirements, requirement_line
+from grader.rubric.schema import Limits
+from grader.sources.load import Cell, Submission, load_submission, strip_magics
 from grader.worker import codec, protocol
 from grader.worker.main import Worker
 from grader.worker.running import CellTimeout, describe

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from grader.classroom.score_files import gradescope
 from grader.results import Status, SubmissionResult
-from grader.scoring import gradescope
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Checking a submission against a kit: load → run cells in a worker → each question's kit check → a report.
 
-The same pipeline as `grader.grading.grade_submission`, with the kit in place of the rubric and reference.
+The same pipeline as `grader.grading.submission.grade_submission`, with the kit in place of the rubric and reference.
 `check_questions` is shared with the in-notebook check, which passes a session on the notebook's namespace.
 """
 from __future__ import annotations
@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Sequence
 
 from grader import __version__
-from grader.cells import name_failures
 from grader.checks.base import CheckContext
 from grader.errors import SubmissionUnreadable
-from grader.execution import WorkerSession
-from grader.grading import name_cells, to_result
-from grader.handout import require
+from grader.execution.sandbox import Launcher
+from grader.execution.session import WorkerSession
+from grader.grading.submission import name_cells, to_result
 from grader.kit.checks import as_rubric, reference_for, run_kit_question
 from grader.kit.result import KitReport, Unchecked
 from grader.kit.schema import KitFile, KitQuestion, NotChecked, kit_handout
 from grader.results import Outcome, Status, SubmissionResult
-from grader.sandbox import Launcher
-from grader.submission import Submission, load_submission, student_name
+from grader.rubric.handout import require
+from grader.sources.cells import name_failures
+from grader.sources.load import Submission, load_submission, student_name
 
 
 def selected(kit: KitFile, question: str | None) -> list[KitQuestion]:

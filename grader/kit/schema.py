@@ -21,10 +21,10 @@ from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grader.checks.options import SymbolDomain, TrainingOptions
 from grader.errors import GraderError
-from grader.handout import HandoutFile, safe_relative
-from grader.rubric import Limits
+from grader.rubric.handout import HandoutFile, safe_relative
+from grader.rubric.options import SymbolDomain, TrainingOptions
+from grader.rubric.schema import Limits
 from grader.worker import codec
 
 FORMAT = "dl-grader-kit"

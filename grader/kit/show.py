@@ -1,7 +1,7 @@
-"""A kit check for people: the terminal table (`grader.terminal`'s), a text view and compact HTML for notebooks.
+"""A kit check for people: the terminal table (`grader.feedback.terminal`'s), a text view and compact HTML for notebooks.
 
 Every view shows the same facts and blocks (the failing input, expected against yours, a snippet), explained by
-`grader.report.explain` as the reports explain them; student text (messages quote answers) is escaped in HTML.
+`grader.feedback.report.explain` as the reports explain them; student text (messages quote answers) is escaped in HTML.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 from html import escape
 from typing import TYPE_CHECKING, TextIO
 
-from grader.report import Audience, Explanation, explain
+from grader.feedback.report import Audience, Explanation, explain
+from grader.feedback.terminal import MARKS, print_check
 from grader.results import Status
-from grader.terminal import MARKS, print_check
 
 if TYPE_CHECKING:  # annotations only: a KitReport shows itself through this module
     from grader.kit.result import KitReport

@@ -220,7 +220,7 @@ def _mounts(request: dict[str, Any]) -> None:
     uid, gid = os.getuid(), os.getgid()
     fresh = MS_NOSUID | MS_NODEV
     _mount("tmpfs", HOME, "tmpfs", fresh, f"size={int(request['home_size'])},mode=0755,uid={uid},gid={gid}")
-    # The submission's working folder (a tree the grader built: grader.workdir, modes kept); the staging
+    # The submission's working folder (a tree the grader built: grader.execution.workdir, modes kept); the staging
     # folder is then hidden.
     shutil.copytree(STAGE, HOME, dirs_exist_ok=True)
     _mount("tmpfs", STAGE, "tmpfs", fresh | MS_RDONLY, "size=4096,mode=0555")

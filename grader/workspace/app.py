@@ -20,16 +20,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from grader.commands.manual import parse_score
+from grader.classroom.similarity import Pair
+from grader.classroom.ta_scores import parse_score
 from grader.errors import GraderError
-from grader.similarity import Pair
 from grader.workspace.marking import ClassFilter, Workspace
 
 __all__ = ["COOKIE", "make_app", "new_token"]
 
 COOKIE = "grader_token"
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("grader", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    loader=jinja2.PackageLoader("grader.feedback", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 )
 
 
@@ -151,7 +151,7 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
         return RedirectResponse(f"/s/{quote(name)}?note=adjusted#{quote(qid)}", status_code=303)
 
     async def similar(request: Request) -> Response:
-        from grader.commands.similarity import class_pairs
+        from grader.classroom.similarity import class_pairs
 
         pairs = class_pairs(ws.out)
         a, b = request.query_params.get("a"), request.query_params.get("b")
@@ -183,7 +183,7 @@ def make_app(ws: Workspace, token: str, ta: str = "") -> Starlette:
 
 def _sides(out: Path, pair: Pair) -> list[list[tuple[int, str, bool]]]:
     """Both students' code as (line number, text, matched) rows, the starter's code already left out of the match."""
-    from grader.commands.similarity import class_prints
+    from grader.classroom.similarity import class_prints
 
     code = {p.name: p.code for p in class_prints(out) if p.name in (pair.a, pair.b)}
     sides = []

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from grader.commands.manual import TAScore, apply_scores, load_results, manual_ids, resolve_rubric, save
+from grader.classroom.gradebook import FILENAME, Gradebook
+from grader.classroom.ta_scores import TAScore, apply_scores, load_results, manual_ids, resolve_rubric, save
+from grader.classroom.tawork import Override, carry_over
 from grader.errors import GraderError
-from grader.gradebook import FILENAME, Gradebook
 from grader.results import QuestionResult, Status, SubmissionResult
-from grader.rubric import Rubric
-from grader.tawork import Override, carry_over
+from grader.rubric.schema import Rubric
 from grader.workspace.store import RubricItem, Store
 
 __all__ = ["AnswerGroup", "ClassFilter", "Progress", "StudentRow", "Workspace", "normalise", "item_score", "item_comment"]
@@ -142,7 +142,7 @@ class Workspace:
         return found
 
     def students(self, keep: ClassFilter = ClassFilter()) -> list[StudentRow]:
-        from grader.classbook import read_entries
+        from grader.classroom.classbook import read_entries
 
         entries = read_entries(self.out)
         rows = [

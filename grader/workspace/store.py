@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.classroom.gradebook import FILENAME
 from grader.errors import GraderError
-from grader.gradebook import FILENAME
 
 __all__ = ["RubricItem", "Adjustment", "Store"]
 

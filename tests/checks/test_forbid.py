@@ -19,8 +19,8 @@ from grader.checks.forbid import (
     forbid_outcome,
 )
 from grader.results import Status
-from grader.rubric import Question, QuestionSpec
-from grader.submission import Cell, Submission, load_submission
+from grader.rubric.schema import Question, QuestionSpec
+from grader.sources.load import Cell, Submission, load_submission
 
 AUTOGRAD = ["autograd"]
 

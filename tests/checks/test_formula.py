@@ -21,10 +21,10 @@ from grader.checks.formula import (
     compile_formula,
     prove_equal,
 )
-from grader.execution import GetResult
-from grader.mathparse import make_symbols
+from grader.execution.session import GetResult
+from grader.formula.mathparse import make_symbols
 from grader.results import Outcome, Status
-from grader.rubric import Question, QuestionSpec
+from grader.rubric.schema import Question, QuestionSpec
 from grader.worker.codec import Opaque, SympyText
 
 CONV = {
@@ -320,7 +320,7 @@ def test_bounded_symbols_stay_in_range() -> None:
 )
 def test_exact_evaluation(text: str, point: tuple[int, ...], value: Any) -> None:
     symbols = make_symbols(["H", "K", "S"])
-    from grader.mathparse import parse_expression
+    from grader.formula.mathparse import parse_expression
 
     evaluate = compile_formula(parse_expression(text, symbols), list(symbols.values()))
     assert evaluate(point) == value
@@ -332,7 +332,7 @@ def test_exact_evaluation(text: str, point: tuple[int, ...], value: Any) -> None
 )
 def test_undefined_values(text: str, error: type[Exception]) -> None:
     symbols = make_symbols(["H", "K"])
-    from grader.mathparse import parse_expression
+    from grader.formula.mathparse import parse_expression
 
     evaluate = compile_formula(parse_expression(text, symbols), list(symbols.values()))
     with pytest.raises(error):

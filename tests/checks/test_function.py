@@ -84,8 +84,8 @@ def test_a_side_effect_names_the_students_argument_and_what_happened(tmp_path, b
 
     import torch
 
-    from grader.grading import grade_submission
-    from grader.rubric import load_rubric
+    from grader.grading.submission import grade_submission
+    from grader.rubric.schema import load_rubric
 
     (tmp_path / "reference.py").write_text(SGD_REFERENCE)
     (tmp_path / "rubric.yaml").write_text(SGD_RUBRIC)

@@ -8,13 +8,13 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from grader.cases import as_numpy, case, grid, label, output_of, with_ties
-from grader.checks.options import FunctionOptions
+from grader.checks.support.cases import as_numpy, case, grid, label, output_of, with_ties
 from grader.errors import GraderError, RubricError
-from grader.grading import grade_submission
+from grader.grading.submission import grade_submission
 from grader.hints import library_hint
 from grader.results import Status, SubmissionResult
-from grader.rubric import Rubric, load_rubric
+from grader.rubric.options import FunctionOptions
+from grader.rubric.schema import Rubric, load_rubric
 from tests.conftest import DATA
 
 # Every question of tests/data/chain answered right, with caches and dicts of the student's own making.

@@ -38,8 +38,8 @@ def test_full_jacobians(write_py, grade_mini, body, points):
 
 def test_a_wrong_reference_is_caught_by_finite_differences(tmp_path, write_py):
     from grader.errors import GraderError
-    from grader.grading import grade_submission
-    from grader.rubric import load_rubric
+    from grader.grading.submission import grade_submission
+    from grader.rubric.schema import load_rubric
 
     (tmp_path / "ref.py").write_text(
         "import torch\n"
@@ -53,7 +53,7 @@ def test_a_wrong_reference_is_caught_by_finite_differences(tmp_path, write_py):
         "assignment: wrongref\nreference: ref.py\nquestions:\n"
         "  - {id: q1.1, title: t, points: 1, kind: gradient, answer: f, cases: cases, forward: cube, wrt: x, upstream: g}\n"
     )
-    from grader.grading import preflight
+    from grader.grading.submission import preflight
     from grader.results import Status
 
     rubric = load_rubric(tmp_path / "r.yaml")

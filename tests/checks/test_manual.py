@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.cli import main
-from grader.commands.grade import grade
-from grader.commands.manual import enter_scores, import_scores
+from grader.cli.grade import grade
+from grader.cli.main import main
+from grader.cli.manual import enter_scores, import_scores
 from grader.results import Status, SubmissionResult
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "resnet-adversarial"

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from grader.checks.property import Answer
-from grader.grading import grade_submission
+from grader.grading.submission import grade_submission
 from grader.results import Status, SubmissionResult
-from grader.rubric import load_rubric
+from grader.rubric.schema import load_rubric
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "resnet-adversarial"

@@ -19,9 +19,9 @@ from grader.checks.training import (
     resolve_device,
 )
 from grader.errors import GraderError
-from grader.grading import grade_submission
+from grader.grading.submission import grade_submission
 from grader.results import SubmissionResult
-from grader.rubric import Rubric, load_rubric
+from grader.rubric.schema import Rubric, load_rubric
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "backprop-optim" / "training"
 TIERS = [{"min": 0.95, "credit": 1.0}, {"min": 0.5, "credit": 0.5}]

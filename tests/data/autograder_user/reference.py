@@ -1,4 +1,4 @@
-"""The reference of tests/test_autograder_user.py: what a student who cannot read this file gets."""
+"""The reference of tests/classroom/test_autograder_user.py: what a student who cannot read this file gets."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""The reference of tests/test_grader_bounds.py."""
+"""The reference of tests/grading/test_grader_bounds.py."""
 from __future__ import annotations
 
 import torch

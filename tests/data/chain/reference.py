@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from grader.cases import Case, case, output_of, randn
+from grader.checks.support.cases import Case, case, output_of, randn
 
 
 def square_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:

@@ -1,4 +1,4 @@
-"""Reference for tests/test_feedback.py: small functions whose common mistakes the grader should name."""
+"""Reference for tests/feedback/test_feedback.py: small functions whose common mistakes the grader should name."""
 from __future__ import annotations
 
 import torch

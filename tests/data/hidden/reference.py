@@ -1,4 +1,4 @@
-"""The reference of tests/test_hidden.py: one generator that draws from its seed, one that ignores it."""
+"""The reference of tests/authoring/test_hidden.py: one generator that draws from its seed, one that ignores it."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-# A submission that looks around from inside its worker; tests/test_sandbox.py calls these functions and
+# A submission that looks around from inside its worker; tests/execution/test_sandbox.py calls these functions and
 # checks what they saw.  Everything here is what a curious or hostile student could write.
 import os
 import socket

@@ -1,4 +1,4 @@
-"""The reference of tests/test_time_limits.py: a function that computes for a while, then doubles."""
+"""The reference of tests/execution/test_time_limits.py: a function that computes for a while, then doubles."""
 from __future__ import annotations
 
 import torch

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from grader.rubric import load_module
+from grader.rubric.schema import load_module
 
 _ref = load_module(Path(__file__).resolve().parents[3] / "reference" / "resnet_adversarial.py", "_test_resnet_adversarial_ref")
 

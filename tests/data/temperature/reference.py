@@ -1,9 +1,9 @@
-"""Reference for tests/test_shrink.py's softmax with a temperature: a missing 1/T must not be "a bias added twice"."""
+"""Reference for tests/checks/test_shrink.py's softmax with a temperature: a missing 1/T must not be "a bias added twice"."""
 from __future__ import annotations
 
 import torch
 
-from grader.cases import case
+from grader.checks.support.cases import case
 
 
 def softmax_t(z: torch.Tensor, T: float) -> torch.Tensor:

@@ -1,5 +1,5 @@
 # A submission that tries to leave something behind for the next one graded in the same warm slot.
-# tests/test_warm.py calls leave(token), then grades a clean submission that must see none of it.
+# tests/execution/test_warm.py calls leave(token), then grades a clean submission that must see none of it.
 import os
 import random
 import subprocess

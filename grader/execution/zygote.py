@@ -1,0 +1,298 @@
+"""Warm workers: a zygote per grading process that has imported torch once, inside bubblewrap, and forks a
+worker per submission (`grader/worker/zygote.py` is its side).
+
+`WarmLauncher` wraps a `BwrapLauncher`: sessions call `spawn` for a worker forked by this process's zygote, and
+`launch` (a fresh worker) where no zygote can run.  Each submission still gets its own cgroup, its own PID,
+mount, IPC and UTS namespaces, a fresh tmpfs home, /tmp and /dev/shm, a read-only view of everything else, and
+no capabilities; the zygote's slot runs one submission at a time (each is killed and reaped before the next).
+
+Why a zygote per grading process, not one shared by a batch's slots (which would save ~400 MB per extra slot):
+submissions forked by one zygote at the same time would see each other's processes, since they share the
+zygote's /proc (its PID namespace holds theirs), and a /proc of their own cannot be mounted under bubblewrap's
+read-only covers of /proc/irq and the like (EPERM, `subset=pid` included; nor can a zygote given
+CAP_SYS_ADMIN by `bwrap --cap-add` unmount those covers: tried with bubblewrap 0.8 on Linux 6.18).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar, Iterable
+
+from grader.execution.sandbox import BwrapLauncher, Launch, MiB, WorkerCgroup, compile_grader
+from grader.execution.workdir import tree_size
+from grader.rubric.schema import Limits
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 120.0  # a zygote's imports
+SPAWN_TIMEOUT = 30.0
+KILL_WAIT = 10.0
+
+
+class ZygoteError(RuntimeError):
+    """The zygote could not start or fork; the session falls back to a fresh worker."""
+
+
+def cpu_share(jobs: int) -> int:
+    """Threads per worker when `jobs` submissions are graded at once: an equal share of this machine's cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, jobs))
+
+
+@dataclass(frozen=True)
+class WarmLauncher:
+    """Bubblewrap with a warm zygote; plain data, so that it pickles into the process pool."""
+
+    base: BwrapLauncher
+    threads: int = 1
+
+    name: ClassVar[str] = "bwrap"  # the same sandbox as a fresh worker's, recorded alike
+
+    def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
+        return self.base.launch(worker_argv, scratch, limits)
+
+    def hiding(self, paths: Iterable[Path]) -> WarmLauncher:
+        return replace(self, base=self.base.hiding(paths))
+
+    def with_threads(self, threads: int) -> WarmLauncher:
+        return replace(self, threads=threads)
+
+    def spawn(
+        self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int
+    ) -> tuple[WarmProcess, Launch]:
+        """A worker for the submission staged in `scratch`, forked by this process's zygote (started, or
+        restarted after a death, on demand)."""
+        key = (self.base, limits)
+        zygote = _ZYGOTES.pop(key, None)  # re-inserted last: the dict is in order of use
+        if zygote is None or zygote.dead or zygote.owner != os.getpid():
+            if zygote is not None and zygote.owner == os.getpid():
+                zygote.close()
+            _evict(MAX_ZYGOTES - 1)
+            zygote = Zygote(self.base, limits)
+        _ZYGOTES[key] = zygote
+        try:
+            return zygote.spawn(scratch, limits, log_path, rfd, wfd, self.threads)
+        except ZygoteError:
+            zygote.close()
+            _ZYGOTES.pop(key, None)
+            raise
+
+
+class WarmProcess:
+    """The grader's view of a forked worker, shaped like `subprocess.Popen` where the session uses one."""
+
+    pid = 0  # not addressable from here (another PID namespace): killed through its init or its cgroup
+
+    def __init__(self, monitor: socket.socket, zygote: Zygote, launch: Launch) -> None:
+        self.monitor = monitor
+        self.returncode: int | None = None
+        self.zygote, self.launch = zygote, launch
+        self.retired = False
+
+    def retire(self) -> None:
+        """Kill the worker and everything it started; its zygote reaps it and removes its cgroup before it
+        forks the next one (or closes), so the grader need not wait for the teardown here."""
+        if not self.retired:
+            self.retired = True
+            self.kill()
+            self.zygote.retired.append(self)
+
+    def finish(self) -> None:
+        try:
+            self.wait(KILL_WAIT)
+        except subprocess.TimeoutExpired:
+            log.warning("a warm worker did not exit %g s after it was killed", KILL_WAIT)
+            self.monitor.close()
+        _cleanup(self.launch)
+
+    def poll(self) -> int | None:
+        code = self._read(0.0)
+        return -9 if code is None and self.retired else code
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._read(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired("worker", timeout or 0.0)
+        return code
+
+    def kill(self) -> None:
+        try:
+            self.monitor.send(b"K")
+        except OSError:
+            pass
+
+    def _read(self, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.monitor], [], [], remaining)
+            if not ready:
+                return None
+            try:
+                message = self.monitor.recv(4096)
+            except OSError:
+                message = b""
+            if not message:  # the init is gone without a status: it was killed, and so was the worker
+                self.returncode = -9
+            elif message[:1] == b"S" and len(message) == 5:
+                self.returncode = os.waitstatus_to_exitcode(struct.unpack("i", message[1:])[0])
+        if self.returncode is not None:
+            self.monitor.close()
+        return self.returncode
+
+
+class Zygote:
+    """One warm process inside bubblewrap, owned by the grading process that started it."""
+
+    def __init__(self, base: BwrapLauncher, limits: Limits) -> None:
+        self.owner = os.getpid()
+        self.retired: list[WarmProcess] = []
+        self.stage = Path(tempfile.mkdtemp(prefix="grader-zygote-"))
+        self.errors = tempfile.TemporaryFile()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        compile_grader()
+        argv = [sys.executable, "-s", "-P", "-m", "grader.worker.zygote", str(theirs.fileno())]
+        self.launch = base.launch(argv, self.stage, limits)
+        self.ctl = ours
+        try:
+            self.proc = subprocess.Popen(
+                self.launch.argv, stdin=subprocess.DEVNULL, stdout=self.errors, stderr=self.errors,
+                cwd=self.launch.cwd, env=self.launch.env, pass_fds=(theirs.fileno(),), preexec_fn=self.launch.preexec,
+            )
+        except OSError as exc:
+            self.close()
+            raise ZygoteError(f"the zygote did not start: {exc}") from exc
+        finally:
+            theirs.close()
+        _LIVE.append(self)
+        hello = self._receive(READY_TIMEOUT)
+        if hello != b"Z":
+            self.close()
+            raise ZygoteError(f"the zygote did not start: {hello[1:].decode(errors='replace') or self._stderr()}")
+
+    @property
+    def dead(self) -> bool:
+        return self.proc.poll() is not None
+
+    def spawn(
+        self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int, threads: int
+    ) -> tuple[WarmProcess, Launch]:
+        while self.retired:  # the slot's previous worker is dead, reaped and its cgroup gone before the next
+            self.retired.pop().finish()
+        for old in self.stage.iterdir():  # the slot's previous submission, if any: never seen by this one
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        shutil.copytree(scratch, self.stage, dirs_exist_ok=True)  # the working folder's tree (grader.execution.workdir)
+        quota = limits.disk_mb * MiB
+        request = {
+            "home_size": quota + tree_size(self.stage), "tmp_size": quota, "shm_size": limits.file_size_mb * MiB,
+            "threads": threads,
+        }
+        cgroup = WorkerCgroup.create(limits)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fds = [theirs.fileno()]
+        try:
+            logfd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_path else os.open(os.devnull, os.O_WRONLY)
+            fds.append(logfd)
+            fds += [os.open(path, os.O_WRONLY) for path in (cgroup.procs_files if cgroup else ())]
+            socket.send_fds(self.ctl, [json.dumps(request).encode()], [rfd, wfd, logfd, theirs.fileno(), *fds[2:]])
+            reply = self._receive(SPAWN_TIMEOUT)
+        except OSError as exc:
+            ours.close()
+            raise ZygoteError(f"the zygote did not answer: {exc}") from exc
+        finally:
+            for fd in fds[1:]:
+                os.close(fd)
+            theirs.close()
+        launch = Launch([], {}, "", None, cgroup.cleanup if cgroup else None, cgroup)
+        try:
+            answer = json.loads(reply)
+        except ValueError:
+            answer = {"ok": False, "error": f"unreadable reply {reply[:100]!r}"}
+        if not answer.get("ok"):
+            ours.close()
+            _cleanup(launch)
+            raise ZygoteError(f"the zygote could not fork: {answer.get('error')}")
+        ready, _, _ = select.select([ours], [], [], SPAWN_TIMEOUT)
+        status = ours.recv(4096) if ready else b""
+        if status != b"R":
+            ours.close()
+            _cleanup(launch)
+            raise ZygoteError(f"the worker's sandbox was not made: {status[1:].decode(errors='replace') or 'no answer'}")
+        return WarmProcess(ours, self, launch), launch
+
+    def _receive(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.ctl], [], [], timeout)
+        if not ready:
+            raise ZygoteError(f"the zygote did not answer within {timeout:g} s")
+        return self.ctl.recv(1 << 16)
+
+    def _stderr(self) -> str:
+        self.errors.seek(0)
+        lines = self.errors.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "no message"
+
+    def close(self) -> None:
+        if self.owner != os.getpid():
+            return
+        while self.retired:
+            self.retired.pop().finish()
+        self.ctl.close()
+        proc = getattr(self, "proc", None)
+        if proc is not None:
+            proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log.warning("the zygote %d did not exit after SIGKILL", proc.pid)
+        _cleanup(self.launch)
+        self.errors.close()
+        shutil.rmtree(self.stage, ignore_errors=True)
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+
+def _cleanup(launch: Launch) -> None:
+    if launch.cleanup is not None:
+        try:
+            launch.cleanup()
+        except Exception:  # noqa: BLE001 - a leftover cgroup is logged, grading goes on
+            log.warning("cleaning up after a zygote failed", exc_info=True)
+
+
+_ZYGOTES: dict[tuple[BwrapLauncher, Limits], Zygote] = {}
+# A grading run has one sandbox and one set of limits, so one zygote; a process that grades under many (a test
+# suite, `grader validate`) keeps the most recently used few, each holding torch (hundreds of MB).
+MAX_ZYGOTES = 2
+
+
+def _evict(keep: int) -> None:
+    """Close the least recently used zygotes until at most `keep` are left."""
+    while len(_ZYGOTES) > keep:
+        oldest = next(iter(_ZYGOTES))
+        _ZYGOTES.pop(oldest).close()
+_LIVE: list[Zygote] = []
+
+
+@atexit.register
+def close_zygotes() -> None:
+    for zygote in list(_LIVE):
+        zygote.close()
+    _ZYGOTES.clear()

@@ -1,0 +1,120 @@
+"""The local executors of a batch: this process (for debugging, and a single submission), or a pool of
+processes that each import torch once.  Both grade each job through `batch.grade_job`, inside its boundary."""
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from typing import Iterator, Sequence
+
+from grader.checks import KINDS
+from grader.execution.sandbox import Launcher, with_threads
+from grader.execution.zygote import cpu_share
+from grader.grading.batch import Executor, Job, Settings, failed_job, grade_job
+from grader.results import SubmissionResult
+from grader.rubric.schema import Rubric, load_rubric
+
+log = logging.getLogger(__name__)
+
+POOL_TRIES = 2  # a job whose pool process died this many times is a grader error, not retried forever
+
+
+class SerialExecutor:
+    name = "serial"
+
+    def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
+        settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(1)))
+        for job in jobs:
+            yield grade_job(rubric, job, settings)
+
+
+@dataclass(frozen=True)
+class PoolExecutor:
+    workers: int
+    name: str = "pool"
+
+    def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
+        ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+        if os.name == "posix":
+            # Pool processes are forked from a server that imported torch and the checks once: they share those
+            # pages (and that time) instead of each paying for its own copy.
+            ctx.set_forkserver_preload(list(PRELOAD))
+        # Each submission's worker uses its share of the cores, so N at once do not oversubscribe them.
+        settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(self.workers)))
+        tries = dict.fromkeys((job.name for job in jobs), 0)
+        queue = list(jobs)
+        while queue:
+            # A pool process that dies (the machine's OOM killer, say) breaks the whole pool: the submissions
+            # it held are tried once more in a fresh pool, then recorded as grader errors; none is lost or
+            # repeated.
+            broken: list[Job] = []
+            pending: dict[Future[dict[str, object]], Job] = {}
+            pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=ctx, initializer=_pool_init,
+                initargs=(str(rubric.path), settings, cpu_share(self.workers)),
+            )
+            try:
+                pending = {pool.submit(_pool_grade, job): job for job in queue}
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = pending.pop(future)
+                        try:
+                            yield SubmissionResult.from_dict(future.result())  # type: ignore[arg-type]
+                        except BrokenProcessPool:
+                            broken.append(job)
+                        except Exception:  # noqa: BLE001 - this submission's result, never the batch's end
+                            log.exception("grading %s failed in a pool process", job.path)
+                            yield failed_job(rubric, job, traceback.format_exc(), settings)
+            finally:
+                # On Ctrl-C (or the consumer stopping early) nothing queued may start, and nothing waits for it.
+                pool.shutdown(wait=not pending, cancel_futures=True)
+            queue = []
+            for job in broken:
+                tries[job.name] += 1
+                if tries[job.name] < POOL_TRIES:
+                    queue.append(job)
+                else:
+                    trace = f"the grading process died {POOL_TRIES} times while this submission was being graded"
+                    log.error("%s: %s", job.path, trace)
+                    yield failed_job(rubric, job, trace, settings)
+
+
+# -- inside a pool process -------------------------------------------------------------------------------------
+_POOL_STATE: dict[str, object] = {}
+
+
+# What every pool process needs, imported once by the fork server so the pool processes share those pages: torch,
+# the grading code and every check kind (SymPy with the formula kind); a rubric loads none of them by itself.
+PRELOAD = ("torch", "grader.grading.submission", *(target.partition(":")[0] for target in KINDS.values()))
+
+
+def _pool_init(rubric_path: str, settings: Settings, threads: int) -> None:
+    import torch  # paid once per pool process (or once by the fork server), not per submission
+
+    torch.set_num_threads(threads)  # the grader's own share (reference runs, comparisons)
+    _POOL_STATE.update(rubric=load_rubric(rubric_path), settings=settings)
+
+
+def _pool_grade(job: Job) -> dict[str, object]:
+    rubric, settings = _POOL_STATE["rubric"], _POOL_STATE["settings"]
+    return grade_job(rubric, job, settings).serialize()  # type: ignore[arg-type]
+
+
+def run_jobs(
+    rubric: Rubric,
+    jobs: list[Job],
+    *,
+    workers: int = 1,
+    launcher: Launcher | None = None,
+    device: str = "cpu",
+    public_only: bool = False,
+    executor: Executor | None = None,
+) -> Iterator[SubmissionResult]:
+    """Yield results as submissions finish (not in input order when `workers` > 1)."""
+    chosen: Executor = executor or (SerialExecutor() if workers <= 1 or len(jobs) <= 1 else PoolExecutor(workers))
+    yield from chosen.grade(rubric, jobs, Settings(launcher, device, public_only))
