@@ -22,6 +22,9 @@ os.environ.setdefault("GRADER_SANDBOX", "auto")
 # Tests grade under many sandboxes (one per temporary folder): a warm zygote per sandbox would cost more than the
 # fresh worker it saves.  tests/execution/test_warm.py builds warm launchers itself and checks them against fresh ones.
 os.environ.setdefault("GRADER_WARM", "0")
+# Likewise the fork server: tests/execution/test_forkserver.py and the isolation tests start it themselves and
+# check it against bubblewrap, so that the rest of the suite keeps grading as before.
+os.environ.setdefault("GRADER_FORKSERVER", "0")
 
 
 needs_bwrap = pytest.mark.skipif(

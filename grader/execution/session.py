@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from grader.execution.sandbox import Launch, Launcher, PlainLauncher, worker_argv
 from grader.execution.workdir import StagedFolder, stage_workdir
@@ -31,7 +31,7 @@ from grader.worker import codec, protocol
 from grader.worker.protocol import ChannelClosed, GarbledStream, MalformedReply, MiB, Reply
 
 if TYPE_CHECKING:
-    from grader.execution.zygote import WarmProcess
+    from grader.execution.zygote import ForkingLauncher, WarmProcess
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +185,16 @@ class WorkerSession:
             self._exec(index, replaying=True)
 
     def _spawn_warm(self, req_r: int, req_w: int, resp_r: int, resp_w: int) -> bool:
-        """A worker forked by this process's zygote, where the launcher has one (grader/execution/zygote.py); False where
-        it has none or the zygote failed (logged), and a fresh worker is started instead."""
-        spawn = getattr(self.launcher, "spawn", None)
-        if spawn is None or self.scratch is None:
+        """A worker forked by a warm process (this process's zygote, or the batch's fork server: zygote.py,
+        forkserver.py), where the launcher forks; False where it does not or the fork failed (logged), and a fresh
+        worker is started instead."""
+        if not self.launcher.forks or self.scratch is None:
             return False
         from grader.execution.zygote import ZygoteError
 
+        launcher = cast("ForkingLauncher", self.launcher)
         try:
-            self.proc, self.launch = spawn(self.scratch, self.limits, self.log_path, req_r, resp_w)
+            self.proc, self.launch = launcher.spawn(self.scratch, self.limits, self.log_path, req_r, resp_w)
         except ZygoteError as exc:
             log.warning("no warm worker for %s, starting a fresh one: %s", self.submission.path, exc)
             return False
@@ -244,17 +245,16 @@ class WorkerSession:
 
     def _kill(self) -> None:
         proc = self.proc
-        retire = getattr(proc, "retire", None)
-        if retire is not None:  # a warm worker: its zygote reaps it and removes its cgroup before the next
-            retire()
+        if proc is not None and not isinstance(proc, subprocess.Popen):
+            # A warm worker: its zygote (or the fork server) reaps it, and its cgroup is removed, before the next.
+            proc.retire()
             self.launch = None
             proc = None
         if proc is not None:
-            if isinstance(proc, subprocess.Popen):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             try:
                 proc.kill()
             except ProcessLookupError:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -50,6 +51,9 @@ class Recording:
 
     inner: Launcher
     launches: list[Launch] = field(default_factory=list)
+    forks: ClassVar[bool] = False
+    hides: ClassVar[bool] = False
+    sets_threads: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
