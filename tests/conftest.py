@@ -10,7 +10,8 @@ from typing import Callable
 import nbformat
 import pytest
 
-from grader.execution.sandbox import bwrap_problem
+from grader.execution import forkserver
+from grader.execution.sandbox import BwrapLauncher, Launcher, bwrap_problem
 from grader.execution.session import WorkerSession
 from grader.grading.submission import grade_submission
 from grader.results import SubmissionResult
@@ -30,6 +31,19 @@ os.environ.setdefault("GRADER_FORKSERVER", "0")
 needs_bwrap = pytest.mark.skipif(
     bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()} (.ci/run installs it as root)"
 )
+needs_forkserver = pytest.mark.skipif(
+    forkserver.forkserver_problem() is not None,
+    reason=f"the fork server cannot build a sandbox here: {forkserver.forkserver_problem()}",
+)
+# The two sandboxes every isolation test runs under: a fresh bubblewrap worker, and a worker forked by the fork
+# server (one per test process, shared by every test, as a batch's slots share it).
+SANDBOXES = [pytest.param("bwrap", marks=needs_bwrap), pytest.param("forkserver", marks=needs_forkserver)]
+
+
+def sandboxed(kind: str, base: BwrapLauncher | None = None) -> Launcher:
+    """The launcher of one of SANDBOXES, around `base` (its mounts and hidden paths)."""
+    base = base or BwrapLauncher()
+    return base if kind == "bwrap" else forkserver.start(base)
 
 
 def call(session: WorkerSession, name: str, *args: object, timeout: float = 30) -> object:
