@@ -312,6 +312,9 @@ def build_root(plan: Plan) -> None:
     os.chdir("/")
     for op in plan.ops:
         carry_out(op)
+    for kind, *args in plan.ops:
+        if kind == "--dev":  # populated (GPUs included): read-only from here on, its shm and pts mounts apart
+            remount_readonly("/newroot" + args[0])
     mount("oldroot", "oldroot", None, MS_SILENT | MS_REC | MS_PRIVATE)
     check(libc.umount2(b"oldroot", MNT_DETACH), "umount oldroot")
     old = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
@@ -322,9 +325,9 @@ def build_root(plan: Plan) -> None:
     check(libc.umount2(b".", MNT_DETACH), "umount the temporary root")
     os.chdir("/")
     os.close(_proc)
-    # bubblewrap leaves its root tmpfs writable (only the sandbox's root may write there, and it is mapped to
-    # the grading user); here it is read-only, so a submission writes only to its home, /tmp and /dev/shm.
-    mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | (os.statvfs("/").f_flag & KEPT_FLAGS))
+    # bubblewrap leaves its root tmpfs and /dev writable by the sandbox's user; here they are read-only, so a
+    # submission writes only to its home, /tmp and /dev/shm (as in a warm zygote's worker).
+    remount_readonly("/")
 
 
 def pivot_root(new: str, old: str) -> None:
@@ -352,14 +355,17 @@ def carry_out(op: tuple[str, ...]) -> None:
         make_dir("/newroot" + dest)
         mount("tmpfs", "/newroot" + dest, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755{',size=' + size if size else ''}")
     elif kind == "--remount-ro":
-        target = "/newroot" + args[0]
-        mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | (os.statvfs(target).f_flag & KEPT_FLAGS))
+        remount_readonly("/newroot" + args[0])
     elif kind == "--proc":
         mount_proc("/newroot" + args[0])
     elif kind == "--dev":
         mount_dev("/newroot" + args[0])
     else:  # parse lets through only what is handled above
         raise ValueError(f"unknown operation {kind}")
+
+
+def remount_readonly(target: str) -> None:
+    mount(None, target, None, MS_SILENT | MS_REMOUNT | MS_BIND | MS_RDONLY | (os.statvfs(target).f_flag & KEPT_FLAGS))
 
 
 def bind(source: str, dest: str, readonly: bool, devices: bool = False) -> None:

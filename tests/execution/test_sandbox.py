@@ -17,6 +17,7 @@ from grader.execution import launchers, sandbox
 from grader.execution.launchers import choose_launcher
 from grader.execution.sandbox import BwrapLauncher, Launcher, PlainLauncher
 from grader.execution.session import WorkerSession
+from grader.execution.zygote import WarmProcess
 from grader.rubric.schema import Limits
 from grader.sources.load import load_submission
 from tests.conftest import DATA, ROOT, SANDBOXES, call, host_command_lines, sandboxed
@@ -32,6 +33,8 @@ GiB = 1024**3
 def _session(launcher: Launcher, limits: Limits = LIMITS) -> WorkerSession:
     session = WorkerSession(load_submission(PROBE), limits, launcher)
     assert session.run_cells() == []
+    if launcher.forks:  # not a fresh bubblewrap worker started because the fork failed
+        assert isinstance(session.proc, WarmProcess)
     return session
 
 
