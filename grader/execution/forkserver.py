@@ -202,6 +202,11 @@ def start(base: BwrapLauncher) -> ForkServerLauncher:
     return ForkServerLauncher(base, server.address)
 
 
+def running_servers() -> list[int]:
+    """The process ids of the fork servers this process started that still run (bench/ measures them)."""
+    return [server.proc.pid for server in _SERVERS.values() if server.alive]
+
+
 @atexit.register
 def close_servers() -> None:
     for connection in list(_CONNECTIONS.values()):

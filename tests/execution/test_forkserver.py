@@ -6,6 +6,8 @@ from __future__ import annotations
 import pickle
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
@@ -119,13 +121,27 @@ def test_results_are_the_same_as_under_bubblewrap(cnn_rubric):
     assert forked.sandbox == "forkserver" and fresh.sandbox == "bwrap"
 
 
+def _processes_seen_from(launcher: forkserver.ForkServerLauncher) -> object:
+    """In a pool process: what a worker forked for it sees of /proc."""
+    with _forked(ESCAPE, launcher) as session:
+        return call(session, "identity")
+
+
 @needs_forkserver
-def test_a_pool_process_forks_from_the_same_server():
-    launcher = pickle.loads(pickle.dumps(forkserver.start(BwrapLauncher())))
+def test_a_pool_process_forks_from_the_server_its_parent_started():
+    launcher = forkserver.start(BwrapLauncher())
+    assert pickle.loads(pickle.dumps(launcher)) == launcher
     assert launcher.address == forkserver.start(BwrapLauncher()).address  # one server per process that starts it
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        seen = pool.submit(_processes_seen_from, launcher).result(timeout=300)
+    assert isinstance(seen, dict) and seen["processes"] == [1, 2] and seen["uid"] == 1000
+
+
+@needs_forkserver
+def test_the_mini_rubric_grades_as_under_bubblewrap():
     rubric = load_rubric(DATA / "mini" / "rubric.yaml")
-    result = grade_submission(rubric, DATA / "mini" / "reference.py", launcher=launcher)  # the answers themselves
-    assert result.score == 7.0, scores(result)  # it defines no cube_vjp nor cube_jac (q3.*: 3 points)
+    result = grade_submission(rubric, DATA / "mini" / "reference.py", launcher=forkserver.start(BwrapLauncher()))
+    assert result.score == 7.0, scores(result)  # the answers themselves, but no cube_vjp nor cube_jac (q3.*: 3 points)
     assert scores(result) == scores(grade_submission(rubric, DATA / "mini" / "reference.py", launcher=BwrapLauncher()))
 
 
