@@ -128,8 +128,7 @@ class Connection:
         self, base: BwrapLauncher, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int,
         threads: int,
     ) -> tuple[WarmProcess, Launch]:
-        while self.retired:
-            self.retired.pop().finish()
+        self.settle()
         request = {
             "bwrap": base.mounts(scratch, limits), "env": BwrapLauncher.environment(scratch),
             "rlimits": base.rlimits(limits), "threads": threads,
@@ -137,11 +136,14 @@ class Connection:
         cgroup = WorkerCgroup.create(limits)
         return fork_worker(self.ctl, request, cgroup, log_path, rfd, wfd, self.retired, READY_TIMEOUT)
 
+    def settle(self) -> None:
+        while self.retired and self.owner == os.getpid():
+            self.retired.pop().finish()
+
     def close(self) -> None:
         if self.owner != os.getpid():
             return
-        while self.retired:
-            self.retired.pop().finish()
+        self.settle()
         self.ctl.close()
 
 
@@ -200,6 +202,13 @@ def start(base: BwrapLauncher) -> ForkServerLauncher:
     server = ForkServer()
     _SERVERS[server.address] = server
     return ForkServerLauncher(base, server.address)
+
+
+def settle() -> None:
+    """Reap this process's retired forked workers now and remove their cgroups (done anyway before the next
+    fork and at exit), so that nothing of a finished grading is left."""
+    for connection in _CONNECTIONS.values():
+        connection.settle()
 
 
 def running_servers() -> list[int]:
