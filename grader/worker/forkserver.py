@@ -171,7 +171,7 @@ def serve(listener: socket.socket, owner: int) -> None:
                 if client is not None:
                     clients[client.fileno()] = client
                     poller.register(client, select.POLLIN)
-            elif not answer(clients[fd], listener):
+            elif not answer(clients[fd]):
                 poller.unregister(fd)
                 clients.pop(fd).close()
         for _ in reaped():  # launcher children, and the inits orphaned to this subreaper
@@ -191,7 +191,7 @@ def accept(listener: socket.socket) -> socket.socket | None:
     return client
 
 
-def answer(client: socket.socket, listener: socket.socket) -> bool:
+def answer(client: socket.socket) -> bool:
     """Serve one request; False when the client is gone."""
     try:
         message, fds, _, _ = socket.recv_fds(client, 1 << 20, MAX_FDS)
@@ -398,9 +398,7 @@ def mount_dev(dest: str) -> None:
     make_dir(dest)
     mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     for name in DEV_NODES:
-        os.close(os.open(f"{dest}/{name}", os.O_WRONLY | os.O_CREAT, 0o444))
-        mount(f"/oldroot/dev/{name}", f"{dest}/{name}", None, MS_SILENT | MS_BIND | MS_REC)
-        mount(None, f"{dest}/{name}", None, MS_SILENT | MS_REMOUNT | MS_BIND | MS_NOSUID)
+        bind(f"/oldroot/dev/{name}", f"{dest}/{name}", readonly=False, devices=True)
     for i, name in enumerate(("stdin", "stdout", "stderr")):
         os.symlink(f"/proc/self/fd/{i}", f"{dest}/{name}")
     os.symlink("/proc/self/fd", f"{dest}/fd")
