@@ -22,7 +22,7 @@ ASSIGNMENTS := cnn-rnn backprop-optim resnet-adversarial layers deep-nn
 sandbox:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-	  || echo "make: bubblewrap is not installed; grading without the OS sandbox (see README, Security model)"; }
+	  || echo "make: bubblewrap is not installed; grading without the OS sandbox (see docs/security.md)"; }
 
 demo: $(STAMP) sandbox
 	@for a in $(ASSIGNMENTS); do \
@@ -57,7 +57,7 @@ test-long: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_grade.py
 
-# Every assignment's rubric: reference, blank and example scores, mutation analysis (README, Validating a rubric).
+# Every assignment's rubric: reference, blank and example scores, mutation analysis (docs/rubrics.md, Validating a rubric).
 .PHONY: validate
 validate: $(STAMP)
 	@status=0; for a in $(ASSIGNMENTS); do \

@@ -28,7 +28,7 @@ _PUBLIC = {
     "KitReport": "grader.kit",
 }
 # `from grader import kit` in a notebook: `kit.load(...)`, `ok.check("q1.3")` (see grader/kit/__init__.py).
-__all__ = ["__version__", "kit", *_PUBLIC]
+__all__ = ["__version__", "kit", *_PUBLIC]  # noqa: PLE0604 (the lazy public names are _PUBLIC's keys)
 
 
 def __getattr__(name: str) -> Any:

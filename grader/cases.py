@@ -1,6 +1,6 @@
 """The helpers a rubric's reference module uses to write its cases: `from grader.cases import case, sized, randn`.
 
-This is the authors' public API (README, For authors); the helpers live with the checks that use them, in
+This is the authors' public API (docs/rubrics.md, For authors); the helpers live with the checks that use them, in
 `grader.checks.support.cases` and `grader.checks.support.compare`.
 """
 from __future__ import annotations

@@ -19,8 +19,21 @@ from typing import Any, Callable, Protocol
 from markupsafe import Markup
 
 __all__ = [
-    "Audience", "Fact", "Block", "View", "Details", "DetailsReader", "Around", "Reproduction", "explain_failure",
-    "bounded", "number", "whole_numbers", "listed", "num", "sci",
+    "Around",
+    "Audience",
+    "Block",
+    "Details",
+    "DetailsReader",
+    "Fact",
+    "Reproduction",
+    "View",
+    "bounded",
+    "explain_failure",
+    "listed",
+    "num",
+    "number",
+    "sci",
+    "whole_numbers",
 ]
 
 MAX_SHOWN = 2000  # characters of one fact or block that holds a student's text or values

@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["Cell", "FORMULA_STARTS", "neutralise", "unquote", "csv_text", "read_csv_text"]
+__all__ = ["FORMULA_STARTS", "Cell", "csv_text", "neutralise", "read_csv_text", "unquote"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 Cell = str | int | float | None  # None: an empty cell

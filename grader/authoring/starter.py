@@ -16,7 +16,7 @@ from grader.execution.sandbox import Launcher
 from grader.grading.submission import grade_submission
 from grader.rubric.schema import Rubric
 
-__all__ = ["starter_stage", "SETUP_ERRORS"]
+__all__ = ["SETUP_ERRORS", "starter_stage"]
 
 SETUP_ERRORS = re.compile(r"\b(ModuleNotFoundError|ImportError|FileNotFoundError)\b")
 

@@ -229,7 +229,7 @@ class FunctionCheck:
             if kept and proc is not None and proc.poll() is None and not ctx.session.out_of_time:
                 ctx.session.request_call({"op": "release", "handles": [h.id for h in kept]}, ctx.timeout)
 
-    def _compare_one(
+    def _compare_one(  # noqa: C901 (the steps of one case's comparison, in the order a report explains them)
         self,
         ctx: CheckContext,
         case: dict[str, Any],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field, fields, replace
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 import torch
@@ -37,8 +37,9 @@ def expected_gradient(forward: Callable[..., Any], case: dict[str, Any], opts: G
     def f(v: torch.Tensor) -> torch.Tensor:
         out = forward(**{**kwargs, opts.wrt: v})
         if opts.upstream is not None:
-            return (out * case[opts.upstream].to(out.dtype)).sum()
-        return out
+            total: torch.Tensor = (out * case[opts.upstream].to(out.dtype)).sum()
+            return total
+        return cast(torch.Tensor, out)
 
     if opts.upstream is not None:
         (grad,) = torch.autograd.grad(f(variable), variable)

@@ -34,7 +34,7 @@ from typing import Any
 
 from grader.errors import GraderError
 
-__all__ = ["build_autograder", "run_autograder", "ROOT_ENV"]
+__all__ = ["ROOT_ENV", "build_autograder", "run_autograder"]
 
 ROOT_ENV = "GRADER_AUTOGRADER_ROOT"
 _PACKAGE_SUFFIXES = (".py", ".j2", ".typed")

@@ -20,8 +20,16 @@ from grader.sources.discover import Entry, identify
 from grader.sources.roster import name_keys
 
 __all__ = [
-    "read_results", "read_entries", "record_entries", "find_result", "gradebook_path", "people", "matching", "label",
-    "resolve", "no_such_student",
+    "find_result",
+    "gradebook_path",
+    "label",
+    "matching",
+    "no_such_student",
+    "people",
+    "read_entries",
+    "read_results",
+    "record_entries",
+    "resolve",
 ]
 
 _ENTRIES_SCHEMA = "CREATE TABLE IF NOT EXISTS entries (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"

@@ -172,7 +172,7 @@ class Gradebook:
 
     def removed(self) -> list[tuple[str, float, str]]:
         """(student folder, when, why) of every removal."""
-        return [tuple(r) for r in self.db.execute("SELECT name, removed_at, reason FROM removed ORDER BY id")]  # type: ignore[misc]
+        return [tuple(r) for r in self.db.execute("SELECT name, removed_at, reason FROM removed ORDER BY id")]
 
     def results(self) -> list[SubmissionResult]:
         """Every student ever graded into this folder, the latest result each, by name."""

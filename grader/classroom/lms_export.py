@@ -25,7 +25,13 @@ from grader.sources.roster import Identity, Roster
 from grader.spreadsheet import Cell, csv_text
 
 __all__ = [
-    "Mark", "Matched", "match_results", "canvas_csv", "moodle_csv", "CANVAS_COLUMNS", "MOODLE_KEYS",
+    "CANVAS_COLUMNS",
+    "MOODLE_KEYS",
+    "Mark",
+    "Matched",
+    "canvas_csv",
+    "match_results",
+    "moodle_csv",
 ]
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")

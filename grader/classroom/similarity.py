@@ -27,7 +27,7 @@ from grader.classroom.classbook import read_results
 from grader.errors import GraderError
 from grader.rubric.schema import load_rubric
 
-__all__ = ["Fingerprints", "Match", "Pair", "fingerprint", "code_of", "compare", "K", "WINDOW", "THRESHOLD"]
+__all__ = ["THRESHOLD", "WINDOW", "Fingerprints", "K", "Match", "Pair", "code_of", "compare", "fingerprint"]
 
 K = 12  # tokens per hashed k-gram: shorter runs are common idioms (`for i in range(n):`)
 WINDOW = 6

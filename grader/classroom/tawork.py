@@ -21,7 +21,7 @@ from typing import Any
 from grader.checks.manual import with_ta_score
 from grader.results import QuestionResult, Status, SubmissionResult
 
-__all__ = ["Override", "carry_over", "apply_override", "stale_overrides"]
+__all__ = ["Override", "apply_override", "carry_over", "stale_overrides"]
 
 
 @dataclass(frozen=True)

@@ -184,4 +184,4 @@ class _Progress:
         self._bar.update(self._task, completed=done)
 
 
-__all__ = ["validate", "AllowEntry"]
+__all__ = ["AllowEntry", "validate"]

@@ -210,7 +210,7 @@ class WorkerSession:
         assert self.scratch is not None
         # Kept so that _kill can undo what the launcher set up for this worker (a cgroup, say).
         self.launch = launch = self.launcher.launch(worker_argv(req_r, resp_w), self.scratch, self.limits)
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 (closed in _kill, with the worker)
         try:
             self.proc = subprocess.Popen(
                 launch.argv,
@@ -268,7 +268,7 @@ class WorkerSession:
         if cleanup is not None:
             try:
                 cleanup()
-            except Exception:  # noqa: BLE001 - a leftover cgroup is logged, grading goes on
+            except Exception:
                 log.warning("cleaning up after a worker failed", exc_info=True)
         for fd in (self.rfd, self.wfd):
             if fd >= 0:

@@ -26,7 +26,7 @@ from grader.rubric.handout import HandoutFile, safe_relative
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StagedFolder", "stage_workdir", "shadow_note", "tree_size"]
+__all__ = ["StagedFolder", "shadow_note", "stage_workdir", "tree_size"]
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 

@@ -38,18 +38,18 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Audience",
-    "Fact",
-    "Explanation",
-    "QuestionStats",
     "ClassSummary",
+    "Explanation",
+    "Fact",
+    "QuestionStats",
     "explain",
-    "summarize",
     "normalize_message",
-    "render_report",
-    "render_markdown",
     "render_index",
-    "write_report",
+    "render_markdown",
+    "render_report",
+    "summarize",
     "write_index",
+    "write_report",
 ]
 
 

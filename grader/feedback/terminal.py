@@ -30,7 +30,7 @@ from grader.feedback.report import Audience, Explanation, explain, summarize
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.schema import Rubric
 
-__all__ = ["GradeProgress", "is_live", "print_check", "print_summary", "format_duration", "printable", "one_line"]
+__all__ = ["GradeProgress", "format_duration", "is_live", "one_line", "print_check", "print_summary", "printable"]
 
 # Marks readable without colour (plain mode, screen readers, colour-blind students).
 MARKS = {
@@ -57,7 +57,7 @@ def is_live(stream: TextIO) -> bool:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)

@@ -129,7 +129,7 @@ def parse_expression(text: str, symbols: Mapping[str, sympy.Symbol] | Iterable[s
     """Parse a formula (no relations); a leading `name =` is dropped."""
     _check_length(text)
     text = _LHS_RE.sub("", text, count=1)
-    return _parse(text, _as_symbols(symbols), relation=False)  # type: ignore[return-value]
+    return _parse(text, _as_symbols(symbols), relation=False)
 
 
 def parse_relation(text: str, symbols: Mapping[str, sympy.Symbol] | Iterable[str]) -> sympy.Basic:
@@ -345,7 +345,7 @@ def _bounded_number(value: sympy.Expr) -> sympy.Expr:
 
 
 def _rational_bits(value: sympy.Expr) -> int:
-    return int(abs(value.p).bit_length() + value.q.bit_length())  # type: ignore[attr-defined]
+    return int(abs(value.p).bit_length() + value.q.bit_length())
 
 
 def _short(value: sympy.Expr) -> str:

@@ -215,13 +215,13 @@ def _compile(node: sympy.Basic, index: Mapping[sympy.Symbol, int]) -> Evaluator:
     if node.is_Symbol:
         if node not in index:
             raise Unsupported(f"the symbol {node}")
-        i = index[node]  # type: ignore[index]
+        i = index[node]
         return lambda env: env[i]
     if node.is_Rational:
-        exact: Value = int(node.p) if node.q == 1 else Fraction(int(node.p), int(node.q))  # type: ignore[attr-defined]
+        exact: Value = int(node.p) if node.q == 1 else Fraction(int(node.p), int(node.q))
         return lambda env: exact
     if node.is_Float or isinstance(node, sympy.NumberSymbol):
-        approx = float(node)  # type: ignore[arg-type]
+        approx = float(node)
         return lambda env: approx
     if node in (sympy.true, sympy.false):
         truth = bool(node)
@@ -284,7 +284,8 @@ def _power(base: Value, exponent: Value) -> Value:
         exact = _exact_root(base, exponent)
         if exact is not None:
             return exact
-    return float(base) ** float(exponent)
+    result: float = float(base) ** float(exponent)
+    return result
 
 
 def _exact_root(base: int | Fraction, exponent: Fraction) -> Value | None:
@@ -478,7 +479,7 @@ def _difference_vanishes(diff: sympy.Expr) -> bool:
     diff = sympy.expand(diff.replace(
         lambda e: isinstance(e, (sympy.floor, sympy.ceiling)), lambda e: e.func(sympy.expand(e.args[0]))
     ))
-    return diff == 0 or sympy.simplify(diff) == 0
+    return bool(diff == 0 or sympy.simplify(diff) == 0)
 
 
 def _alarm_usable() -> bool:

@@ -44,7 +44,7 @@ def grade_job(rubric: Rubric, job: Job, settings: Settings) -> SubmissionResult:
             rubric, path, launcher=settings.launcher, device=settings.device, public_only=settings.public_only,
             log_path=Path(job.log_path) if job.log_path else None, helpers=job.helpers,
         )
-    except Exception:  # noqa: BLE001 - the boundary: logged whole, recorded for a TA
+    except Exception:
         log.exception("grading %s failed inside the grader", job.path)
         result = failed_job(rubric, job, traceback.format_exc(), settings)
     return replace(result, student=job.name)

@@ -376,7 +376,7 @@ class DaskExecutor:
             return failed_job(rubric, job, trace, settings)
         except GraderError as exc:  # the worker could not grade at all (no sandbox there, say): stop the batch
             raise GraderError(f"a Dask worker could not grade {job.name}: {exc}") from exc
-        except Exception:  # noqa: BLE001 - this submission's result, never the batch's end
+        except Exception:
             log.exception("grading %s failed on the cluster", job.path)
             return failed_job(rubric, job, traceback.format_exc(), settings)
         mismatch = environment_mismatch(mine, reply["env"])

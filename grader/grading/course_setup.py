@@ -16,7 +16,7 @@ from typing import Iterable
 from grader.results import SubmissionResult
 from grader.sources.cells import NAME_ERROR
 
-__all__ = ["SetupProblem", "setup_problems", "MIN_STUDENTS"]
+__all__ = ["MIN_STUDENTS", "SetupProblem", "setup_problems"]
 
 MIN_STUDENTS = 3
 

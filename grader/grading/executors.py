@@ -64,10 +64,10 @@ class PoolExecutor:
                     for future in done:
                         job = pending.pop(future)
                         try:
-                            yield SubmissionResult.from_dict(future.result())  # type: ignore[arg-type]
+                            yield SubmissionResult.from_dict(future.result())
                         except BrokenProcessPool:
                             broken.append(job)
-                        except Exception:  # noqa: BLE001 - this submission's result, never the batch's end
+                        except Exception:
                             log.exception("grading %s failed in a pool process", job.path)
                             yield failed_job(rubric, job, traceback.format_exc(), settings)
             finally:

@@ -118,7 +118,7 @@ def name_cells(submission: Submission, failures: tuple[CellFailure, ...], q: Que
 def _integrity(session: WorkerSession) -> tuple[str, ...]:
     try:
         return session.integrity()
-    except Exception:  # noqa: BLE001 - flags are hints; failing to collect them costs nothing else
+    except Exception:
         log.exception("could not collect integrity flags")
         return ()
 
@@ -134,7 +134,7 @@ def run_question(ctx: CheckContext) -> QuestionResult:
     if outcome is None:
         try:
             outcome = get_kind(q.spec.kind).run(ctx)
-        except Exception:  # noqa: BLE001 - the grader's own failure on this answer: this question's result
+        except Exception:
             log.exception("the %s check of %s crashed on %s", q.spec.kind, q.id, ctx.submission.path)
             outcome = grader_error_outcome(traceback.format_exc())
     return to_result(q, outcome, time.perf_counter() - start)
@@ -207,9 +207,9 @@ def check_requirements(rubric: Rubric) -> None:
 def _reference_names(q: Question) -> list[tuple[str, str]]:
     opts = q.options
     names = [(key, getattr(opts, key)) for key in _REFERENCE_KEYS.get(q.spec.kind, ()) if getattr(opts, key, None)]
-    if q.spec.kind in ("function", "value") and not getattr(opts, "reference", None) and q.spec.answer:
-        if q.spec.kind == "function" or getattr(opts, "expected", None) is None:
-            names.append(("answer", q.spec.answer))
+    if (q.spec.kind in ("function", "value") and not getattr(opts, "reference", None) and q.spec.answer
+            and (q.spec.kind == "function" or getattr(opts, "expected", None) is None)):
+        names.append(("answer", q.spec.answer))
     return [(k, str(v)) for k, v in names if isinstance(v, str)]
 
 
@@ -245,6 +245,11 @@ def _unanswered(q: Question, message: str) -> QuestionResult:
 
 
 __all__ = [
-    "grade_submission", "run_question", "run_question_settled", "failed_submission", "preflight", "check_requirements",
     "Submission",
+    "check_requirements",
+    "failed_submission",
+    "grade_submission",
+    "preflight",
+    "run_question",
+    "run_question_settled",
 ]

@@ -86,7 +86,7 @@ def _question(rubric: Rubric, q: Question, reference: ModuleType) -> KitQuestion
     where = f"{rubric.path.name}: {q.id}"
     builder = _BUILDERS.get(q.spec.kind)
     check: CheckData = (
-        builder(_Source(rubric, q, reference, where)) if builder else NotChecked(kind=q.spec.kind, reason=NOT_CHECKED[q.spec.kind])  # type: ignore[arg-type]
+        builder(_Source(rubric, q, reference, where)) if builder else NotChecked(kind=q.spec.kind, reason=NOT_CHECKED[q.spec.kind])
     )
     return KitQuestion(
         id=q.id, title=q.spec.title, points=q.spec.points, answer=q.spec.answer, timeout=q.spec.timeout,

@@ -18,16 +18,7 @@ from pydantic import BaseModel
 
 from grader.checks.base import CheckContext
 from grader.checks.forbid import ForbidCheck, forbid_outcome
-from grader.checks.formula import (
-    FormulaOptions,
-    FormulaProblem,
-    TooLarge,
-    Undefined,
-    Unsupported,
-    compile_formula,
-    read_answer,
-    show_value,
-)
+from grader.checks.formula import read_answer
 from grader.checks.function import FunctionCheck, Plan
 from grader.checks.gradient import gradient_outcome, judge
 from grader.checks.support.cases import Case as Labelled
@@ -37,6 +28,7 @@ from grader.checks.support.shrink import as_held
 from grader.checks.training import TrainingCheck
 from grader.checks.value import ValueCheck
 from grader.errors import GraderError
+from grader.formula.problem import FormulaProblem, TooLarge, Undefined, Unsupported, compile_formula, show_value
 from grader.grading.submission import to_result
 from grader.kit.hashing import matches
 from grader.kit.schema import (
@@ -52,7 +44,7 @@ from grader.kit.schema import (
     decoded,
 )
 from grader.results import Outcome, QuestionResult
-from grader.rubric.options import ValueOptions
+from grader.rubric.options import FormulaOptions, ValueOptions
 from grader.rubric.schema import Question, QuestionSpec, Rubric, RubricSpec
 
 log = logging.getLogger(__name__)

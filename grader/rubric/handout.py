@@ -22,8 +22,20 @@ from pathlib import Path, PurePosixPath
 from grader.errors import GraderError
 
 __all__ = [
-    "HandoutFile", "Handout", "HandoutError", "load_handout", "safe_relative", "parse_requirement", "missing_requirements",
-    "requirement_line", "installed_version", "require", "MAX_FILES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES",
+    "MAX_DEPTH",
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
+    "MAX_TOTAL_BYTES",
+    "Handout",
+    "HandoutError",
+    "HandoutFile",
+    "installed_version",
+    "load_handout",
+    "missing_requirements",
+    "parse_requirement",
+    "require",
+    "requirement_line",
+    "safe_relative",
 ]
 
 # As for a student's folder (grader.sources.discover): files, folder depth, one file's size; and the whole handout.

@@ -178,6 +178,17 @@ def _reserved_names() -> frozenset[str]:
 
 
 __all__ = [
-    "Options", "Selector", "SymbolDomain", "FormulaOptions", "ValueOptions", "FunctionOptions", "GradientOptions",
-    "PropertyOptions", "Tier", "DataRecipe", "TrainingOptions", "ManualOptions", "ForbidOptions",
+    "DataRecipe",
+    "ForbidOptions",
+    "FormulaOptions",
+    "FunctionOptions",
+    "GradientOptions",
+    "ManualOptions",
+    "Options",
+    "PropertyOptions",
+    "Selector",
+    "SymbolDomain",
+    "Tier",
+    "TrainingOptions",
+    "ValueOptions",
 ]

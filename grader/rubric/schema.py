@@ -150,7 +150,7 @@ class Rubric:
     spec: RubricSpec
     questions: tuple[Question, ...]
     sha256: str
-    handout: Handout = Handout(None)
+    handout: Handout = Handout(None)  # noqa: RUF009 (no handout: frozen, so one shared instance is right)
 
     @property
     def requires(self) -> tuple[str, ...]:

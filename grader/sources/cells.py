@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from grader.results import CellFailure, QuestionResult, Status
 from grader.sources.load import Submission, parse_python
 
-__all__ = ["cell_label", "first_line", "name_failures", "rename_frames", "blame", "NAME_ERROR"]
+__all__ = ["NAME_ERROR", "blame", "cell_label", "first_line", "name_failures", "rename_frames"]
 
 _FRAME = re.compile(r"<cell (\d+)>")
 _MISSING = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)` is not defined")

@@ -63,8 +63,22 @@ from grader.sources.names import job_names, safe_name, unique_names
 from grader.sources.roster import Identity, Roster, is_test_student, plain_text
 
 __all__ = [
-    "LAYOUTS", "Entry", "Discovery", "discover", "detect_layout", "identify", "choose_main", "folder_names",
-    "is_submission_file", "stage", "gradescope_metadata", "student_files", "FolderSubmission", "read_folder", "resubmission", "gradescope_times",
+    "LAYOUTS",
+    "Discovery",
+    "Entry",
+    "FolderSubmission",
+    "choose_main",
+    "detect_layout",
+    "discover",
+    "folder_names",
+    "gradescope_metadata",
+    "gradescope_times",
+    "identify",
+    "is_submission_file",
+    "read_folder",
+    "resubmission",
+    "stage",
+    "student_files",
 ]
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from datetime import datetime
 from grader.errors import GraderError
 from grader.results import LateWork
 
-__all__ = ["LatePolicy", "parse_policy", "parse_duration", "parse_time", "assess", "describe"]
+__all__ = ["LatePolicy", "assess", "describe", "parse_duration", "parse_policy", "parse_time"]
 
 DAY = 86400.0
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": DAY, "day": DAY, "days": DAY, "w": 7 * DAY}

@@ -257,7 +257,7 @@ def _python_cells(text: str) -> list[Cell]:
         # Past the cap, neighbouring statements share a cell (and an exception costs the whole group).
         step = -(-len(starts) // MAX_PY_CELLS)
         starts = starts[::step]
-    bounds = starts + [len(lines)]
+    bounds = [*starts, len(lines)]
     # Padding with blank lines keeps tracebacks' line numbers those of the student's file; it grows as
     # cells × lines, so a huge file goes unpadded rather than sending gigabytes of newlines.
     pad = sum(starts) <= MAX_PADDING

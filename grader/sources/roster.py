@@ -31,7 +31,7 @@ from typing import Any, Iterable
 from grader.errors import GraderError
 from grader.spreadsheet import read_csv_text
 
-__all__ = ["Identity", "Roster", "RosterError", "LMS_KEYS", "name_keys", "is_test_student", "plain_text"]
+__all__ = ["LMS_KEYS", "Identity", "Roster", "RosterError", "is_test_student", "name_keys", "plain_text"]
 
 # LMS ids an identity may carry; the roster columns of the same names hold them.
 LMS_KEYS = ("canvas_id", "moodle_id", "gradescope_id", "sis_user_id", "sis_login_id")

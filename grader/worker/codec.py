@@ -61,7 +61,7 @@ class CodecError(ValueError):
 # -- encoding (runs on both sides) -------------------------------------------------------------------------
 
 
-def encode(value: Any, depth: int = 0) -> Any:
+def encode(value: Any, depth: int = 0) -> Any:  # noqa: C901 (a flat dispatch on the value's type)
     if depth > MAX_DEPTH:
         return {"$opaque": {"type": "nested", "text": f"nested deeper than {MAX_DEPTH} levels"}}
     if value is None or type(value) in (bool, str):
@@ -174,7 +174,7 @@ def _safe_repr(value: Any) -> str:
 # -- decoding (never runs code) ----------------------------------------------------------------------------
 
 
-def decode(data: Any, *, as_torch: bool = True, depth: int = 0) -> Any:
+def decode(data: Any, *, as_torch: bool = True, depth: int = 0) -> Any:  # noqa: C901 (a flat dispatch on the encoded type)
     if depth > MAX_DEPTH + 2:
         raise CodecError("value nested too deeply")
     if data is None or type(data) in (bool, int, float, str):

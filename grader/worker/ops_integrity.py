@@ -56,10 +56,10 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 def arm() -> None:
     """Called once, before any student code runs."""
-    global _allowed
+    global _allowed  # noqa: PLW0603 (set once, before any student code runs; read by the audit hook)
     home = os.getcwd()
     tmp = os.environ.get("TMPDIR", "/tmp")
-    _allowed = tuple(os.path.join(os.path.abspath(p), "") for p in (home, tmp, "/tmp", "/dev")) + ("/dev/null",)
+    _allowed = (*(os.path.join(os.path.abspath(p), "") for p in (home, tmp, "/tmp", "/dev")), "/dev/null")
     _originals.update(_watched())
     sys.addaudithook(_hook)
 

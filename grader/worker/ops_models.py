@@ -24,7 +24,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 def _resnet18(num_classes: int = 1000) -> nn.Module:
     import torchvision  # imported here: the worker pays for it only when a question needs a ResNet
 
-    return torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    model: torch.nn.Module = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    return model
 
 
 def _tiny_cnn(num_classes: int = 5) -> nn.Module:
@@ -67,7 +68,8 @@ class _FrozenMixed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(self.embed(x))
-        return self.head(h) * self.temperature
+        out: torch.Tensor = self.head(h) * self.temperature
+        return out
 
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {

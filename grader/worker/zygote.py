@@ -67,7 +67,8 @@ def prctl(option: int, arg: int = 0, arg3: int = 0) -> None:
 def drop_privileges() -> None:
     """No capabilities (bounding, ambient, effective, permitted, inheritable) and no way to gain any back."""
     try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            last = int(fh.read())
     except (OSError, ValueError):
         last = 63
     for cap in range(last + 1):
@@ -94,10 +95,10 @@ def preload() -> None:
     """What every worker imports, and what students' code imports lazily (the first optimiser step imports
     about 1.5 s of torch.optim), paid once here; nothing is run."""
     import numpy  # noqa: F401
-    import torch  # noqa: F401
-    import torch.nn  # noqa: F401
-    import torch.nn.functional  # noqa: F401
-    import torch.optim  # noqa: F401
+    import torch
+    import torch.nn
+    import torch.nn.functional
+    import torch.optim
     import torch.utils.data  # noqa: F401
 
     from grader.worker import extensions, main  # noqa: F401
@@ -299,7 +300,7 @@ def main() -> None:
     os.set_inheritable(ctl.fileno(), False)
     try:
         preload()
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         ctl.send(b"E" + f"{type(exc).__name__}: {exc}".encode()[:2000])
         raise
     prctl(PR_SET_DUMPABLE, 0)  # no process of a submission may read or write the zygote's memory

@@ -27,7 +27,7 @@ from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.schema import Rubric
 from grader.workspace.store import RubricItem, Store
 
-__all__ = ["AnswerGroup", "ClassFilter", "Progress", "StudentRow", "Workspace", "normalise", "item_score", "item_comment"]
+__all__ = ["AnswerGroup", "ClassFilter", "Progress", "StudentRow", "Workspace", "item_comment", "item_score", "normalise"]
 
 LOCK_FILE = ".workspace.lock"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from grader.classroom.gradebook import FILENAME
 from grader.errors import GraderError
 
-__all__ = ["RubricItem", "Adjustment", "Store"]
+__all__ = ["Adjustment", "RubricItem", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rubric_items (

@@ -161,7 +161,7 @@ def test_a_setup_problem_needs_more_than_half_of_the_class_and_three_students() 
     (problem,) = setup_problems(three_of_five)
     assert (problem.cause, problem.count, problem.total) == ("ModuleNotFoundError: No module named 'h5py'", 3, 5)
     assert "`requires:`" in problem.hint
-    assert setup_problems(three_of_five + [_result("f")]) == ()  # 3 of 6 is not more than half
+    assert setup_problems([*three_of_five, _result("f")]) == ()  # 3 of 6 is not more than half
     name = "NameError: name 'sigmoid' is not defined"
     assert [p.cause for p in setup_problems([_result(s, message=f"failed: {name}") for s in "abc"])] == [name]
 

@@ -129,7 +129,7 @@ def test_the_demos_reproducers_of_bob_fit_the_handout() -> None:
     conv = shown["q1.5"]
     C, N = conv["x"].shape
     F, C_w, K = conv["W"].shape
-    assert C == C_w and conv["grad_y"].shape == (F, (N - K) // conv["stride"] + 1)
+    assert C_w == C and conv["grad_y"].shape == (F, (N - K) // conv["stride"] + 1)
     rnn = shown["q2.3"]
     T, n = rnn["x"].shape
     m = rnn["Wh"].shape[0]

@@ -154,7 +154,7 @@ def test_data_is_seeded_and_in_range() -> None:
     again, same_labels = make_data(recipe, seed=99)  # the recipe's seed wins over the rubric's
     assert torch.equal(images, again) and torch.equal(labels, same_labels)
     assert images.shape == (64, 1, 28, 28) and images.dtype == torch.float32
-    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
     assert labels.dtype == torch.int64 and set(labels.tolist()) <= set(range(10))
     other, _ = make_data(DataRecipe(n=64, seed=None), seed=1)
     assert not torch.equal(images, other)

@@ -1,6 +1,6 @@
 """Code similarity: every obfuscated copy of a shipped example pairs with its source (renamed variables,
 reordered functions, added comments, all three), no two independently written correct solutions pair, and
-the starter code every student was given pairs nobody.  `measure` gives the README's precision and recall."""
+the starter code every student was given pairs nobody.  `measure` gives the precision and recall in docs/ta-workspace.md."""
 from __future__ import annotations
 
 import ast

@@ -104,9 +104,8 @@ def busy_cores() -> Iterator[Callable[[], None]]:
     ],
 )
 def test_the_limit_reached_is_the_one_that_stops_the_code(code: str, limit: str) -> None:
-    with pytest.raises(CellTimeout) as caught:
-        with time_limit(0.2, 1.0):
-            exec(code)
+    with pytest.raises(CellTimeout) as caught, time_limit(0.2, 1.0):
+        exec(code)  # noqa: S102
     assert caught.value.limit == limit
 
 

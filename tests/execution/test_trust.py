@@ -118,8 +118,7 @@ def test_results_json_is_written_only_by_the_grader(tmp_path, write_py):
 
     sub = write_py(WRONG_BUT_TAMPERING, name="mallory.py")
     out = tmp_path / "out"
-    assert main(["grade", str(tmp_path.parent / tmp_path.name / "mallory.py"), "--out", str(out)][:0] + [
-        "grade", "tests/data/mini/rubric.yaml", str(sub), "--out", str(out)]) == 0
+    assert main([*["grade", str(tmp_path.parent / tmp_path.name / "mallory.py"), "--out", str(out)][:0], "grade", "tests/data/mini/rubric.yaml", str(sub), "--out", str(out)]) == 0
     results = json.loads((out / "mallory" / "results.json").read_text())
     assert results["score"] == 0
     assert {t["score"] for t in results["tests"]} == {0}

@@ -128,7 +128,7 @@ def test_parsing_refuses_a_huge_cell_before_any_work() -> None:
 
 def test_forbid_reads_at_most_its_total_and_says_so(tmp_path: Path) -> None:
     cell = "values = [" + "1, " * 80_000 + "]"  # 240,000 characters: under the cap of one cell
-    cells = tuple(Cell(i, cell) for i in range(40)) + (Cell(40, HONEST[0]),)
+    cells = (*tuple(Cell(i, cell) for i in range(40)), Cell(40, HONEST[0]))
     submission = Submission(tmp_path / "s.py", "s", cells, {}, "0" * 64)
     (violation,) = find_violations(submission, "double", ["torch.nn.functional"])
     assert violation.note.startswith("cell 34 is past the first 8,388,608 characters of code")

@@ -132,7 +132,7 @@ class Case(dict[str, Any]):
     """
 
     label: str = ""
-    sizes: dict[str, int] = {}  # a class default, never mutated: `sized` sets a dict of its own
+    sizes: dict[str, int] = {}  # noqa: RUF012  (a class default, never mutated: `sized` sets a dict of its own)
 
 
 def sizes_of(value: dict[str, Any]) -> dict[str, int]:

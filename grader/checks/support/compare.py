@@ -134,7 +134,8 @@ def _is_tensor(value: Any) -> bool:
 
 def to_numpy(value: Any) -> np.ndarray:
     if _is_tensor(value):
-        return value.detach().cpu().numpy()
+        array: np.ndarray = value.detach().cpu().numpy()
+        return array
     return np.asarray(value)
 
 
@@ -241,9 +242,8 @@ def _compare_arrays(
             where,
             shapes,
         )
-    if expected.dtype.kind == "b" or g.dtype.kind == "b":
-        if expected.dtype.kind != g.dtype.kind:
-            return Mismatch(f"expected a {expected.dtype} {word}, got {g.dtype}", where)
+    if (expected.dtype.kind == "b" or g.dtype.kind == "b") and expected.dtype.kind != g.dtype.kind:
+        return Mismatch(f"expected a {expected.dtype} {word}, got {g.dtype}", where)
     if expected.dtype.kind in "iub" and g.dtype.kind == "f":
         return Mismatch(f"expected integer values ({expected.dtype}), got {g.dtype}", where)
     if expected.size == 0:

@@ -16,7 +16,7 @@ import numpy as np
 
 from grader.explain import Around
 
-__all__ = ["diagnose", "diagnose_shapes", "around", "Around", "format_array"]
+__all__ = ["Around", "around", "diagnose", "diagnose_shapes", "format_array"]
 
 _LOW_PRECISION = {"float16": 1e-2, "bfloat16": 2e-2}
 _NAMED_FACTORS = ((2.0, "2"), (0.5, "1/2"), (-1.0, "-1"))
@@ -41,14 +41,13 @@ def diagnose_shapes(
                     return "your result is the transpose of the expected one: a `.T` is missing or one too many"
                 return (f"your result has the right values with its axes in another order (axis {list(order)} of yours "
                         f"is axis 0, 1, … of the expected): a transpose{'' if numpy else ' or permute'} is missing or wrong")
-    if e.size == g.size and e.size:
-        if _close(g.reshape(e.shape), e, rtol, atol):
-            if tuple(s for s in e.shape if s != 1) == tuple(s for s in g.shape if s != 1):
-                fix = ("`np.squeeze`/`np.expand_dims` (or `keepdims=True`)" if numpy
-                       else "`squeeze`/`unsqueeze` (or `keepdim`)")
-                return f"the values are right, but your shape differs in axes of size 1: a missing or extra {fix}"
-            fix = "a `reshape`" if numpy else "a `view`/`reshape`"
-            return f"the values are right in the wrong shape: reshape your result ({fix} is wrong or missing)"
+    if e.size == g.size and e.size and _close(g.reshape(e.shape), e, rtol, atol):
+        if tuple(s for s in e.shape if s != 1) == tuple(s for s in g.shape if s != 1):
+            fix = ("`np.squeeze`/`np.expand_dims` (or `keepdims=True`)" if numpy
+                   else "`squeeze`/`unsqueeze` (or `keepdim`)")
+            return f"the values are right, but your shape differs in axes of size 1: a missing or extra {fix}"
+        fix = "a `reshape`" if numpy else "a `view`/`reshape`"
+        return f"the values are right in the wrong shape: reshape your result ({fix} is wrong or missing)"
     return None
 
 

@@ -33,7 +33,7 @@ from grader.checks.support.diagnose import format_array
 from grader.explain import Around, Reproduction, bounded
 from grader.results import Outcome
 
-__all__ = ["Budget", "Contract", "Shrunk", "shrink", "size_map", "snippet", "show_inputs", "size_of", "is_small", "reproduction", "roll_up_reproduced", "confirmed", "as_held"]
+__all__ = ["Budget", "Contract", "Shrunk", "as_held", "confirmed", "is_small", "reproduction", "roll_up_reproduced", "show_inputs", "shrink", "size_map", "size_of", "snippet"]
 
 Case = dict[str, Any]
 
