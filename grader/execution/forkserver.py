@@ -69,7 +69,7 @@ class ForkServer:
         self.owner = os.getpid()
         self.folder = Path(tempfile.mkdtemp(prefix="grader-forkserver-"))  # 0700: the grading user's alone
         self.address = str(self.folder / "socket")
-        self.errors = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (the server's stderr, kept for its lifetime)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listener.bind(self.address)
         listener.listen(128)  # connections wait here while the server imports torch

@@ -81,7 +81,6 @@ BASE = "/tmp"  # bubblewrap's base_path: where the temporary root is mounted, in
 # /proc entries bubblewrap covers read-only in its fresh /proc, and the device nodes its --dev binds.
 COVER_PROC = ("sys", "sysrq-trigger", "irq", "bus")
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
-_proc = -1  # the host's /proc while build_root runs
 NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
 
 
@@ -121,24 +120,9 @@ def parse(args: list[str]) -> Plan:
         if len(values) != ARITY[flag]:
             raise ValueError(f"{flag} needs {ARITY[flag]} arguments")
         i += 1 + ARITY[flag]
-        if flag == "--unshare-all":
-            plan.namespaces |= NAMESPACES
-            plan.cgroup_namespace = True  # --unshare-cgroup-try
-        elif flag == "--unshare-user":
-            plan.namespaces |= CLONE_NEWUSER
-        elif flag == "--uid":
-            plan.uid = int(values[0])
-        elif flag == "--gid":
-            plan.gid = int(values[0])
-        elif flag == "--hostname":
-            plan.hostname = values[0]
-        elif flag == "--new-session":
-            plan.new_session = True
-        elif flag == "--die-with-parent":
-            plan.die_with_parent = True
-        elif flag == "--chdir":
-            plan.chdir = values[0]
-        elif flag == "--size":
+        if size is not None and flag != "--tmpfs":
+            raise ValueError(f"--size must come right before --tmpfs, not {flag}")
+        if flag == "--size":
             size = values[0]
         elif flag == "--tmpfs":
             plan.ops.append(("--tmpfs", values[0], size or ""))
@@ -146,13 +130,36 @@ def parse(args: list[str]) -> Plan:
         elif flag in ("--ro-bind", "--ro-bind-try", "--dev-bind-try"):
             # Resolved here, on the host's view, as bubblewrap's resolve_symlinks_in_ops; read under /oldroot.
             plan.ops.append((flag, os.path.realpath(values[0]), values[1]))
-        else:
+        elif flag in ("--symlink", "--proc", "--dev", "--remount-ro"):
             plan.ops.append((flag, *values))
-        if size is not None and flag not in ("--size",):
-            raise ValueError(f"--size must come right before --tmpfs, not {flag}")
+        else:
+            _set_option(plan, flag, values)
+    if size is not None:
+        raise ValueError("--size must come right before --tmpfs, not last")
     if plan.namespaces != NAMESPACES:
         raise ValueError("the fork server builds only a sandbox with every namespace (--unshare-all)")
     return plan
+
+
+def _set_option(plan: Plan, flag: str, values: list[str]) -> None:
+    """One of bubblewrap's options that is not a mount."""
+    if flag == "--unshare-all":
+        plan.namespaces |= NAMESPACES
+        plan.cgroup_namespace = True  # --unshare-cgroup-try
+    elif flag == "--unshare-user":
+        plan.namespaces |= CLONE_NEWUSER
+    elif flag == "--uid":
+        plan.uid = int(values[0])
+    elif flag == "--gid":
+        plan.gid = int(values[0])
+    elif flag == "--hostname":
+        plan.hostname = values[0]
+    elif flag == "--chdir":
+        plan.chdir = values[0]
+    elif flag == "--new-session":
+        plan.new_session = True
+    else:  # --die-with-parent, the last of ARITY's
+        plan.die_with_parent = True
 
 
 # -- the server ----------------------------------------------------------------------------------------------
@@ -300,8 +307,7 @@ def _init(plan: Plan, request: dict[str, Any], rfd: int, wfd: int, logfd: int, m
 def build_root(plan: Plan) -> None:
     """bubblewrap's pivot_root dance: a tmpfs root, the operations in order against the old root, then the old
     root detached, so that nothing of the host is reachable but what was bound."""
-    global _proc
-    _proc = os.open("/proc", os.O_PATH | os.O_CLOEXEC)  # the host's /proc, read during the setup as bubblewrap does
+    proc = os.open("/proc", os.O_PATH | os.O_CLOEXEC)  # the host's /proc, read during the setup as bubblewrap does
     mount(None, "/", None, MS_SILENT | MS_SLAVE | MS_REC)
     mount("tmpfs", BASE, "tmpfs", MS_NODEV | MS_NOSUID)
     os.chdir(BASE)
@@ -311,7 +317,7 @@ def build_root(plan: Plan) -> None:
     pivot_root(BASE, "oldroot")
     os.chdir("/")
     for op in plan.ops:
-        carry_out(op)
+        carry_out(op, proc)
     for kind, *args in plan.ops:
         if kind == "--dev":  # populated (GPUs included): read-only from here on, its shm and pts mounts apart
             remount_readonly("/newroot" + args[0])
@@ -324,7 +330,7 @@ def build_root(plan: Plan) -> None:
     os.close(old)
     check(libc.umount2(b".", MNT_DETACH), "umount the temporary root")
     os.chdir("/")
-    os.close(_proc)
+    os.close(proc)
     # bubblewrap leaves its root tmpfs and /dev writable by the sandbox's user; here they are read-only, so a
     # submission writes only to its home, /tmp and /dev/shm (as in a warm zygote's worker).
     remount_readonly("/")
@@ -337,7 +343,7 @@ def pivot_root(new: str, old: str) -> None:
     check(libc.syscall(number, new.encode(), old.encode()), f"pivot_root {new}")
 
 
-def carry_out(op: tuple[str, ...]) -> None:
+def carry_out(op: tuple[str, ...], proc: int) -> None:
     kind, *args = op
     if kind in ("--ro-bind", "--ro-bind-try", "--dev-bind-try"):
         source, dest = args
@@ -345,7 +351,7 @@ def carry_out(op: tuple[str, ...]) -> None:
             if kind == "--ro-bind":
                 raise FileNotFoundError(f"--ro-bind: {source} does not exist")
             return
-        bind("/oldroot" + source, "/newroot" + dest, readonly=kind != "--dev-bind-try", devices=kind == "--dev-bind-try")
+        bind("/oldroot" + source, "/newroot" + dest, proc, readonly=kind != "--dev-bind-try", devices=kind == "--dev-bind-try")
     elif kind == "--symlink":
         target, dest = args
         make_parents("/newroot" + dest)
@@ -357,9 +363,9 @@ def carry_out(op: tuple[str, ...]) -> None:
     elif kind == "--remount-ro":
         remount_readonly("/newroot" + args[0])
     elif kind == "--proc":
-        mount_proc("/newroot" + args[0])
+        mount_proc("/newroot" + args[0], proc)
     elif kind == "--dev":
-        mount_dev("/newroot" + args[0])
+        mount_dev("/newroot" + args[0], proc)
     else:  # parse lets through only what is handled above
         raise ValueError(f"unknown operation {kind}")
 
@@ -368,7 +374,7 @@ def remount_readonly(target: str) -> None:
     mount(None, target, None, MS_SILENT | MS_REMOUNT | MS_BIND | MS_RDONLY | (os.statvfs(target).f_flag & KEPT_FLAGS))
 
 
-def bind(source: str, dest: str, readonly: bool, devices: bool = False) -> None:
+def bind(source: str, dest: str, proc: int, readonly: bool, devices: bool = False) -> None:
     """A recursive bind, every mount under it made read-only (and nodev unless `devices`), as bubblewrap's
     bind_mount does."""
     if os.path.isdir(source):
@@ -379,26 +385,26 @@ def bind(source: str, dest: str, readonly: bool, devices: bool = False) -> None:
             os.close(os.open(dest, os.O_WRONLY | os.O_CREAT, 0o444))
     mount(source, dest, None, MS_SILENT | MS_BIND | MS_REC)
     extra = (MS_RDONLY if readonly else 0) | (0 if devices else MS_NODEV) | MS_NOSUID
-    for point in [dest, *under(dest)]:
+    for point in [dest, *under(dest, proc)]:
         flags = os.statvfs(point).f_flag & KEPT_FLAGS
         if flags | extra != flags:
             mount(None, point, None, MS_SILENT | MS_REMOUNT | MS_BIND | flags | extra)
 
 
-def mount_proc(dest: str) -> None:
+def mount_proc(dest: str, proc: int) -> None:
     make_dir(dest)
     mount("proc", dest, "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV)
     for name in COVER_PROC:
         path = f"{dest}/{name}"
         if os.path.exists(path) and os.access(path, os.W_OK):
-            bind(path, path, readonly=True)
+            bind(path, path, proc, readonly=True)
 
 
-def mount_dev(dest: str) -> None:
+def mount_dev(dest: str, proc: int) -> None:
     make_dir(dest)
     mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     for name in DEV_NODES:
-        bind(f"/oldroot/dev/{name}", f"{dest}/{name}", readonly=False, devices=True)
+        bind(f"/oldroot/dev/{name}", f"{dest}/{name}", proc, readonly=False, devices=True)
     for i, name in enumerate(("stdin", "stdout", "stderr")):
         os.symlink(f"/proc/self/fd/{i}", f"{dest}/{name}")
     os.symlink("/proc/self/fd", f"{dest}/fd")
@@ -425,11 +431,11 @@ def make_parents(path: str) -> None:
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
 
 
-def under(top: str) -> list[str]:
+def under(top: str, proc: int) -> list[str]:
     """Mount points strictly below `top`, from this process's mountinfo (read through the host's /proc while
     the root is being built)."""
     prefix = top.rstrip("/") + "/"
-    with open(os.open("self/mountinfo", os.O_RDONLY, dir_fd=_proc)) as fh:
+    with open(os.open("self/mountinfo", os.O_RDONLY, dir_fd=proc)) as fh:
         points = [unescape(line.split()[4]) for line in fh]
     return list(dict.fromkeys(p for p in points if p.startswith(prefix)))
 
