@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from grader.execution import forkserver  # noqa: E402
 from grader.execution.sandbox import BwrapLauncher, Launcher  # noqa: E402
 from grader.execution.session import WorkerSession  # noqa: E402
+from grader.execution.transport import PipeTransport  # noqa: E402
 from grader.rubric.schema import Limits  # noqa: E402
 from grader.sources.load import load_submission  # noqa: E402
 
@@ -80,7 +81,8 @@ def measure(name: str, launcher: Launcher, slots: int, submission: Path) -> None
                 total[key] += value
             pids = descendants(server)
         else:
-            pids = [p for s in sessions if s.proc is not None for p in [s.proc.pid, *descendants(s.proc.pid)]]
+            procs = [s.transport.proc for s in sessions if isinstance(s.transport, PipeTransport)]
+            pids = [p for proc in procs for p in [proc.pid, *descendants(proc.pid)]]
         uss = []
         for pid in pids:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:

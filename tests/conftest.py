@@ -5,6 +5,7 @@ import functools
 import os
 import textwrap
 from pathlib import Path
+from subprocess import Popen
 from typing import Callable
 
 import nbformat
@@ -13,6 +14,8 @@ import pytest
 from grader.execution import forkserver
 from grader.execution.sandbox import BwrapLauncher, Launcher, bwrap_problem
 from grader.execution.session import WorkerSession
+from grader.execution.transport import PipeTransport
+from grader.execution.zygote import WarmProcess
 from grader.grading.submission import grade_submission
 from grader.results import SubmissionResult
 from grader.rubric.schema import Rubric, load_rubric
@@ -51,6 +54,13 @@ def call(session: WorkerSession, name: str, *args: object, timeout: float = 30) 
     result = session.call(name, list(args), timeout=timeout)
     assert result.ok, result.error
     return result.value
+
+
+def worker_process(session: WorkerSession) -> Popen[bytes] | WarmProcess:
+    """The process of the session's worker (started through a launcher: a pipe transport)."""
+    transport = session.transport
+    assert isinstance(transport, PipeTransport)
+    return transport.proc
 
 
 def host_command_lines() -> list[str]:

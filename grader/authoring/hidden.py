@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from grader.rubric.kinds import kind_spec, load
 from grader.rubric.schema import Question, Rubric
 
 MIN_BYTES = 32  # four float64 numbers: less than that is too likely shared by chance to mean a leak
-DATA_KINDS = ("function", "gradient", "property")  # the kinds whose inputs are generated from a seed
 
 
 @dataclass(frozen=True)
@@ -48,33 +48,28 @@ class Leak:
 
 
 def question_data(rubric: Rubric, q: Question, reference: ModuleType) -> QuestionData:
-    """A `function`, `gradient` or `property` question's data, as grading generates it; none for other kinds."""
-    if q.spec.kind not in DATA_KINDS:
+    """The data of a question whose inputs are drawn from its seed (`function`, `gradient`, `property`), as grading
+    generates it; none for other kinds."""
+    if not kind_spec(q.spec.kind).seeded_cases:
         return QuestionData(q.id, ())
     values = list(_cases_and_outputs(rubric, q, reference))
     return QuestionData(q.id, tuple(b for v in values for b in _array_bytes(v) if len(b) >= MIN_BYTES))
 
 
 def _cases_and_outputs(rubric: Rubric, q: Question, reference: ModuleType) -> Iterator[Any]:
+    """Every input of the question's cases and, where its kind computes one, the reference's output on each."""
     from grader.checks.base import question_seed
-    from grader.checks.support.cases import clone, generate_cases
+    from grader.checks.support.cases import generate_cases
 
     opts: Any = q.options
     where = f"{rubric.path.name}: {q.id}"
+    hook = kind_spec(q.spec.kind).reference_output
+    output = load(hook) if hook is not None else None
     cases = generate_cases(getattr(reference, opts.cases), question_seed(rubric, q, opts.seed), where)
     for case in cases:
         yield from case.values()
-        if q.spec.kind == "function":
-            from grader.checks.function import Plan, reference_side
-
-            fn = getattr(reference, opts.reference or q.spec.answer or "")
-            yield reference_side(reference, fn, case, Plan.of(opts), where)
-        elif q.spec.kind == "gradient":
-            from grader.checks.gradient import expected_gradient
-
-            at = getattr(reference, opts.at) if opts.at else None
-            point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
-            yield expected_gradient(getattr(reference, opts.forward), case, opts, point)
+        if output is not None:
+            yield output(reference, q, case, where)
 
 
 def _array_bytes(value: Any) -> Iterator[bytes]:

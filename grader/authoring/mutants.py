@@ -37,30 +37,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grader.checks import CheckContext
 from grader.errors import GraderError, RubricError
 from grader.execution.sandbox import Launcher
-from grader.execution.session import GetResult, ReplyTooLarge, WorkerDied, WorkerSession, WorkerTimeout
+from grader.execution.session import GetResult, WorkerSession
 from grader.grading.submission import run_question
 from grader.results import QuestionResult
+from grader.rubric.kinds import kind_spec
 from grader.rubric.schema import Question, Rubric
 from grader.sources.load import load_submission
-from grader.worker.protocol import MalformedReply
 
 log = logging.getLogger(__name__)
 
 MAX_PER_TARGET = 40  # mutants kept per function, value or formula (a deterministic choice beyond that)
-FUNCTION_KINDS = ("function", "gradient", "property")
 MUTANT_CELL = 1_000_000  # the cell index mutant definitions run under (names their tracebacks `<cell …>`)
 MIN_TIMEOUT = 5.0  # seconds a mutant's call may take, at least ...
 TIMEOUT_FACTOR = 10.0  # ... or this many times the reference's time on the whole question
 ACTIVATIONS = frozenset({"sigmoid", "relu", "tanh", "softmax", "log_softmax", "gelu", "elu", "leaky_relu", "silu"})
 MAX_NAMES = frozenset({"max", "amax", "logsumexp"})
 ROUNDINGS = {"floor": "ceiling", "ceiling": "floor", "ceil": "floor"}  # formulas' and math's; dropped or swapped
-NOT_MUTATED = {
-    "training": "not mutated: a training question scores a seeded run's accuracy, not the code",
-    "manual": "not mutated: graded by a TA",
-    "forbid": "not mutated: a static check of the submission's source",
-}
-
-
 class Verdict(str, Enum):
     KILLED = "killed"  # the question took points off
     SURVIVED = "survived"  # full points for a wrong answer: the question is weak, or the mutant is equivalent
@@ -536,18 +528,18 @@ def plan(rubric: Rubric, cap: int = MAX_PER_TARGET) -> Plan:
     for name, qids in owners.items():
         mutants.extend(mutate(functions[name], name, "function", qids, cap=cap))
     for q in rubric.questions:
-        kind, answer = q.spec.kind, q.spec.answer
-        if kind in NOT_MUTATED:
-            notes[q.id] = NOT_MUTATED[kind]
-        elif kind == "formula":
+        kind, answer = kind_spec(q.spec.kind), q.spec.answer
+        if kind.mutate is None:
+            notes[q.id] = kind.not_mutated or f"not mutated: the `{kind.name}` kind has no mutants"
+        elif kind.mutate == "formula":
             mutants.extend(formula_mutants(q, cap))
-        elif kind == "value" and answer in values:
+        elif kind.mutate == "value" and answer in values:
             # Wrapped, so that the expression itself (a lone constant, say) is a node the walk reaches.
             node = ast.Expression(body=values[answer])
             mutants.extend(mutate(node, answer, "value", (q.id,), render=_assignment_renderer(answer), cap=cap))
-        elif kind == "value":
+        elif kind.mutate == "value":
             notes[q.id] = f"not mutated: `{answer}` is not a top-level assignment of the reference"
-        elif kind in FUNCTION_KINDS and answer not in functions:
+        elif kind.mutate == "function" and answer not in functions:
             notes[q.id] = f"not mutated: `{answer}` is not a top-level function of the reference"
     return Plan(tuple(mutants), notes)
 
@@ -576,7 +568,7 @@ def _owners(rubric: Rubric, functions: dict[str, ast.FunctionDef | ast.AsyncFunc
     """
     answers: dict[str, list[str]] = {}
     for q in rubric.questions:
-        if q.spec.kind in FUNCTION_KINDS and q.spec.answer in functions:
+        if kind_spec(q.spec.kind).mutate == "function" and q.spec.answer in functions:
             answers.setdefault(q.spec.answer, []).append(q.id)
     owners: dict[str, list[str]] = {name: list(qids) for name, qids in answers.items()}
     for answer, qids in answers.items():
@@ -606,7 +598,7 @@ def formula_mutants(q: Question, cap: int = MAX_PER_TARGET) -> list[Mutant]:
     from grader.formula.mathparse import ParseError, make_symbols, parse_expression
     from grader.rubric.options import FormulaOptions
 
-    opts = cast(FormulaOptions, q.options)
+    opts = q.options_as(FormulaOptions)
     names = list(opts.symbols)
     symbols = make_symbols(names, {})
     target = q.spec.answer or q.id
@@ -756,7 +748,7 @@ class Grader:
     def _in_worker(self, m: Mutant) -> list[MutantResult]:
         session = self._warm()
         timeout = self.rubric.limits.cell_timeout
-        problem = define(session, m.source, timeout)
+        problem = session.define(m.source, timeout, MUTANT_CELL)
         if problem is not None:
             # As a student's cell that raises: the name keeps no wrong value to grade, the answer is lost.
             return [self._killed(m, qid, f"the mutant failed when defined: {problem}") for qid in m.questions]
@@ -764,13 +756,13 @@ class Grader:
         try:
             for i, qid in enumerate(m.questions):
                 # The worker died on the last question and a fresh one replays the reference: redefine.
-                if i and not session_alive(session) and define(session, m.source, timeout) is not None:
+                if i and not session.alive() and session.define(m.source, timeout, MUTANT_CELL) is not None:
                     results.append(self._killed(m, qid, "the mutant could not be defined again"))
                     continue
                 ctx = CheckContext(self.rubric, self.questions[qid], self.submission, session, self.reference, self.device)
                 results.append(_verdict(m, run_question(ctx)))
         finally:
-            if define(session, m.original, timeout) is not None:
+            if session.define(m.original, timeout, MUTANT_CELL) is not None:
                 session.close()  # the next request starts a fresh worker, which replays the reference's cells
         return results
 
@@ -900,22 +892,3 @@ def _with_timeout(rubric: Rubric, q: Question, seconds: float | None) -> Questio
     if seconds is not None:
         limit = min(limit, max(MIN_TIMEOUT, TIMEOUT_FACTOR * seconds))
     return replace(q, spec=q.spec.model_copy(update={"timeout": limit}))
-
-
-# The worker session runs a student's cells; a mutant is a definition run after them that a restarted worker must
-# not replay (it replays the reference), so it goes through the session's transport directly.
-def session_alive(session: WorkerSession) -> bool:
-    """Whether the session's worker is running now."""
-    return session.alive()
-
-
-def define(session: WorkerSession, source: str, timeout: float) -> str | None:
-    """Run `source` (a definition) in the session's worker, outside its replayed cells; None, or what went wrong."""
-    try:
-        session.ensure_replayed()
-        reply = session.request({"op": "exec", "index": MUTANT_CELL, "source": source, "timeout": timeout}, timeout)
-    except (WorkerDied, WorkerTimeout, ReplyTooLarge, MalformedReply) as exc:
-        return str(exc) or type(exc).__name__
-    if not reply.ok:
-        return reply.error or reply.reason
-    return None

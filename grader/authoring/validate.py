@@ -37,14 +37,14 @@ from grader.grading.batch import Job
 from grader.grading.executors import run_jobs
 from grader.grading.submission import preflight
 from grader.results import SubmissionResult
+from grader.rubric.kinds import kind_spec, load
+from grader.rubric.options import ForbidOptions, FunctionOptions, GradientOptions, PropertyOptions, TrainingOptions
 from grader.rubric.schema import Question, Rubric
 from grader.sources.load import SUFFIXES
 from grader.sources.names import job_names
 
 EXPECTED_FILE = "expected.yaml"
 BLANK_SOURCE = '"""A blank submission: it defines nothing."""\n'
-NEEDS_ANSWER = ("function", "gradient", "property", "value")  # kinds whose check reads `answer`
-UNGRADED_KINDS = ("manual",)  # a TA's questions: 0 points until scored, for the reference as for anyone
 
 
 # -- records ------------------------------------------------------------------------------------------------------
@@ -169,13 +169,11 @@ def check_rubric(rubric: Rubric) -> list[RubricError]:
 
 
 def _question_problems(rubric: Rubric, reference: ModuleType, q: Question) -> Iterator[tuple[str, str]]:
-    kind, answer, opts = q.spec.kind, q.spec.answer, q.options
-    if kind in NEEDS_ANSWER and not answer:
-        yield "answer", f"a `{kind}` question needs `answer`, the name it reads in the submission"
+    kind, answer, opts = kind_spec(q.spec.kind), q.spec.answer, q.options
+    if kind.reads_answer and not answer:
+        yield "answer", f"a `{kind.name}` question needs `answer`, the name it reads in the submission"
     if q.spec.forbid and not answer:
         yield "forbid", "`forbid` checks the question's `answer`, and this question has none: it would be ignored"
-    if kind == "forbid" and not getattr(opts, "function", None) and not answer:
-        yield "function", "a `forbid` question needs `function` or `answer`, the function it reads"
     for key, entries in (("forbid", q.spec.forbid), ("apis", getattr(opts, "apis", None) or [])):
         for entry in entries:
             problem = forbid_entry_problem(entry)
@@ -187,15 +185,8 @@ def _question_problems(rubric: Rubric, reference: ModuleType, q: Question) -> It
         problem, cases = _cases(rubric, reference, q, generator_name)
         if problem:
             yield "cases", problem
-    if kind == "function":
-        yield from _function_problems(reference, opts, answer, cases)
-    elif kind == "gradient":
-        yield from _gradient_problems(reference, opts, cases)
-    elif kind == "property":
-        predicate = getattr(opts, "predicate", "")
-        yield from _callable_problems(reference, "predicate", predicate, ({}, None), {}, "(inputs, answer)")
-    elif kind == "training":
-        yield from _training_problems(reference, opts)
+    if kind.problems is not None:  # the kind's own: the reference's functions it calls, and how
+        yield from load(kind.problems)(reference, q, cases)
 
 
 def _cases(rubric: Rubric, reference: ModuleType, q: Question, name: str) -> tuple[str | None, list[dict[str, Any]]]:
@@ -215,9 +206,13 @@ def _cases(rubric: Rubric, reference: ModuleType, q: Question, name: str) -> tup
         return str(exc).split(": ", 2)[-1], []
 
 
-def _function_problems(reference: ModuleType, opts: Any, answer: str | None, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
-    name = getattr(opts, "reference", None) or answer
-    key = "reference" if getattr(opts, "reference", None) else "answer"
+# Each kind's own problems (its entry's `problems`): (reference, question, cases) -> (key, message) problems.
+
+
+def function_problems(reference: ModuleType, q: Question, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    opts = q.options_as(FunctionOptions)
+    name = opts.reference or q.spec.answer
+    key = "reference" if opts.reference else "answer"
     if not name:
         return
     for i, case in enumerate(cases):
@@ -227,8 +222,9 @@ def _function_problems(reference: ModuleType, opts: Any, answer: str | None, cas
             return  # one case says it; the others would repeat it
 
 
-def _gradient_problems(reference: ModuleType, opts: Any, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
-    wrt, upstream, at = getattr(opts, "wrt", ""), getattr(opts, "upstream", None), getattr(opts, "at", None)
+def gradient_problems(reference: ModuleType, q: Question, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    opts = q.options_as(GradientOptions)
+    wrt, upstream, at = opts.wrt, opts.upstream, opts.at
     for i, case in enumerate(cases[:1]):
         if upstream is not None and upstream not in case:
             yield "upstream", f"`{upstream}` is not an argument of the cases ({', '.join(case)})"
@@ -237,15 +233,25 @@ def _gradient_problems(reference: ModuleType, opts: Any, cases: list[dict[str, A
         if at is not None:
             yield from _callable_problems(reference, "at", at, (), case, _shown(case), f"case {i + 1}")
         inputs = {k: v for k, v in case.items() if k != upstream} | {wrt: None}
-        yield from _callable_problems(reference, "forward", getattr(opts, "forward", ""), (), inputs, _shown(inputs), f"case {i + 1}")
+        yield from _callable_problems(reference, "forward", opts.forward, (), inputs, _shown(inputs), f"case {i + 1}")
 
 
-def _training_problems(reference: ModuleType, opts: Any) -> Iterator[tuple[str, str]]:
+def property_problems(reference: ModuleType, q: Question, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    predicate = q.options_as(PropertyOptions).predicate
+    yield from _callable_problems(reference, "predicate", predicate, ({}, None), {}, "(inputs, answer)")
+
+
+def training_problems(reference: ModuleType, q: Question, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    opts = q.options_as(TrainingOptions)
     # The reference, graded as a submission, defines the student's names; their calls are fixed by the worker.
-    for key, args in (("factory", ()), ("train", (None,) * 5)):
-        name = getattr(opts, key, None)
+    for key, name, args in (("factory", opts.factory, ()), ("train", opts.train, (None,) * 5)):
         if name and hasattr(reference, name):
             yield from _callable_problems(reference, key, name, args, {}, "()" if not args else "(model, images, labels, epochs, seed)")
+
+
+def forbid_problems(reference: ModuleType, q: Question, cases: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    if not q.options_as(ForbidOptions).function and not q.spec.answer:
+        yield "function", "a `forbid` question needs `function` or `answer`, the function it reads"
 
 
 def _callable_problems(
@@ -405,7 +411,8 @@ def grade_known(
 
 
 def _reference_findings(rubric: Rubric, result: SubmissionResult) -> Iterator[Finding]:
-    graded = {q.id for q in rubric.questions if q.spec.kind not in UNGRADED_KINDS}
+    # A TA's questions score 0 until scored, for the reference as for anyone.
+    graded = {q.id for q in rubric.questions if not kind_spec(q.spec.kind).ta_graded}
     wanted = sum(q.spec.points for q in rubric.questions if q.id in graded)
     lost = [q for q in result.questions if q.qid in graded and q.score < q.max_score]
     for c in result.cell_failures:

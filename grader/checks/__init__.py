@@ -5,7 +5,10 @@ Which kinds exist, and where each one's parts live, is the registry in grader.ru
 from __future__ import annotations
 
 from grader.checks.base import Check, CheckContext
-from grader.rubric.kinds import DETAILS, KINDS, OPTIONS, details_class, get_kind, options_class
+from grader.rubric.kinds import KindSpec, details_class, get_kind, kind_names, kind_spec, options_class, register_kind
 from grader.rubric.options import Options
 
-__all__ = ["DETAILS", "KINDS", "OPTIONS", "Check", "CheckContext", "Options", "details_class", "get_kind", "options_class"]
+__all__ = [
+    "Check", "CheckContext", "KindSpec", "Options", "details_class", "get_kind", "kind_names", "kind_spec",
+    "options_class", "register_kind",
+]

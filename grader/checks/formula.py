@@ -19,8 +19,9 @@ from typing import Any
 import sympy
 
 from grader.checks.base import CheckContext
+from grader.checks.details.formula import Counterexample as Counterexample
+from grader.checks.details.formula import FormulaDetails as FormulaDetails
 from grader.errors import GraderError
-from grader.explain import View, bounded
 from grader.formula.latex import parse_answer_cell, parse_latex
 from grader.formula.mathparse import ParseError, parse_expression
 from grader.formula.problem import (
@@ -54,7 +55,7 @@ class FormulaCheck:
     Options = FormulaOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: FormulaOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(FormulaOptions)
         budget = Budget(opts.budget)
         details: dict[str, Any] = {"expected": opts.expected}
         try:
@@ -229,69 +230,3 @@ def _parse_text(text: str, symbols: Mapping[str, sympy.Symbol]) -> sympy.Expr:
             return parse_latex(text.strip().strip("$"), symbols)
         except ParseError:
             raise text_error from None
-
-
-# -- what a report shows ----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Counterexample:
-    """A point where the student's formula and the expected one differ, with both values as text."""
-
-    point: dict[str, int]
-    yours: str
-    expected: str | None = None  # a kit knows only a hash of the expected value
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Counterexample | None:
-        if not isinstance(data, dict) or not isinstance(data.get("point"), dict):
-            return None
-        point = {str(k): v for k, v in data["point"].items() if isinstance(v, int) and not isinstance(v, bool)}
-        expected = data.get("expected")
-        return cls(point, bounded(data.get("yours"), 200) or "", bounded(expected, 200) if expected is not None else None)
-
-
-@dataclasses.dataclass(frozen=True)
-class FormulaDetails:
-    """A formula question as graded: the answer as written and as read, the counterexample when it is wrong,
-    how far equality was shown when it is right.  `expected` is the expected formula, which is the answer
-    itself: TAs only."""
-
-    yours: str | None = None
-    parsed: str | None = None
-    expected: str | None = None
-    proof: str | None = None  # "symbolic", "sampled" or "timeout"
-    points: int | None = None  # points compared
-    counterexample: Counterexample | None = None
-
-    def serialize(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FormulaDetails:
-        points = data.get("points")
-        text = {k: bounded(data[k]) if isinstance(data.get(k), str) else None for k in ("yours", "parsed", "expected", "proof")}
-        return cls(
-            **text,
-            points=points if isinstance(points, int) and not isinstance(points, bool) else None,
-            counterexample=Counterexample.from_dict(data.get("counterexample")),
-        )
-
-    def explain(self, view: View) -> None:
-        view.fact("your answer", self.yours)
-        view.fact("read as", self.parsed)
-        ce = self.counterexample
-        if ce is not None:
-            view.fact("counterexample", ", ".join(f"{k} = {v}" for k, v in ce.point.items()))
-            view.fact("your formula gives", ce.yours)
-            view.fact("the correct formula gives", ce.expected)
-        if self.proof == "symbolic":
-            view.fact("proof", "proved equal symbolically")
-        elif self.proof == "sampled" and ce is None:
-            view.fact("proof", f"equal on {self.points if self.points is not None else '?'} sampled points "
-                               "(not proved symbolically)")
-        elif self.proof and self.points is not None:
-            view.fact("compared on", f"{self.points} points of the domain")
-        if view.ta:
-            view.fact("expected formula (TA only)", self.expected)

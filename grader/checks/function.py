@@ -12,23 +12,25 @@ import ast
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from grader.checks.base import CheckContext
-from grader.checks.support.cases import OutputOf, clone, generate_cases, label, rebuilder
-from grader.checks.support.compare import Difference, Mismatch, Tolerance, compare, describe
+from grader.checks.details.function import FunctionDetails as FunctionDetails
+from grader.checks.support.cases import PASSED, CaseVerdict, OutputOf, clone, generate_cases, label, rebuilder
+from grader.checks.support.compare import Mismatch, Tolerance, compare, describe
 from grader.checks.support.shrink import Contract, roll_up_reproduced
 from grader.errors import GraderError
 from grader.execution.session import CallResult
-from grader.explain import Reproduction, View, bounded, explain_failure, listed
 from grader.hints import library_hint
 from grader.results import Outcome
 from grader.rubric.options import FunctionOptions, Selector
 from grader.worker import codec
 from grader.worker.codec import Handle
+from grader.worker.messages import Pick
 from grader.worker.ops_chain import pick
 
-Problem = tuple[str | None, dict[str, Any]]
+if TYPE_CHECKING:
+    from grader.rubric.schema import Question
 
 
 @dataclass(frozen=True)
@@ -41,44 +43,6 @@ class Plan:
     @classmethod
     def of(cls, opts: FunctionOptions) -> Plan:
         return cls(_selectors(opts.output), {name: _selectors(sel) for name, sel in opts.after.items()})
-
-
-@dataclass(frozen=True)
-class FunctionDetails:
-    """A function question as graded: the first failing test input, how the result (or the selected output, or
-    an argument after the call) differs there, and that input shown in full (shrunk) with a snippet."""
-
-    case: str | None = None  # the failing input, as `label` names it
-    output: Selector | None = None  # the selected item of the result that differed
-    difference: Difference = field(default_factory=Difference)
-    traceback: list[str] = field(default_factory=list)  # the student's own frames, when the call raised
-    reproduce: Reproduction | None = None  # never for a hidden question
-
-    def serialize(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"case": self.case, "output": self.output, **self.difference.serialize()}
-        if self.traceback:
-            data["traceback"] = self.traceback
-        if self.reproduce is not None:
-            data["reproduce"] = self.reproduce.serialize()
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FunctionDetails:
-        output = data.get("output")
-        return cls(
-            case=bounded(data.get("case"), 500),
-            output=output if isinstance(output, (int, str)) and not isinstance(output, bool) else None,
-            difference=Difference.from_dict(data),
-            traceback=[str(x) for x in listed(data.get("traceback"))],
-            reproduce=Reproduction.from_dict(data.get("reproduce")),
-        )
-
-    def explain(self, view: View) -> None:
-        if view.passed:
-            return
-        view.fact("inputs", self.case)
-        self.difference.explain(view)
-        explain_failure(view, self.reproduce, self.difference.around)
 
 
 def _selectors(selection: Selector | list[Selector] | None) -> tuple[Selector, ...] | None:
@@ -183,7 +147,7 @@ class FunctionCheck:
     Options = FunctionOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: FunctionOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(FunctionOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         reference = ctx.reference_attr(opts.reference or ctx.answer)
         seed = ctx.case_seed(opts.seed)
@@ -192,7 +156,7 @@ class FunctionCheck:
         tol = Tolerance(opts.rtol, opts.atol)
         plan = Plan.of(opts)
 
-        def one(case: dict[str, Any]) -> Problem:
+        def one(case: dict[str, Any]) -> CaseVerdict:
             expected, after = reference_side(ctx.reference, reference, case, plan, where)
             return self.compare_case(ctx, case, expected, tol, opts.pure, plan, after)
 
@@ -218,16 +182,14 @@ class FunctionCheck:
         pure: bool,
         plan: Plan = Plan(),
         expected_after: dict[str, Any] | None = None,
-    ) -> Problem:
+    ) -> CaseVerdict:
         """One case against the reference's side: `expected` is the whole result, or with `plan.outputs` the
         tuple of the selected items; `expected_after` holds, per post-condition, the argument or its items."""
         kept: list[Handle] = []  # what this case keeps in the worker, let go when it is done
         try:
             return self._compare_one(ctx, case, expected, tol, pure, plan, expected_after or {}, kept)
         finally:
-            proc = ctx.session.proc  # a dead worker took its values with it: no restart just to let them go
-            if kept and proc is not None and proc.poll() is None and not ctx.session.out_of_time:
-                ctx.session.request_call({"op": "release", "handles": [h.id for h in kept]}, ctx.timeout)
+            ctx.session.release(kept, ctx.timeout)
 
     def _compare_one(  # noqa: C901 (the steps of one case's comparison, in the order a report explains them)
         self,
@@ -239,7 +201,7 @@ class FunctionCheck:
         plan: Plan,
         expected_after: dict[str, Any],
         kept: list[Handle],
-    ) -> Problem:
+    ) -> CaseVerdict:
         sent = {k: clone(v) for k, v in case.items()}
         args: list[Any] = []
         for name, value in sent.items():
@@ -256,34 +218,34 @@ class FunctionCheck:
             kept.append(result.value)
         if not result.ok:
             if result.missing:
-                return f"`{ctx.answer}` is not defined", {"missing": True}
+                return CaseVerdict.stop(f"`{ctx.answer}` is not defined")
             if result.time_up:
-                return result.explain(), {"not_checked": True}
-            return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
+                return CaseVerdict.stop(result.explain())
+            return CaseVerdict.failed(call_failure(ctx.answer, result, case), {"traceback": result.traceback})
         on = f"on inputs {label(case)}"
         if plan.outputs is None:
             if result.value is None and expected is not None:
-                return f"{on}: `{ctx.answer}` returned None: is a `return` missing?", {}
+                return CaseVerdict.failed(f"{on}: `{ctx.answer}` returned None: is a `return` missing?")
             bad = compare(expected, result.value, tol)
             if bad:
                 # `[0]` alone reads as noise; said as a part of the result it says where to look.
                 where = f"item {bad.where} of your result" if bad.where else ""
-                return f"{on}: {where}: {bad.message}" if where else f"{on}: {bad.message}", bad.details
+                return CaseVerdict.failed(f"{on}: {where}: {bad.message}" if where else f"{on}: {bad.message}", bad.details)
         else:
-            problem, details = _compare_outputs(ctx, result.value, plan.outputs, expected, tol)
-            if problem:
-                return f"{on}: {problem}", details
+            outputs = _compare_outputs(ctx, result.value, plan.outputs, expected, tol)
+            if outputs.problem:
+                return CaseVerdict.failed(f"{on}: {outputs.problem}", outputs.details)
         if plan.after:
-            problem, details = _compare_after(list(sent), result, plan, expected_after, tol)
-            if problem:
-                return f"{on}: {problem}", details
+            after = _compare_after(list(sent), result, plan, expected_after, tol)
+            if after.problem:
+                return CaseVerdict.failed(f"{on}: {after.problem}", after.details)
         if pure:
             student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
             changed = side_effect(case, sent, result, frozenset(plan.after), student)
             if changed:
                 name, what = changed
-                return f"{on}: {what}; the handout requires inputs to be left unchanged", {"changed": name or True}
-        return None, {}
+                return CaseVerdict.failed(f"{on}: {what}; the handout requires inputs to be left unchanged", {"changed": name or True})
+        return PASSED
 
 
 # -- the reference's side: chained calls resolved, selected items and arguments after the call --------------------
@@ -312,6 +274,13 @@ def reference_side(
     return value, after
 
 
+def reference_output(reference: ModuleType, q: Question, case: dict[str, Any], where: str) -> tuple[Any, dict[str, Any]]:
+    """`reference_side` of one case of `q` (the kind's `reference_output`, for hidden questions' data)."""
+    opts = q.options_as(FunctionOptions)
+    fn = getattr(reference, opts.reference or q.spec.answer or "")
+    return reference_side(reference, fn, case, Plan.of(opts), where)
+
+
 def _reference_value(module: ModuleType, value: Any, where: str) -> Any:
     """A case argument on the reference's side: an `output_of` is the reference's own function's result."""
     if not isinstance(value, OutputOf):
@@ -338,9 +307,9 @@ def _reference_item(value: Any, selector: Selector, what: str, where: str) -> An
 # -- the student's side: chained calls kept in the worker, items read from there --------------------------------
 
 
-def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Handle]) -> Handle | Problem:
+def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Handle]) -> Handle | CaseVerdict:
     """Call the student's `value.function` in the worker and keep its result there: a handle on it (or on its
-    item `value.item`), or the failed case's `(message, details)`.  Every handle made is added to `kept`."""
+    item `value.item`), or the failed case's verdict.  Every handle made is added to `kept`."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for key, arg in [*((None, a) for a in value.args), *value.kwargs.items()]:
@@ -356,20 +325,20 @@ def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Han
     result = ctx.session.call(value.function, args, kwargs, timeout=ctx.timeout, keep=True)
     if not result.ok:
         if result.missing:
-            return f"`{value.function}` is not defined; {needed}", {"missing": True}
+            return CaseVerdict.stop(f"`{value.function}` is not defined; {needed}")
         if result.time_up:
-            return result.explain(), {"not_checked": True}
+            return CaseVerdict.stop(result.explain())
         message = f"`{value.describe()}` failed, so `{ctx.answer}` could not be checked: {result.explain()}"
         hint = library_hint(result.error)
-        return f"{message}\n{hint}" if hint else message, {"traceback": result.traceback}
+        return CaseVerdict.failed(f"{message}\n{hint}" if hint else message, {"traceback": result.traceback})
     if not isinstance(result.value, Handle):
-        return f"the result of `{value.describe()}` could not be kept for `{ctx.answer}`", {}
+        return CaseVerdict.failed(f"the result of `{value.describe()}` could not be kept for `{ctx.answer}`")
     kept.append(result.value)
     if value.item is None:
         return result.value
     picked = _pick(ctx, result.value, value.item, keep=True, function=value.function)
     if isinstance(picked, str):
-        return f"{picked}; {needed}", {}
+        return CaseVerdict.failed(f"{picked}; {needed}")
     item: Handle = picked.value
     kept.append(item)
     return item
@@ -378,8 +347,7 @@ def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Han
 def _pick(ctx: CheckContext, handle: Handle, selector: Selector, *, keep: bool, function: str = "") -> Any:
     """Item `selector` of a value kept in the worker (plain data, or a new handle with `keep`); a problem in
     words (a str) when it has no such item."""
-    request = {"op": "pick", "handle": handle.id, "item": codec.encode(selector), "keep": keep}
-    result = ctx.session.request_call(request, ctx.timeout)
+    result = ctx.session.request_call(Pick(handle=handle.id, item=codec.encode(selector), keep=keep), ctx.timeout)
     reply = result.value if result.ok and isinstance(result.value, dict) else {}
     function = function or handle.type_name
     if reply.get("found") is True and "item" in reply:
@@ -408,41 +376,42 @@ class _Picked:
 
 def _compare_outputs(
     ctx: CheckContext, kept: Any, outputs: tuple[Selector, ...], expected: tuple[Any, ...], tol: Tolerance
-) -> Problem:
+) -> CaseVerdict:
     if not isinstance(kept, Handle):
-        return f"the result of `{ctx.answer}` could not be kept", {}
+        return CaseVerdict.failed(f"the result of `{ctx.answer}` could not be kept")
     for selector, want in zip(outputs, expected):
         got = _pick(ctx, kept, selector, keep=False, function=ctx.answer)
         if isinstance(got, str):
-            return got, {}
+            return CaseVerdict.failed(got)
         bad = compare(want, got.value, tol)
         if bad:
-            return f"{output_name(selector, ctx.answer)}{bad.where}: {bad.message}", {**bad.details, "output": selector}
-    return None, {}
+            return CaseVerdict.failed(f"{output_name(selector, ctx.answer)}{bad.where}: {bad.message}", {**bad.details, "output": selector})
+    return PASSED
 
 
 def _compare_after(
     names: list[str], result: CallResult, plan: Plan, expected: dict[str, Any], tol: Tolerance
-) -> Problem:
+) -> CaseVerdict:
     if len(result.args_after) != len(names):
-        return "the inputs could not be read back after the call", {}
+        return CaseVerdict.failed("the inputs could not be read back after the call")
     after = dict(zip(names, result.args_after))
     for name, selectors in plan.after.items():
         got = after.get(name)
         if selectors is None:
             bad = compare(expected[name], got, tol)
             if bad:
-                return _after_message(f"`{name}{bad.where}`", bad), {**bad.details, "after": name}
+                return CaseVerdict.failed(_after_message(f"`{name}{bad.where}`", bad), {**bad.details, "after": name})
             continue
         for selector, want in zip(selectors, expected[name]):
             found, item = pick(got, selector)
             if not found:
                 what = "key" if isinstance(selector, str) else "item"
-                return f"`{name}` has no {what} {selector!r} after the call ({describe(got)})", {}
+                return CaseVerdict.failed(f"`{name}` has no {what} {selector!r} after the call ({describe(got)})")
             bad = compare(want, item, tol)
             if bad:
-                return _after_message(f"`{name}[{selector!r}]{bad.where}`", bad), {**bad.details, "after": f"{name}[{selector!r}]"}
-    return None, {}
+                item_name = f"{name}[{selector!r}]"
+                return CaseVerdict.failed(_after_message(f"`{item_name}{bad.where}`", bad), {**bad.details, "after": item_name})
+    return PASSED
 
 
 def _after_message(where: str, bad: Mismatch) -> str:

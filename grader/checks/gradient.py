@@ -6,7 +6,7 @@ few coordinates, so a wrong reference is caught as an authoring error rather tha
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, cast
 
@@ -14,14 +14,14 @@ import numpy as np
 import torch
 
 from grader.checks.base import CheckContext, question_seed
+from grader.checks.details.gradient import GradientDetails as GradientDetails
 from grader.checks.function import call_failure
-from grader.checks.support.cases import clone, generate_cases, label, rebuilder, same_kind
+from grader.checks.support.cases import CaseVerdict, clone, generate_cases, label, rebuilder, same_kind
 from grader.checks.support.compare import describe, is_array, relative_error, to_numpy
 from grader.checks.support.diagnose import around, diagnose, diagnose_shapes
 from grader.checks.support.shrink import Contract, reproduction
 from grader.errors import ReferenceError_
 from grader.execution.session import CallResult
-from grader.explain import Around, Reproduction, View, bounded, explain_failure, listed, number, sci, whole_numbers
 from grader.results import Outcome
 from grader.rubric.options import GradientOptions
 
@@ -47,6 +47,14 @@ def expected_gradient(forward: Callable[..., Any], case: dict[str, Any], opts: G
         grad = torch.autograd.functional.jacobian(f, variable)
     _finite_difference_check(f, variable.detach(), grad, opts)
     return grad.detach()
+
+
+def reference_output(reference: ModuleType, q: Question, case: dict[str, Any], where: str) -> torch.Tensor:
+    """The expected gradient on one case of `q` (the kind's `reference_output`, for hidden questions' data)."""
+    opts = q.options_as(GradientOptions)
+    at = getattr(reference, opts.at) if opts.at else None
+    point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
+    return expected_gradient(getattr(reference, opts.forward), case, opts, point)
 
 
 def _finite_difference_check(f: Callable[[torch.Tensor], torch.Tensor], point: torch.Tensor, grad: torch.Tensor, opts: GradientOptions) -> None:
@@ -92,7 +100,7 @@ class GradientCheck:
     def preflight(self, rubric: Rubric, question: Question, reference: ModuleType) -> None:
         """The reference's gradients on every case, once, before any student code runs: a reference whose
         autograd disagrees with finite differences stops the run here (ReferenceError_), not in a student's."""
-        opts: GradientOptions = question.options  # type: ignore[assignment]
+        opts = question.options_as(GradientOptions)
         where = f"{rubric.path.name}: {question.id}"
         forward = getattr(reference, opts.forward)
         at = getattr(reference, opts.at) if opts.at else None
@@ -104,14 +112,14 @@ class GradientCheck:
                 raise ReferenceError_(f"{where}: {exc}") from None
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: GradientOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(GradientOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         forward = ctx.reference_attr(opts.forward)
         at = ctx.reference_attr(opts.at) if opts.at else None
         cases, gradients = _reference_gradients(ctx, opts, where)
         known = {id(case): grad for case, grad in zip(cases, gradients)}
 
-        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        def one(case: dict[str, Any]) -> CaseVerdict:
             expected = known.get(id(case))
             if expected is None:  # a shrunk case: the reference's gradient on it is computed here
                 point = at(**{k: clone(v) for k, v in case.items()}) if at else case[opts.wrt]
@@ -178,14 +186,14 @@ def _reference_gradients(
 
 def judge(
     answer: str, case: dict[str, Any], expected: torch.Tensor, result: CallResult, max_rel_error: float
-) -> tuple[str | None, dict[str, Any]]:
-    """One case's verdict (None when it passes) and details, as grading and the kit both give it."""
+) -> CaseVerdict:
+    """One case's verdict, as grading and the kit both give it."""
     if not result.ok:
         if result.missing:
-            return f"`{answer}` is not defined", {"missing": True}
+            return CaseVerdict.stop(f"`{answer}` is not defined")
         if result.time_up:
-            return result.explain(), {"not_checked": True}
-        return call_failure(answer, result, case), {"traceback": result.traceback}
+            return CaseVerdict.stop(result.explain())
+        return CaseVerdict.failed(call_failure(answer, result, case), {"traceback": result.traceback})
     on = f"on inputs {label(case)}"
     rel, problem = gradient_error(expected, result.value)
     if rel is None:
@@ -197,10 +205,10 @@ def judge(
             if why:
                 info["diagnosis"] = why
                 problem += f"; {why}"
-        return f"{on}: {problem}", info
+        return CaseVerdict.failed(f"{on}: {problem}", info)
     info = {"case": label(case), "rel_error": rel}
     if rel <= max_rel_error:
-        return None, info
+        return CaseVerdict(None, info)
     e, g = to_numpy(expected).astype(np.float64), to_numpy(result.value).astype(np.float64)
     message = f"{on}: relative error {rel:.2e} against autograd (at most {max_rel_error:.0e} passes)"
     if e.size:
@@ -212,17 +220,18 @@ def judge(
         if why:
             info["diagnosis"] = why
             message += f". Likely cause: {why}"
-    return message, info
+    return CaseVerdict.failed(message, info)
 
 
 def gradient_outcome(
-    cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], tuple[str | None, dict[str, Any]]], max_rel_error: float
+    cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], max_rel_error: float
 ) -> Outcome:
     """All cases must pass; the first that does not is the question's failure (its index in `case_index`)."""
     errors: list[float] = []
     for i, case in enumerate(cases):
-        problem, info = one(case)
-        if info.get("missing") or info.get("not_checked"):
+        verdict = one(case)
+        problem, info = verdict.problem, verdict.details
+        if verdict.unanswered:
             return Outcome.error(problem or "")
         if "rel_error" in info:
             errors.append(info["rel_error"])
@@ -235,69 +244,3 @@ def gradient_outcome(
         f"matches autograd on {inputs} (largest relative error {max(errors):.1e})", **record.serialize()
     )
 
-
-@dataclass(frozen=True)
-class GradientDetails:
-    """A gradient question as graded: the relative error per test input and, for the failing one, the worst
-    element expected against yours, the values around it, and the input shown in full (shrunk) with a snippet."""
-
-    case: str | None = None  # the failing input, as `label` names it
-    rel_errors: list[float] = field(default_factory=list)  # per input checked, the failing one last
-    max_rel_error: float | None = None
-    index: list[int] | None = None
-    expected: float | None = None
-    got: float | None = None
-    diagnosis: str | None = None
-    expected_shape: list[int] | None = None
-    got_shape: list[int] | None = None
-    traceback: list[str] = field(default_factory=list)
-    around: Around | None = None
-    reproduce: Reproduction | None = None  # never for a hidden question
-
-    def serialize(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["around"] = self.around.serialize() if self.around is not None else None
-        data["reproduce"] = self.reproduce.serialize() if self.reproduce is not None else None
-        return {k: v for k, v in data.items() if v is not None and v != []}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GradientDetails:
-        def real(key: str) -> float | None:
-            x = number(data.get(key))
-            return None if x is None else float(x)
-
-        return cls(
-            case=bounded(data.get("case"), 500),
-            rel_errors=[float(x) for x in listed(data.get("rel_errors")) if number(x) is not None],
-            max_rel_error=real("max_rel_error"),
-            index=whole_numbers(data.get("index")),
-            expected=real("expected"),
-            got=real("got"),
-            diagnosis=bounded(data["diagnosis"]) if isinstance(data.get("diagnosis"), str) else None,
-            expected_shape=whole_numbers(data.get("expected_shape")),
-            got_shape=whole_numbers(data.get("got_shape")),
-            traceback=[str(x) for x in listed(data.get("traceback"))],
-            around=Around.from_dict(data.get("around")),
-            reproduce=Reproduction.from_dict(data.get("reproduce")),
-        )
-
-    def explain(self, view: View) -> None:
-        if view.passed:
-            if self.rel_errors:  # one number, not one line of zeros per input
-                view.fact("largest relative error", max(self.rel_errors), sci)
-            return
-        view.fact("inputs", self.case)
-        view.fact("likely cause", view.unsaid(self.diagnosis))
-        if self.expected_shape is not None:
-            view.fact("expected shape", tuple(self.expected_shape))
-            view.fact("your shape", tuple(self.got_shape or ()))
-        if self.index is not None:
-            view.fact("worst element", f"index {self.index}")
-            view.fact("expected (autograd)", self.expected)
-            view.fact("yours", self.got)
-        if self.rel_errors:
-            view.fact("relative error", self.rel_errors[-1], sci)
-            if len(self.rel_errors) > 1:
-                view.fact("relative error of the inputs before it", ", ".join(sci(x) for x in self.rel_errors[:-1]))
-        view.fact("passes at", self.max_rel_error, lambda x: f"at most {x:.0e}")
-        explain_failure(view, self.reproduce, self.around)

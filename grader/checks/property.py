@@ -15,16 +15,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from grader.checks.base import CheckContext
+from grader.checks.details.property import PropertyDetails as PropertyDetails
 from grader.checks.function import StudentSignature, call_failure
-from grader.checks.support.cases import call_reference, clone, generate_cases, label, rebuilder
+from grader.checks.support.cases import PASSED, CaseVerdict, call_reference, clone, generate_cases, label, rebuilder
 from grader.checks.support.compare import Tolerance, compare, is_array
 from grader.checks.support.shrink import Contract, roll_up_reproduced
 from grader.errors import GraderError
 from grader.execution.session import CallResult, WorkerSession
-from grader.explain import Reproduction, View, bounded, explain_failure, listed
+from grader.explain import bounded
 from grader.results import Outcome
 from grader.rubric.options import PropertyOptions
 from grader.worker.codec import Handle
+from grader.worker.messages import BuildModel, DescribeGroups, ModelDigest
 from grader.worker.ops_models import ModelSpec, build_model, digest_difference, model_digest
 
 Verdict = tuple[bool, str]
@@ -53,7 +55,7 @@ class Answer:
 
     def param_groups(self, model: str = "model") -> dict[str, Any]:
         """The worker's description of kept param groups: per group the names of its params, by identity."""
-        request = {"op": "describe_groups", "groups": self._handle().id, "model": self.models[model].id}
+        request = DescribeGroups(groups=self._handle().id, model=self.models[model].id)
         result = self.session.request_call(request, self.timeout)
         if not result.ok or not isinstance(result.value, dict):
             raise StudentFailure(f"the returned groups could not be inspected: {result.explain() or 'no description'}")
@@ -93,52 +95,17 @@ class _Models:
     digests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PropertyDetails:
-    """A property question as graded: the first input whose answer lacks the property, what the predicate said
-    of it, and that input shown in full (shrunk while the predicate still fails) with a snippet."""
-
-    case: str | None = None  # the failing input, as `label` names it
-    predicate: str | None = None  # the predicate's message on it (None when the call itself failed)
-    traceback: list[str] = field(default_factory=list)
-    reproduce: Reproduction | None = None  # never for a hidden question
-
-    def serialize(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"case": self.case, "predicate": self.predicate}
-        if self.traceback:
-            data["traceback"] = self.traceback
-        if self.reproduce is not None:
-            data["reproduce"] = self.reproduce.serialize()
-        return {k: v for k, v in data.items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PropertyDetails:
-        return cls(
-            case=bounded(data.get("case"), 500),
-            predicate=bounded(data["predicate"]) if isinstance(data.get("predicate"), str) else None,
-            traceback=[str(x) for x in listed(data.get("traceback"))],
-            reproduce=Reproduction.from_dict(data.get("reproduce")),
-        )
-
-    def explain(self, view: View) -> None:
-        if view.passed:
-            return
-        view.fact("inputs", self.case)
-        view.fact("the property check says", view.unsaid(self.predicate))
-        explain_failure(view, self.reproduce, None)
-
-
 class PropertyCheck:
     Options = PropertyOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: PropertyOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(PropertyOptions)
         where = f"{ctx.rubric.path.name}: {ctx.question.id}"
         predicate = ctx.reference_attr(opts.predicate)
         seed = ctx.case_seed(opts.seed)
         cases = generate_cases(ctx.reference_attr(opts.cases), seed, where)
 
-        def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        def one(case: dict[str, Any]) -> CaseVerdict:
             return self._one(ctx, opts, case, predicate, where)
 
         # A model is built from its spec in each process and cannot be pasted as a value: such cases are not shown.
@@ -154,36 +121,36 @@ class PropertyCheck:
 
     def _one(
         self, ctx: CheckContext, opts: PropertyOptions, case: dict[str, Any], predicate: Predicate, where: str
-    ) -> tuple[str | None, dict[str, Any]]:
+    ) -> CaseVerdict:
         on = f"on inputs {label(case)}" if case else "on the call without arguments"
         models, problem = _build_models(ctx, case, where)
         if ctx.session.out_of_time:
-            return ctx.session.not_checked_message, {"not_checked": True}
+            return CaseVerdict.stop(ctx.session.not_checked_message)
         if problem:
-            return f"{on}: {problem}", {}
+            return CaseVerdict.failed(f"{on}: {problem}")
         sent = [models.handles.get(k, clone(v)) for k, v in case.items()]
         result = ctx.session.call(ctx.answer, sent, timeout=ctx.timeout, echo_args=opts.pure, keep=opts.keep)
         if not result.ok:
             if result.missing:
-                return f"`{ctx.answer}` is not defined", {"missing": True}
+                return CaseVerdict.stop(f"`{ctx.answer}` is not defined")
             if result.time_up:
-                return result.explain(), {"not_checked": True}
-            return call_failure(ctx.answer, result, case), {"traceback": result.traceback}
+                return CaseVerdict.stop(result.explain())
+            return CaseVerdict.failed(call_failure(ctx.answer, result, case), {"traceback": result.traceback})
         if opts.pure:
             student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
             changed = _changed_tensors(case, result, student) or _changed_models(ctx, models)
             if changed:
-                return f"{on}: {changed}; the handout requires inputs to be left unchanged", {}
+                return CaseVerdict.failed(f"{on}: {changed}; the handout requires inputs to be left unchanged")
         inputs = {k: models.local.get(k, clone(v)) for k, v in case.items()}
         answer = Answer(result.value, ctx.session, ctx.timeout, models.handles)
         try:
             ok, message = _verdict(predicate(inputs, answer), where)
         except StudentFailure as exc:
-            return f"{on}: {exc}", {}
+            return CaseVerdict.failed(f"{on}: {exc}")
         if ok:
-            return None, {}
+            return PASSED
         message = bounded(message) or ""  # it may quote the student's answer
-        return f"{on}: {message}", {"predicate": message}
+        return CaseVerdict.failed(f"{on}: {message}", {"predicate": message})
 
 
 def _build_models(ctx: CheckContext, case: dict[str, Any], where: str) -> tuple[_Models, str | None]:
@@ -196,7 +163,7 @@ def _build_models(ctx: CheckContext, case: dict[str, Any], where: str) -> tuple[
         except Exception as exc:
             raise GraderError(f"{where}: cannot build model {spec.builder!r}: {exc!r}") from exc
         models.local[name], models.digests[name] = local, model_digest(local)
-        result = ctx.session.request_call({"op": "build_model", "spec": _encode_spec(spec)}, ctx.timeout)
+        result = ctx.session.request_call(BuildModel(spec=_encode_spec(spec)), ctx.timeout)
         built = result.value if result.ok and isinstance(result.value, dict) else {}
         if not isinstance(built.get("handle"), Handle):
             return models, f"the model `{name}` could not be built in your notebook's process ({result.explain()})"
@@ -225,7 +192,7 @@ def _changed_tensors(case: dict[str, Any], result: CallResult, student: StudentS
 
 def _changed_models(ctx: CheckContext, models: _Models) -> str | None:
     for name, handle in models.handles.items():
-        result = ctx.session.request_call({"op": "model_digest", "model": handle.id}, ctx.timeout)
+        result = ctx.session.request_call(ModelDigest(model=handle.id), ctx.timeout)
         if not result.ok:
             return f"the model `{name}` could not be read after the call ({result.explain()})"
         difference = digest_difference(models.digests[name], result.value)

@@ -36,7 +36,7 @@ class ValueCheck:
     Options = ValueOptions
 
     def run(self, ctx: CheckContext) -> Outcome:
-        opts: ValueOptions = ctx.question.options  # type: ignore[assignment]
+        opts = ctx.question.options_as(ValueOptions)
         expected = opts.expected
         if expected is None:
             expected = ctx.reference_attr(opts.reference or ctx.answer)

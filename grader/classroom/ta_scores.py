@@ -21,6 +21,7 @@ from grader.classroom.score_files import atomic_write, gradebook_csv
 from grader.errors import GraderError
 from grader.feedback.report import write_index
 from grader.results import QuestionResult, Status, SubmissionResult
+from grader.rubric.kinds import kind_spec
 from grader.rubric.schema import Rubric, load_rubric
 from grader.spreadsheet import read_csv_text, unquote
 
@@ -111,7 +112,8 @@ def named_scores(out: Path, results: dict[str, SubmissionResult], scores: list[T
 
 # -- applying scores --------------------------------------------------------------------------------------------
 def manual_ids(rubric: Rubric) -> list[str]:
-    return [q.id for q in rubric.questions if q.spec.kind == "manual"]
+    """The questions a TA scores (their kind's entry says `ta_graded`)."""
+    return [q.id for q in rubric.questions if kind_spec(q.spec.kind).ta_graded]
 
 
 def apply_scores(

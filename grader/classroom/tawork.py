@@ -20,6 +20,7 @@ from typing import Any
 
 from grader.checks.manual import with_ta_score
 from grader.results import QuestionResult, Status, SubmissionResult
+from grader.rubric.kinds import find_kind
 
 __all__ = ["Override", "apply_override", "carry_over", "stale_overrides"]
 
@@ -88,9 +89,14 @@ def _stale(q: QuestionResult, o: Override) -> QuestionResult:
     return replace(q, message=f"{q.message}; {note}", details={**q.details, "stale_override": o.serialize()})
 
 
+def _ta_graded(kind: str) -> bool:
+    spec = find_kind(kind)  # None: a stored result of a kind this grader no longer has
+    return spec is not None and spec.ta_graded
+
+
 def _ta_scored(old: QuestionResult) -> dict[str, Any] | None:
     score = old.details.get("ta_score")
-    if old.kind != "manual" or not isinstance(score, (int, float)) or isinstance(score, bool):
+    if not _ta_graded(old.kind) or not isinstance(score, (int, float)) or isinstance(score, bool):
         return None
     return {"score": float(score), "comment": str(old.details.get("ta_comment") or ""),
             "ta": str(old.details.get("ta") or ""), "title": old.title, "max_score": old.max_score}
@@ -101,7 +107,7 @@ def _keep_ta_score(new: QuestionResult, old: QuestionResult) -> QuestionResult:
     if scored is None and isinstance(old.details.get("previous_ta"), dict):
         return replace(new, details={**new.details, "previous_ta": old.details["previous_ta"]},
                        message=str(old.message))  # still waiting for review: keep it
-    if scored is None or new.kind != "manual":
+    if scored is None or not _ta_graded(new.kind):
         return new
     same_question = (new.title == old.title and abs(new.max_score - old.max_score) < 1e-9
                      and new.details.get("guide") == old.details.get("guide"))

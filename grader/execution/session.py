@@ -1,76 +1,44 @@
-"""Running a student's code apart from the grader: one worker process per submission.
+"""Running a student's code apart from the grader: one worker per submission, and the questions asked of it.
 
 The session runs the code cells top to bottom, then answers the checks' calls.  A cell that raises or runs
 past its limit is recorded and the next one runs; a worker that dies (os._exit, a signal, a hard timeout)
-is replaced by a fresh one that replays the cells that worked, skipping the ones that killed it.
+is replaced by a fresh one that replays the cells that worked, skipping the ones that killed it.  How requests
+reach the worker and come back is its transport's (grader.execution.transport); what they hold, the protocol's
+records (grader.worker.messages).
 """
 from __future__ import annotations
 
-import hmac
-import logging
-import os
-import secrets
-import select
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, cast
+from typing import Any, Sequence
 
-from grader.execution.sandbox import Launch, Launcher, PlainLauncher, worker_argv
+from grader.execution.replies import MalformedReply, Reply
+from grader.execution.sandbox import Launcher, PlainLauncher
+from grader.execution.transport import (
+    STOPPED_READING,
+    ReplyTooLarge,
+    Transport,
+    WorkerDied,
+    WorkerStoppedReading,
+    WorkerTimeout,
+    megabytes,
+    start_worker,
+)
 from grader.execution.workdir import StagedFolder, stage_workdir
 from grader.hints import library_hint
 from grader.results import CellFailure
 from grader.rubric.handout import HandoutFile
 from grader.rubric.schema import Limits
 from grader.sources.load import Submission
-from grader.worker import codec, protocol
-from grader.worker.protocol import ChannelClosed, GarbledStream, MalformedReply, MiB, Reply
-
-if TYPE_CHECKING:
-    from grader.execution.zygote import ForkingLauncher, WarmProcess
-
-log = logging.getLogger(__name__)
+from grader.worker import codec
+from grader.worker.messages import Call, Exec, Get, Hello, Integrity, Release, Request, Timed
 
 GRACE = 3.0  # seconds past a soft limit before the worker is killed from outside
 START_TIMEOUT = 120.0
 MAX_RESTARTS = 20
-KILL_WAIT = 10.0  # seconds a SIGKILLed worker is waited for
-CHUNK = 1 << 20  # bytes read at a time from the reply pipe
-
-
-class WorkerDied(RuntimeError):
-    pass
-
-
-class WorkerTimeout(RuntimeError):
-    pass
-
-
-class WorkerStoppedReading(WorkerTimeout):
-    """A request could not be written within its deadline: student code stopped the worker reading its pipe."""
-
-
-class ReplyTooLarge(RuntimeError):
-    """A reply over the bound the grader set for its request; the worker was killed before it was read."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"a reply of {megabytes(size)}, over the limit of {megabytes(limit)}")
-        self.size, self.limit = size, limit
-
-
-def megabytes(size: int) -> str:
-    """A size as a student reads it: 16 MB, 26.7 MB, 3.2 KB, 100 bytes."""
-    if size < 1024:
-        return f"{size} bytes"
-    unit, scale = ("KB", 1024) if size < MiB else ("MB", MiB)
-    return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
-
-
-STOPPED_READING = "your code stopped the worker from reading the grader's requests, so it was stopped"
 CELL_RUN_AGAIN_NOTE = "run a second time, as a wall-clock limit can be a busy machine's doing"
 
 
@@ -119,6 +87,10 @@ class GetResult:
 
 
 class WorkerSession:
+    """One submission's worker: its cells run (and run again in a fresh worker after a death), then the checks'
+    questions asked of it.  A session started with a `transport` (the kit's, in the notebook's own process)
+    uses that one and never starts a worker of its own."""
+
     def __init__(
         self,
         submission: Submission,
@@ -127,6 +99,8 @@ class WorkerSession:
         log_path: Path | None = None,
         helpers: Sequence[tuple[str, str]] = (),
         handout: Sequence[HandoutFile] = (),
+        *,
+        transport: Transport | None = None,
     ) -> None:
         self.submission = submission
         # Files graded with the submission (a helper module its notebook imports): (the student's name for
@@ -138,21 +112,20 @@ class WorkerSession:
         self.limits = limits
         self.launcher = launcher or PlainLauncher()
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | WarmProcess | None = None
-        self.launch: Launch | None = None
-        self.rfd = self.wfd = -1
+        self.transport: Transport | None = None  # the worker now; a dead one stays until it is replaced
         self.scratch: Path | None = None
         self.failures: dict[int, CellFailure] = {}
         self.replay: list[int] = []  # cells that may run again in a fresh worker
         self.restarts = 0
         self.device = "cpu"
-        self._next_id = 0
         self.wall_deadline: float | None = None  # the whole submission's time (limits.wall_seconds)
-        self._issued: set[bytes] = set()  # every nonce sent: a frame with another one was forged
         self.flags: set[str] = set()  # signs of tampering, for a TA: never a verdict
         # Cells and calls stopped by the wall-clock backstop (not their CPU time): a question that adds to it is
         # graded once more (grading.run_question_settled), since a loaded machine may be what stopped it.
         self.backstop_hits = 0
+        if transport is not None:
+            self.transport = transport
+            self.device = self._request(Hello(), START_TIMEOUT).device
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> WorkerSession:
@@ -161,6 +134,31 @@ class WorkerSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def alive(self) -> bool:
+        """Whether the worker is running now (a session not yet started, or whose worker died, is not)."""
+        return self.transport is not None and self.transport.alive()
+
+    def close(self) -> None:
+        self._kill()
+        self.transport = None
+
+    def ensure_replayed(self) -> None:
+        """A running worker with the student's cells replayed: started (again) where it is not alive; raises
+        WorkerTimeout once the submission's time is up, WorkerDied where a fresh worker dies with nothing left to
+        leave out of the replay."""
+        if self.out_of_time:
+            self._kill()
+            raise WorkerTimeout(self.time_up_message)
+        while not self.alive():
+            before = dict(self.failures)
+            try:
+                self._ensure()
+                return
+            except WorkerDied:
+                # A replayed cell killed the fresh worker: it is now out of the replay list; try again.
+                if self.failures == before:
+                    raise
+
     def _start(self) -> None:
         if self.restarts > MAX_RESTARTS:
             raise WorkerDied("the worker died too many times")
@@ -168,15 +166,9 @@ class WorkerSession:
             self.wall_deadline = time.monotonic() + self.limits.wall_seconds
         self.scratch = Path(tempfile.mkdtemp(prefix="grader-scratch-"))
         self.staged = stage_workdir(self.scratch, self.submission.path, self.helpers, self.handout)
-        req_r, req_w = os.pipe()
-        resp_r, resp_w = os.pipe()
-        if not self._spawn_warm(req_r, req_w, resp_r, resp_w):
-            self._popen(req_r, req_w, resp_r, resp_w)
-        # Writes wait in poll with the request's deadline: a worker that stops reading cannot block the grader.
-        os.set_blocking(req_w, False)
-        self.wfd, self.rfd = req_w, resp_r
+        self.transport = start_worker(self.launcher, self.scratch, self.limits, self.log_path, self.flags.add)
         try:
-            hello = self.request({"op": "hello"}, START_TIMEOUT)
+            hello = self._request(Hello(), START_TIMEOUT)
         except (ReplyTooLarge, MalformedReply) as exc:
             self._kill()
             raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
@@ -184,154 +176,42 @@ class WorkerSession:
         for index in list(self.replay):
             self._exec(index, replaying=True)
 
-    def _spawn_warm(self, req_r: int, req_w: int, resp_r: int, resp_w: int) -> bool:
-        """A worker forked by a warm process (this process's zygote, or the batch's fork server: zygote.py,
-        forkserver.py), where the launcher forks; False where it does not or the fork failed (logged), and a fresh
-        worker is started instead."""
-        if not self.launcher.forks or self.scratch is None:
-            return False
-        from grader.execution.zygote import ZygoteError
-
-        launcher = cast("ForkingLauncher", self.launcher)
-        try:
-            self.proc, self.launch = launcher.spawn(self.scratch, self.limits, self.log_path, req_r, resp_w)
-        except ZygoteError as exc:
-            log.warning("no warm worker for %s, starting a fresh one: %s", self.submission.path, exc)
-            return False
-        except BaseException:
-            for fd in (req_r, req_w, resp_r, resp_w):
-                os.close(fd)
-            raise
-        os.close(req_r)
-        os.close(resp_w)
-        return True
-
-    def _popen(self, req_r: int, req_w: int, resp_r: int, resp_w: int) -> None:
-        assert self.scratch is not None
-        # Kept so that _kill can undo what the launcher set up for this worker (a cgroup, say).
-        self.launch = launch = self.launcher.launch(worker_argv(req_r, resp_w), self.scratch, self.limits)
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 (closed in _kill, with the worker)
-        try:
-            self.proc = subprocess.Popen(
-                launch.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=launch.cwd,
-                env=launch.env,
-                pass_fds=(req_r, resp_w),
-                preexec_fn=launch.preexec,
-            )
-        except BaseException:
-            os.close(req_w)
-            os.close(resp_r)
-            raise
-        finally:
-            if out is not subprocess.DEVNULL:
-                out.close()  # type: ignore[union-attr]
-            os.close(req_r)
-            os.close(resp_w)
-
-    def alive(self) -> bool:
-        """Whether the worker process is running now (a session not yet started, or whose worker died, is not)."""
-        return self.proc is not None and self.proc.poll() is None
-
     def _ensure(self) -> None:
         if not self.alive():
-            if self.proc is not None:
+            if self.transport is not None:
                 self._kill()
                 self.restarts += 1
             self._start()
 
     def _kill(self) -> None:
-        proc = self.proc
-        if proc is not None and not isinstance(proc, subprocess.Popen):
-            # A warm worker: its zygote (or the fork server) reaps it, and its cgroup is removed, before the next.
-            proc.retire()
-            self.launch = None
-            proc = None
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=KILL_WAIT)
-            except subprocess.TimeoutExpired:  # stuck in the kernel (a dead NFS mount, say): not worth a hang
-                log.warning("worker %d did not exit %g s after SIGKILL", proc.pid, KILL_WAIT)
-        cleanup = getattr(self.launch, "cleanup", None)
-        self.launch = None
-        if cleanup is not None:
-            try:
-                cleanup()
-            except Exception:
-                log.warning("cleaning up after a worker failed", exc_info=True)
-        for fd in (self.rfd, self.wfd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.rfd = self.wfd = -1
+        """End the worker (kept as `transport`, dead, so that the next start counts as a restart) and remove
+        its working folder."""
+        if self.transport is not None:
+            self.transport.close()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 
-    def close(self) -> None:
-        self._kill()
-        self.proc = None
-
-    # -- transport --------------------------------------------------------------------------------------
-    def request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Reply:
+    # -- requests ---------------------------------------------------------------------------------------
+    def _request(self, request: Request, timeout: float, reply_limit: int | None = None) -> Reply:
         """Send one request and wait for its reply, all within the request's deadline.
 
-        A request that carries a `timeout` (CPU seconds for the student's code) gets its wall-clock backstop,
-        `wall`, and the deadline is that backstop; other requests have `timeout` wall-clock seconds.
-
-        Kills the worker on a deadline passed (WorkerTimeout), a broken channel (WorkerDied) or a reply over
-        its size bound (ReplyTooLarge); a reply that fails the schema raises MalformedReply, the worker alive.
+        A request that runs the student's code (`Timed`: CPU seconds) gets its wall-clock backstop, `wall`, and
+        the deadline is that backstop; other requests have `timeout` wall-clock seconds.  The transport's
+        errors pass through (see `Transport.request`).
         """
         if self.out_of_time:
             self._kill()
             raise WorkerTimeout(self.time_up_message)
-        self._next_id += 1
-        # The nonce is unknowable before the request is sent, so replies forged in advance by student code
-        # (which shares the worker process and could find the channel) are recognised and skipped unparsed.
-        request_id, nonce = self._next_id, secrets.token_bytes(protocol.NONCE_SIZE)
-        self._issued.add(nonce)
-        if "timeout" in message:
-            timeout = self.backstop(float(message["timeout"]))
-            message = {**message, "wall": timeout}
-        payload = codec.dumps(message)
-        limit = reply_limit or protocol.reply_limit(str(message.get("op")), len(payload))
+        if isinstance(request, Timed):
+            timeout = self.backstop(request.timeout)
+            request = request.with_wall(timeout)
         deadline = time.monotonic() + timeout + GRACE
         if self.wall_deadline is not None:
             deadline = min(deadline, self.wall_deadline)
-        try:
-            self._send(protocol.frame(payload, request_id, nonce, limit), deadline)
-            header = self._reply_header(request_id, nonce, deadline)
-            if header.size > limit:
-                raise ReplyTooLarge(header.size, limit)
-            data = self._read_exactly(header.size, deadline)
-        except (WorkerTimeout, ReplyTooLarge):
-            self._kill()
-            raise
-        except GarbledStream as exc:
-            self._kill()
-            raise WorkerDied(f"garbled reply: {exc}") from exc
-        except (ChannelClosed, OSError) as exc:
-            reason = self._death_reason()
-            self._kill()
-            raise WorkerDied(reason) from exc
-        reply = protocol.parse_reply(data)
-        if reply.too_large is not None:
-            # An honest worker sends only the size of a value over the bound; the worker lives on.
-            raise ReplyTooLarge(reply.too_large, limit)
-        return reply
+        if self.transport is None:
+            raise WorkerDied("worker not running")
+        return self.transport.request(request, deadline, reply_limit)
 
     def backstop(self, cpu_seconds: float) -> float:
         """The wall-clock backstop of a cell or call given `cpu_seconds` of CPU time."""
@@ -349,68 +229,6 @@ class WorkerSession:
     def not_checked_message(self) -> str:
         """What an answer asked for after the total time limit reads."""
         return f"not checked: {self.time_up_message}"
-
-    def _send(self, data: bytes, deadline: float) -> None:
-        view = memoryview(data)
-        while view:
-            self._wait(self.wfd, select.POLLOUT, deadline, writing=True)
-            try:
-                n = os.write(self.wfd, view)
-            except BlockingIOError:
-                continue
-            view = view[n:]
-
-    def _reply_header(self, request_id: int, nonce: bytes, deadline: float) -> protocol.Header:
-        """The header of the reply to this request; frames with another id or nonce are dropped unread."""
-        while True:
-            header = protocol.Header.unpack(self._read_exactly(protocol.HEADER.size, deadline))
-            if header.request_id == request_id and hmac.compare_digest(header.nonce, nonce):
-                return header
-            if header.nonce not in self._issued:  # not a late reply to an earlier request: made up
-                self.flags.add("its code wrote a forged reply on the grader's channel (ignored)")
-            self._discard(header.size, deadline)
-
-    def _read_exactly(self, n: int, deadline: float) -> bytes:
-        chunks, got = [], 0
-        while got < n:
-            self._wait(self.rfd, select.POLLIN, deadline)
-            chunk = os.read(self.rfd, min(n - got, CHUNK))
-            if not chunk:
-                raise ChannelClosed()
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-    def _discard(self, n: int, deadline: float) -> None:
-        while n > 0:
-            self._wait(self.rfd, select.POLLIN, deadline)
-            chunk = os.read(self.rfd, min(n, CHUNK))
-            if not chunk:
-                raise ChannelClosed()
-            n -= len(chunk)
-
-    @staticmethod
-    def _wait(fd: int, event: int, deadline: float, writing: bool = False) -> None:
-        remaining = deadline - time.monotonic()
-        poller = select.poll()  # not select(): the grader may hold more than FD_SETSIZE descriptors
-        poller.register(fd, event)
-        if remaining <= 0 or not poller.poll(remaining * 1000):
-            raise WorkerStoppedReading(STOPPED_READING) if writing else WorkerTimeout()
-
-    def _death_reason(self) -> str:
-        proc = self.proc
-        if proc is None:
-            return "worker not running"
-        try:
-            code = proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            return "the worker stopped answering"
-        if code < 0:
-            try:
-                return f"killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                return f"killed by signal {-code}"
-        return f"exit status {code}"
 
     def _failure(self, exc: Exception) -> str:
         """A transport failure in words for the student; `exc` is one that `_request` raises."""
@@ -433,6 +251,18 @@ class WorkerSession:
                 self.failures[cell.index] = CellFailure(cell.index, "timeout", f"not run: {self.time_up_message}")
         return [self.failures[i] for i in sorted(self.failures)]
 
+    def define(self, source: str, timeout: float, index: int) -> str | None:
+        """Run `source` (a definition) in the worker after its cells, as cell `index`, outside the replay: a
+        fresh worker does not run it again.  None, or what went wrong in words."""
+        try:
+            self.ensure_replayed()
+            reply = self._request(Exec(index=index, source=source, timeout=timeout), timeout)
+        except (WorkerDied, WorkerTimeout, ReplyTooLarge, MalformedReply) as exc:
+            return str(exc) or type(exc).__name__
+        if not reply.ok:
+            return reply.error or reply.reason
+        return None
+
     def _exec_settled(self, index: int) -> None:
         """A cell run; once more where the wall-clock backstop stopped it (a busy machine may have), as a
         question is graded again (grading.run_question_settled).  The second run's outcome stands."""
@@ -452,7 +282,7 @@ class WorkerSession:
         if not replaying:
             self.ensure_replayed()
         try:
-            reply = self.request({"op": "exec", "index": index, "source": source, "timeout": timeout}, timeout)
+            reply = self._request(Exec(index=index, source=source, timeout=timeout), timeout)
         except WorkerStoppedReading:
             message = self.time_up_message if self.out_of_time else f"the cell could not be sent: {STOPPED_READING}"
             self._fail(index, "timeout", message)
@@ -502,7 +332,7 @@ class WorkerSession:
     def get(self, name: str) -> GetResult:
         try:
             self.ensure_replayed()
-            reply = self.request({"op": "get", "name": name}, 30)
+            reply = self._request(Get(name=name), 30)
         except ReplyTooLarge as exc:
             error = f"`{name}` is {megabytes(exc.size)} as data; the limit for this question is {megabytes(exc.limit)}"
             return GetResult(False, error=error, unread=True)
@@ -532,38 +362,36 @@ class WorkerSession:
         keep: bool = False,
         reply_limit: int | None = None,
     ) -> CallResult:
-        request: dict[str, Any] = {
-            "op": "call",
-            "args": [codec.encode(a) for a in args],
-            "kwargs": {k: codec.encode(v) for k, v in (kwargs or {}).items()},
-            "timeout": timeout,
-            "echo_args": echo_args,
-            "seed": seed,
-            "keep": keep,
-        }
-        if isinstance(name, codec.Handle):
-            request["handle"] = name.id
-        else:
-            request["name"] = name
+        """Call the student's function `name` (or a value kept in the worker, by its handle) on `args`, encoded."""
+        request = Call(
+            name=None if isinstance(name, codec.Handle) else name,
+            handle=name.id if isinstance(name, codec.Handle) else None,
+            args=[codec.encode(a) for a in args],
+            kwargs={k: codec.encode(v) for k, v in (kwargs or {}).items()},
+            timeout=timeout,
+            echo_args=echo_args,
+            seed=seed,
+            keep=keep,
+        )
         return self.request_call(request, timeout, reply_limit)
 
-    def request_call(self, request: dict[str, Any], timeout: float, reply_limit: int | None = None) -> CallResult:
-        """Send a call-like request (also used by extension ops) and decode its reply.
+    def request_call(self, request: Request, timeout: float, reply_limit: int | None = None) -> CallResult:
+        """Send a call-like request (a call, or an op of grader.worker.extensions) and decode its reply.
 
         `reply_limit` bounds the reply in bytes; by default `protocol.reply_limit` of the request, which allows
         a value of a few MB plus twice the request's size.
         """
         try:
             self.ensure_replayed()
-            reply = self.request(request, timeout, reply_limit)
+            reply = self._request(request, timeout, reply_limit)
         except WorkerTimeout as exc:
             if self.out_of_time:
                 return CallResult(False, error=self.not_checked_message, timed_out=True, time_up=True)
             if isinstance(exc, WorkerStoppedReading):
                 return CallResult(False, error=STOPPED_READING)
-            if "timeout" not in request:  # the grader's own request (integrity, say): its wall-clock seconds
+            if not isinstance(request, Timed):  # the grader's own request (integrity, say): its wall-clock seconds
                 return CallResult(False, error="time limit reached", timed_out=True)
-            return self._timed_out(request, "wall", timeout)
+            return self._timed_out(request, "wall")
         except WorkerDied as exc:
             return CallResult(False, error=str(exc), died=True)
         except ReplyTooLarge as exc:
@@ -571,8 +399,8 @@ class WorkerSession:
             return CallResult(False, error=error)
         except MalformedReply as exc:
             return CallResult(False, error=self._failure(exc))
-        if reply.ok is False and reply.timed_out and "timeout" in request:
-            return self._timed_out(request, reply.limit or "wall", timeout)
+        if reply.ok is False and reply.timed_out and isinstance(request, Timed):
+            return self._timed_out(request, reply.limit or "wall")
         if not reply.ok:
             return CallResult(
                 False,
@@ -589,35 +417,23 @@ class WorkerSession:
             return CallResult(False, error=f"the value returned is not plain data ({exc})")
         return CallResult(True, value, duration=reply.duration, args_after=args_after, kwargs_after=kwargs_after)
 
-    def _timed_out(self, request: dict[str, Any], limit: str, timeout: float) -> CallResult:
-        cpu_seconds = float(request.get("timeout", timeout))
+    def _timed_out(self, request: Timed, limit: str) -> CallResult:
         self.backstop_hits += limit != "cpu"
-        error = limit_reached("your code", limit, cpu_seconds, self.backstop(cpu_seconds))
+        error = limit_reached("your code", limit, request.timeout, self.backstop(request.timeout))
         return CallResult(False, error=error, timed_out=True, limit=limit)
+
+    def release(self, handles: Sequence[codec.Handle], timeout: float) -> None:
+        """Let values kept in the worker go.  Not where the worker died (it took them with it: no restart just
+        to let them go) or the submission's time is up."""
+        if handles and self.alive() and not self.out_of_time:
+            self.request_call(Release(handles=[h.id for h in handles]), timeout)
 
     def integrity(self) -> tuple[str, ...]:
         """Signs of tampering: what the grader saw on the channel, and what the worker's audit noticed (which
         the student's code could silence: a hint for a TA, never proof, never a score)."""
         seen = set(self.flags)
         if not self.out_of_time:
-            result = self.request_call({"op": "integrity"}, 10)
+            result = self.request_call(Integrity(), 10)
             if result.ok and isinstance(result.value, list):
                 seen.update(str(flag)[:300] for flag in result.value[:20])
         return tuple(sorted(seen))
-
-    def ensure_replayed(self) -> None:
-        """A running worker with the student's cells replayed: started (again) where it is not alive; raises
-        WorkerTimeout once the submission's time is up, WorkerDied where a fresh worker dies with nothing left to
-        leave out of the replay."""
-        if self.out_of_time:
-            self._kill()
-            raise WorkerTimeout(self.time_up_message)
-        while not self.alive():
-            before = dict(self.failures)
-            try:
-                self._ensure()
-                return
-            except WorkerDied:
-                # A replayed cell killed the fresh worker: it is now out of the replay list; try again.
-                if self.failures == before:
-                    raise

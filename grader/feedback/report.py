@@ -31,7 +31,7 @@ from grader.atomic import atomic_write
 from grader.explain import Audience, Block, Fact, View
 from grader.grading.course_setup import SetupProblem, setup_problems
 from grader.results import QuestionResult, Status, SubmissionResult
-from grader.rubric.kinds import details_class
+from grader.rubric.kinds import details_class, find_kind
 from grader.rubric.schema import Rubric
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,11 @@ class Explanation:
 # --------------------------------------------------------------------------------- details -> explanation
 
 
+def _ta_graded(kind: str) -> bool:
+    spec = find_kind(kind)
+    return spec is not None and spec.ta_graded
+
+
 def _forbid_gate(kind: str, details: dict[str, Any], view: View) -> None:
     """Any question may carry its `forbid:` gate's violations (the gate's outcome replaced the kind's): the
     offending lines, read by the forbid kind's record.  A forbid question's own record has read them already."""
@@ -90,7 +95,7 @@ def _grader_error(details: dict[str, Any], view: View) -> None:
 def explain(q: QuestionResult, audience: Audience = Audience.STUDENT, *, python_file: bool = False) -> Explanation:
     """Everything `audience` may read about one question, from its message and details.
 
-    The question's kind explains its own details (its `Details` record, `grader.checks.DETAILS`); what any
+    The question's kind explains its own details (its `Details` record, named by its entry in grader.rubric.kinds); what any
     question may carry whatever its kind is read here: a forbid gate's violations, the grader's own error and
     the student's traceback.  `python_file`: the submission is a .py file, so source locations are file lines.
     """
@@ -184,7 +189,7 @@ def _question_stats(
         if any(a is u for u in unread):
             continue
         # A TA's partial score on a free-text answer is a judgement, not a failure message to group.
-        if a.status in (Status.FAILED, Status.PARTIAL, Status.ERROR, Status.GRADER_ERROR) and a.kind != "manual":
+        if a.status in (Status.FAILED, Status.PARTIAL, Status.ERROR, Status.GRADER_ERROR) and not _ta_graded(a.kind):
             groups.setdefault(normalize_message(a.message), []).append(a.message)
     common = sorted(groups.values(), key=len, reverse=True)[:top]
     return QuestionStats(

@@ -40,6 +40,7 @@ from grader.grading.batch import Job, Settings, failed_job, grade_job
 from grader.grading.verdict_key import grader_fingerprint, reference_files
 from grader.results import SubmissionResult, scrub_text
 from grader.rubric.handout import missing_requirements, requirement_line
+from grader.rubric.kinds import kind_spec
 from grader.rubric.schema import Rubric, load_rubric
 from grader.sources.load import MAX_BYTES
 
@@ -296,7 +297,7 @@ class DaskExecutor:
     def _grade(self, client: Any, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
         from distributed import as_completed
 
-        gpu = settings.device == "cuda" and any(q.spec.kind == "training" for q in rubric.questions)
+        gpu = settings.device == "cuda" and any(kind_spec(q.spec.kind).uses_gpu for q in rubric.questions)
         mine = self._check_workers(client, gpu, rubric.requires)
         batch = uuid.uuid4().hex[:8]
         # In every task, not scattered nor a task of its own: a task then depends on nothing a dying worker could

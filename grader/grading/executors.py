@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Iterator, Sequence
 
-from grader.checks import KINDS
 from grader.execution.sandbox import Launcher, with_threads
 from grader.execution.zygote import cpu_share
 from grader.grading.batch import Executor, Job, Settings, failed_job, grade_job
 from grader.results import SubmissionResult
+from grader.rubric.kinds import kind_names, kind_spec
 from grader.rubric.schema import Rubric, load_rubric
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class PoolExecutor:
         if os.name == "posix":
             # Pool processes are forked from a server that imported torch and the checks once: they share those
             # pages (and that time) instead of each paying for its own copy.
-            ctx.set_forkserver_preload(list(PRELOAD))
+            ctx.set_forkserver_preload(preload())
         # Each submission's worker uses its share of the cores, so N at once do not oversubscribe them.
         settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(self.workers)))
         tries = dict.fromkeys((job.name for job in jobs), 0)
@@ -88,9 +88,12 @@ class PoolExecutor:
 _POOL_STATE: dict[str, object] = {}
 
 
-# What every pool process needs, imported once by the fork server so the pool processes share those pages: torch,
-# the grading code and every check kind (SymPy with the formula kind); a rubric loads none of them by itself.
-PRELOAD = ("torch", "grader.grading.submission", *(target.partition(":")[0] for target in KINDS.values()))
+def preload() -> list[str]:
+    """What every pool process needs, imported once by the fork server so the pool processes share those pages:
+    torch, the grading code and every check kind's module (SymPy with the formula kind); a rubric loads none of
+    them by itself."""
+    kinds = (kind_spec(kind).check.partition(":")[0] for kind in kind_names())
+    return ["torch", "grader.grading.submission", *dict.fromkeys(kinds)]
 
 
 def _pool_init(rubric_path: str, settings: Settings, threads: int) -> None:

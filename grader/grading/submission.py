@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from grader import __version__
-from grader.checks import CheckContext, get_kind
+from grader.checks import CheckContext, get_kind, kind_spec
 from grader.errors import RubricError, SubmissionUnreadable
 from grader.execution.sandbox import Launcher
 from grader.execution.session import WorkerSession
@@ -205,21 +205,15 @@ def check_requirements(rubric: Rubric) -> None:
 
 
 def _reference_names(q: Question) -> list[tuple[str, str]]:
-    opts = q.options
-    names = [(key, getattr(opts, key)) for key in _REFERENCE_KEYS.get(q.spec.kind, ()) if getattr(opts, key, None)]
-    if (q.spec.kind in ("function", "value") and not getattr(opts, "reference", None) and q.spec.answer
-            and (q.spec.kind == "function" or getattr(opts, "expected", None) is None)):
+    """(key, name) of every attribute of the reference the question's options name (its kind's entry says which)."""
+    opts, kind = q.options, kind_spec(q.spec.kind)
+    names = [(key, getattr(opts, key)) for key in kind.reference_keys if getattr(opts, key, None)]
+    unnamed = not getattr(opts, "reference", None) and getattr(opts, "expected", None) is None
+    if kind.answer_in_reference and q.spec.answer and unnamed:
         names.append(("answer", q.spec.answer))
     return [(k, str(v)) for k, v in names if isinstance(v, str)]
 
 
-# Option keys that name something in the reference module, per kind.
-_REFERENCE_KEYS: dict[str, tuple[str, ...]] = {
-    "function": ("reference", "cases"),
-    "value": ("reference",),
-    "gradient": ("forward", "at", "cases"),
-    "property": ("predicate", "cases"),
-}
 MAX_TRACE = 20_000  # characters of a grader traceback kept in a result
 UNREAD_MESSAGE = "not graded: the submission could not be read (the reason is at the top)"
 

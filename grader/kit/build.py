@@ -1,6 +1,7 @@
 """Making a kit (the author's side): the rubric's public questions, with the reference's outputs as data.
 
-This is the only part of `grader.kit` that imports the reference.  What it writes per kind:
+This is the only part of `grader.kit` that imports the reference.  What it writes per kind (its registry entry's
+`kit_build`, grader.rubric.kinds):
 
 * function, gradient: the grading's own test inputs of the question and the reference's outputs on them
   (for a gradient, autograd's gradient through the reference forward, cross-checked as in grading);
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from grader import __version__
 from grader.checks.function import Plan, reference_side
@@ -30,7 +32,7 @@ from grader.formula.problem import FormulaProblem, Point
 from grader.kit.hashing import canonical, point_hash
 from grader.kit.schema import (
     Case,
-    CheckData,
+    CheckRecord,
     ForbidData,
     FormulaData,
     FunctionData,
@@ -41,6 +43,7 @@ from grader.kit.schema import (
     TrainingData,
     ValueData,
 )
+from grader.rubric.kinds import kind_spec, load
 from grader.rubric.options import (
     ForbidOptions,
     FormulaOptions,
@@ -53,14 +56,10 @@ from grader.rubric.schema import Question, Rubric
 from grader.worker import codec
 from grader.worker.codec import Opaque
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
 FORMULA_POINTS = 200  # sample points per formula question
 CORNER_POINTS = 40  # of which the first ones of the grading's box, where off-by-one formulas differ
-
-NOT_CHECKED = {
-    "property": "checked only when graded: many answers are right, and the check that decides needs the "
-    "reference",
-    "manual": "graded by a TA",
-}
 
 
 def build_kit(rubric: Rubric) -> KitFile:
@@ -84,25 +83,27 @@ def build_kit(rubric: Rubric) -> KitFile:
 
 def _question(rubric: Rubric, q: Question, reference: ModuleType) -> KitQuestion:
     where = f"{rubric.path.name}: {q.id}"
-    builder = _BUILDERS.get(q.spec.kind)
-    check: CheckData = (
-        builder(_Source(rubric, q, reference, where)) if builder else NotChecked(kind=q.spec.kind, reason=NOT_CHECKED[q.spec.kind])
-    )
+    kind = kind_spec(q.spec.kind)
+    check: CheckRecord
+    if kind.kit_build is None:
+        check = NotChecked(kind=kind.name, reason=kind.kit_unchecked or "checked only when graded")
+    else:
+        check = load(kind.kit_build)(KitSource(rubric, q, reference, where))
     return KitQuestion(
         id=q.id, title=q.spec.title, points=q.spec.points, answer=q.spec.answer, timeout=q.spec.timeout,
         forbid=list(q.spec.forbid), check=check,
     )
 
 
-class _Source:
-    """What a builder reads: the question, its options, the reference (grader side only)."""
+class KitSource:
+    """What a kind's kit builder (its entry's `kit_build`) reads: the question, its options, the reference (grader
+    side only)."""
 
     def __init__(self, rubric: Rubric, question: Question, reference: ModuleType, where: str) -> None:
         self.rubric, self.question, self.reference, self.where = rubric, question, reference, where
 
-    @property
-    def options(self) -> Any:
-        return self.question.options
+    def options_as(self, model: type[_Model]) -> _Model:
+        return self.question.options_as(model)
 
     def attr(self, name: str) -> Any:
         try:
@@ -130,7 +131,7 @@ def _has_opaque(value: Any) -> bool:
     return False
 
 
-def _case(src: _Source, case: dict[str, Any], expected: Any, after: dict[str, Any] | None = None) -> Case:
+def _case(src: KitSource, case: dict[str, Any], expected: Any, after: dict[str, Any] | None = None) -> Case:
     return Case(
         label=str(getattr(case, "label", "") or ""),
         names=list(case),
@@ -155,8 +156,8 @@ def chain_to_plain(value: Any) -> Any:
     }}
 
 
-def _function(src: _Source) -> FunctionData:
-    opts: FunctionOptions = src.options
+def build_function(src: KitSource) -> FunctionData:
+    opts = src.options_as(FunctionOptions)
     fn = src.attr(opts.reference or src.question.spec.answer or "")
     cases = generate_cases(src.attr(opts.cases), src.seed(opts.seed), src.where)
     plan = Plan.of(opts)
@@ -168,8 +169,8 @@ def _function(src: _Source) -> FunctionData:
     )
 
 
-def _gradient(src: _Source) -> GradientData:
-    opts: GradientOptions = src.options
+def build_gradient(src: KitSource) -> GradientData:
+    opts = src.options_as(GradientOptions)
     forward = src.attr(opts.forward)
     at = src.attr(opts.at) if opts.at else None
     stored = []
@@ -179,16 +180,16 @@ def _gradient(src: _Source) -> GradientData:
     return GradientData(cases=stored, max_rel_error=opts.max_rel_error)
 
 
-def _value(src: _Source) -> ValueData:
-    opts: ValueOptions = src.options
+def build_value(src: KitSource) -> ValueData:
+    opts = src.options_as(ValueOptions)
     expected = opts.expected
     if expected is None:
         expected = src.attr(opts.reference or src.question.spec.answer or "")
     return ValueData(expected=src.encode(expected, "the expected value"), rtol=opts.rtol, atol=opts.atol)
 
 
-def _formula(src: _Source) -> FormulaData:
-    opts: FormulaOptions = src.options
+def build_formula(src: KitSource) -> FormulaData:
+    opts = src.options_as(FormulaOptions)
     problem = FormulaProblem(opts)
     # The salt is fixed by the rubric and the question, so one rubric always makes the same kit; it is public
     # (it is in the kit), its use is only that hashes from one kit say nothing about another's.
@@ -204,7 +205,7 @@ def _formula(src: _Source) -> FormulaData:
     )
 
 
-def _sample_points(src: _Source, problem: FormulaProblem) -> list[Point]:
+def _sample_points(src: KitSource, problem: FormulaProblem) -> list[Point]:
     """A spread of the points grading evaluates: the box's first corner points, a seeded sample of the rest of
     the box, then the grading's own random points (same rng as `grader.checks.formula`)."""
     box = [p for p in problem.points(random.Random(0), random_points=0) if problem.expected_at(p) is not None]
@@ -218,22 +219,12 @@ def _sample_points(src: _Source, problem: FormulaProblem) -> list[Point]:
     return corner + [rest[i] for i in sorted(picks)] + far
 
 
-def _forbid(src: _Source) -> ForbidData:
-    opts: ForbidOptions = src.options
+def build_forbid(src: KitSource) -> ForbidData:
+    opts = src.options_as(ForbidOptions)
     return ForbidData(apis=list(opts.apis), function=opts.function)
 
 
-def _training(src: _Source) -> TrainingData:
-    opts: TrainingOptions = src.options
+def build_training(src: KitSource) -> TrainingData:
+    opts = src.options_as(TrainingOptions)
     data = opts.data.model_copy(update={"seed": src.seed(opts.data.seed)})
     return TrainingData(options=opts.model_copy(update={"data": data}))
-
-
-_BUILDERS: dict[str, Callable[[_Source], CheckData]] = {
-    "function": _function,
-    "gradient": _gradient,
-    "value": _value,
-    "formula": _formula,
-    "forbid": _forbid,
-    "training": _training,
-}

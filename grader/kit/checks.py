@@ -17,34 +17,30 @@ from typing import Any
 from pydantic import BaseModel
 
 from grader.checks.base import CheckContext
-from grader.checks.forbid import ForbidCheck, forbid_outcome
+from grader.checks.forbid import forbid_outcome
 from grader.checks.formula import read_answer
 from grader.checks.function import FunctionCheck, Plan
 from grader.checks.gradient import gradient_outcome, judge
 from grader.checks.support.cases import Case as Labelled
-from grader.checks.support.cases import OutputOf, case, roll_up
+from grader.checks.support.cases import CaseVerdict, OutputOf, case, roll_up
 from grader.checks.support.compare import Tolerance
 from grader.checks.support.shrink import as_held
-from grader.checks.training import TrainingCheck
-from grader.checks.value import ValueCheck
 from grader.errors import GraderError
 from grader.formula.problem import FormulaProblem, TooLarge, Undefined, Unsupported, compile_formula, show_value
 from grader.grading.submission import to_result
 from grader.kit.hashing import matches
 from grader.kit.schema import (
     Case,
-    ForbidData,
     FormulaData,
     FunctionData,
     GradientData,
     KitFile,
     KitQuestion,
-    TrainingData,
-    ValueData,
     decoded,
 )
 from grader.results import Outcome, QuestionResult
-from grader.rubric.options import FormulaOptions, ValueOptions
+from grader.rubric.kinds import get_kind, kind_spec, load
+from grader.rubric.options import FormulaOptions
 from grader.rubric.schema import Question, QuestionSpec, Rubric, RubricSpec
 
 log = logging.getLogger(__name__)
@@ -68,22 +64,16 @@ def _spec(q: KitQuestion) -> QuestionSpec:
 
 def _options(q: KitQuestion) -> BaseModel:
     """The options a reused grading check reads; the kit's own data for the kit counterparts."""
-    data = q.check
-    if isinstance(data, ValueData):
-        return ValueOptions(rtol=data.rtol, atol=data.atol)  # the expected value comes from `reference_for`
-    if isinstance(data, ForbidData):
-        return ForbidCheck.Options(apis=data.apis, function=data.function)
-    if isinstance(data, TrainingData):
-        return data.options
-    return data
+    return q.check.check_options()
 
 
 def reference_for(q: KitQuestion) -> ModuleType:
     """A stand-in for the reference module holding only the question's public data: `ValueCheck` reads the
     expected value as the reference's attribute of the answer's name, as it does in grading."""
     module = ModuleType("kit_data")
-    if isinstance(q.check, ValueData) and q.answer:
-        setattr(module, q.answer, decoded(q.check.expected))
+    if q.answer:
+        for name, value in q.check.reference_values(q.answer).items():
+            setattr(module, name, value)
     return module
 
 
@@ -96,7 +86,7 @@ def _cases(cases: list[Case]) -> list[tuple[Labelled, Any]]:
 
 
 def check_function(ctx: CheckContext) -> Outcome:
-    data: FunctionData = ctx.question.options  # type: ignore[assignment]
+    data = ctx.question.options_as(FunctionData)
     pairs = _cases(data.cases)
     cases: list[dict[str, Any]] = [case(c.label, **{k: _chain(v) for k, v in c.items()}) for c, _ in pairs]
     expected = {id(case): output for case, (_, output) in zip(cases, pairs)}
@@ -110,11 +100,11 @@ def check_function(ctx: CheckContext) -> Outcome:
 
     failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
-    def check(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        problem, info = one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
-        if problem is not None and not failing:
-            failing.append((case, info))
-        return problem, info
+    def check(case: dict[str, Any]) -> CaseVerdict:
+        verdict = one(ctx, case, expected[id(case)], tol, data.pure, plan, after[id(case)])
+        if verdict.problem is not None and not verdict.unanswered and not failing:
+            failing.append((case, verdict.details))
+        return verdict
 
     return _with_values(ctx, roll_up(cases, check, data.partial), cases, failing)
 
@@ -151,18 +141,18 @@ def _chain(value: Any) -> Any:
 
 
 def check_gradient(ctx: CheckContext) -> Outcome:
-    data: GradientData = ctx.question.options  # type: ignore[assignment]
+    data = ctx.question.options_as(GradientData)
     pairs = _cases(data.cases)
     stored = {id(c): expected for c, expected in pairs}
 
     failing: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
-    def one(case: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    def one(case: dict[str, Any]) -> CaseVerdict:
         result = ctx.session.call(ctx.answer, list(case.values()), timeout=ctx.timeout)
-        problem, info = judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
-        if problem is not None and not failing:
-            failing.append((case, info))
-        return problem, info
+        verdict = judge(ctx.answer, case, stored[id(case)], result, data.max_rel_error)
+        if verdict.problem is not None and not verdict.unanswered and not failing:
+            failing.append((case, verdict.details))
+        return verdict
 
     cases: list[dict[str, Any]] = [c for c, _ in pairs]
     return _with_values(ctx, gradient_outcome(cases, one, data.max_rel_error), cases, failing)
@@ -179,7 +169,7 @@ def formula_problem(data: FormulaData) -> FormulaProblem:
 
 
 def check_formula(ctx: CheckContext) -> Outcome:
-    data: FormulaData = ctx.question.options  # type: ignore[assignment]
+    data = ctx.question.options_as(FormulaData)
     problem = formula_problem(data)
     answer = read_answer(ctx, problem.symbols)
     if isinstance(answer, Outcome):
@@ -210,14 +200,13 @@ def check_formula(ctx: CheckContext) -> Outcome:
 
 Runner = Callable[[CheckContext], Outcome]
 
-RUNNERS: dict[str, Runner] = {
-    "function": check_function,
-    "gradient": check_gradient,
-    "formula": check_formula,
-    "value": ValueCheck().run,
-    "forbid": ForbidCheck().run,
-    "training": TrainingCheck().run,
-}
+
+def runner(kind: str) -> Runner:
+    """How a kit checks a question of `kind`: its entry's `kit_check`, else the grading's own check."""
+    spec = kind_spec(kind)
+    if spec.kit_check is not None:
+        return load(spec.kit_check)  # type: ignore[no-any-return]
+    return get_kind(kind).run
 
 
 def run_kit_question(ctx: CheckContext) -> QuestionResult:
@@ -227,7 +216,7 @@ def run_kit_question(ctx: CheckContext) -> QuestionResult:
     outcome = forbid_outcome(ctx, q.spec.forbid) if q.spec.forbid and q.spec.answer else None
     if outcome is None:
         try:
-            outcome = RUNNERS[q.spec.kind](ctx)
+            outcome = runner(q.spec.kind)(ctx)
         except GraderError:
             raise
         except Exception as exc:  # a crash in a checker is the grader's own failure, never a student's

@@ -3,7 +3,8 @@
 It checks the student's functions where they live, in the notebook's own namespace: no worker, no sandbox, no
 cells run again, so one question takes a fraction of a second.  That trusts the student's own code, which is
 right for a self-check and never used for grading.  The requests are the worker's own (`grader.worker.main`),
-answered in this process and decoded as grading decodes them, so the values compared are the same plain data.
+answered in this process (`InProcessTransport`) and decoded as grading decodes them, so the values compared are
+the same plain data.
 
 Markdown `Answer qX.Y:` cells are not part of a kernel's state: they are read from the notebook file, which
 the front-end names where it can (JupyterLab and Notebook 7: `__session__`; VS Code: `__vsc_ipynb_file__`; a
@@ -25,54 +26,13 @@ from typing import Any
 
 from grader.errors import GraderError, SubmissionUnreadable
 from grader.execution.session import WorkerSession
+from grader.execution.transport import InProcessTransport
 from grader.kit.result import KitReport
 from grader.kit.run import check_questions, report_for, selected
 from grader.kit.schema import KitFile, decoded, read_kit
 from grader.results import QuestionResult
 from grader.rubric.handout import missing_requirements, requirement_line
-from grader.rubric.schema import Limits
 from grader.sources.load import Cell, Submission, load_submission, strip_magics
-from grader.worker import codec, protocol
-from grader.worker.main import Worker
-from grader.worker.running import CellTimeout, describe
-
-
-class NotebookSession(WorkerSession):
-    """A `WorkerSession` whose worker is this process and whose namespace is the notebook's."""
-
-    def __init__(self, submission: Submission, namespace: dict[str, Any], limits: Limits) -> None:
-        super().__init__(submission, limits)
-        self.worker = Worker(-1, -1)
-        self.worker.namespace = namespace  # the live globals: what the student defined, as it is now
-        self.device = str(self.worker.op_hello({}).get("device", "cpu"))
-
-    def ensure_replayed(self) -> None:
-        """Nothing to start or replay: the notebook has run its cells itself."""
-
-    def request(self, message: dict[str, Any], timeout: float, reply_limit: int | None = None) -> Any:
-        """The worker's answer to `message`, computed here and read back as a worker's reply is read."""
-        reply = self._answer(message)
-        # Through the wire format and its checks, so that what the checks decode is what a worker would send.
-        parse = getattr(protocol, "parse_reply", None)
-        return parse(codec.dumps(reply)) if parse is not None else codec.loads(codec.dumps(reply))
-
-    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
-        op = self.worker.ops.get(str(message.get("op")))
-        if op is None:
-            return {"ok": False, "error": "unknown request"}
-        previous = signal.getsignal(signal.SIGALRM)  # the worker's time limit takes SIGALRM; the notebook's comes back
-        try:
-            return op(message)
-        except CellTimeout:
-            return {"ok": False, "timed_out": True, "error": "time limit reached"}
-        except Exception as exc:  # noqa: BLE001 - the student's failure, reported as the worker reports it
-            return {"ok": False, "error": describe(exc)}
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-
-    def close(self) -> None:
-        """The notebook's process is not ours to end."""
 
 
 class Kit:
@@ -117,7 +77,8 @@ class Kit:
         start = time.perf_counter()
         namespace = namespace if namespace is not None else _notebook_namespace()
         submission = self._submission(namespace)
-        with NotebookSession(submission, namespace, self.data.limits) as session:
+        # The notebook's own process answers, with its live globals: no worker to start, no cells to run again.
+        with WorkerSession(submission, self.data.limits, transport=InProcessTransport(namespace)) as session:
             result = check_questions(self.data, self.path, selected(self.data, question), submission, session, device)
         questions = result.questions if submission.sha256 else tuple(_unknown_file(q) for q in result.questions)
         result = replace(result, questions=questions, device=session.device, sandbox="none (the notebook's own process)",

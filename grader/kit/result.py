@@ -7,6 +7,7 @@ from typing import Any
 
 from grader.classroom.score_files import gradescope
 from grader.results import Status, SubmissionResult
+from grader.rubric.kinds import find_kind
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class Unchecked:
     qid: str
     title: str
     points: float
-    kind: str  # "property" or "manual"
+    kind: str  # a kind kits do not check (its entry has no `kit_record`): "property", "manual"
     reason: str
 
     def serialize(self) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class KitReport:
             parts.append(f"{self.hidden_points:g} on hidden inputs")
         for kind in dict.fromkeys(u.kind for u in self.unchecked):
             group = [u for u in self.unchecked if u.kind == kind]
-            who = _GRADED_BY.get(kind, "by the grader")
+            who = _graded_by(kind)
             parts.append(f"{sum(u.points for u in group):g} {who}: {', '.join(u.qid for u in group)}")
         return parts
 
@@ -127,7 +128,10 @@ class KitReport:
         return html(self)
 
 
-_GRADED_BY = {"property": "by checks that need the reference", "manual": "by a TA"}
+def _graded_by(kind: str) -> str:
+    """Who scores a question the kit does not check: a TA (its kind's entry says so), else the grading's checks."""
+    spec = find_kind(kind)
+    return "by a TA" if spec is not None and spec.ta_graded else "by checks that need the reference"
 
 
 def _points(n: float) -> str:

@@ -17,13 +17,14 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
 from grader.errors import GraderError
 from grader.rubric.handout import HandoutFile, safe_relative
-from grader.rubric.options import SymbolDomain, TrainingOptions
+from grader.rubric.kinds import find_kind, kind_names, load
+from grader.rubric.options import ForbidOptions, SymbolDomain, TrainingOptions, ValueOptions
 from grader.rubric.schema import Limits
 from grader.worker import codec
 
@@ -58,7 +59,26 @@ class Case(_Model):
     after: dict[str, Any] = Field(default_factory=dict)
 
 
-class FunctionData(_Model):
+class CheckRecord(_Model):
+    """What a kit holds to check one public question: each kind's own record (its registry entry's `kit_record`),
+    told apart by `kind`.  A record gives the check it is run with the options that check reads."""
+
+    kind: str
+
+    def check_options(self) -> BaseModel:
+        """The options the question's check reads: the record itself, where a kit counterpart of the check reads it."""
+        return self
+
+    def reference_values(self, answer: str) -> dict[str, Any]:
+        """Attributes of the stand-in reference module the check reads (the expected value of a `value` question)."""
+        return {}
+
+    def stored_values(self) -> list[Any]:
+        """Every stored value in the codec's encoding, checked to decode when the kit is read."""
+        return []
+
+
+class FunctionData(CheckRecord):
     kind: Literal["function"] = "function"
     cases: list[Case] = Field(min_length=1)
     rtol: float
@@ -68,21 +88,37 @@ class FunctionData(_Model):
     output: list[int | str] | None = None  # the selected items of the result; `expected` is their tuple
     after: dict[str, list[int | str] | None] = Field(default_factory=dict)
 
+    def stored_values(self) -> list[Any]:
+        return [v for case in self.cases for v in (*case.args, case.expected, *case.after.values())]
 
-class GradientData(_Model):
+
+class GradientData(CheckRecord):
     kind: Literal["gradient"] = "gradient"
     cases: list[Case] = Field(min_length=1)  # `expected`: autograd's gradient through the reference forward
     max_rel_error: float
 
+    def stored_values(self) -> list[Any]:
+        return [v for case in self.cases for v in (*case.args, case.expected, *case.after.values())]
 
-class ValueData(_Model):
+
+class ValueData(CheckRecord):
     kind: Literal["value"] = "value"
     expected: Any
     rtol: float
     atol: float
 
+    def check_options(self) -> BaseModel:
+        return ValueOptions(rtol=self.rtol, atol=self.atol)  # the expected value comes from `reference_values`
 
-class FormulaData(_Model):
+    def reference_values(self, answer: str) -> dict[str, Any]:
+        # `ValueCheck` reads the expected value as the reference's attribute of the answer's name, as in grading.
+        return {answer: decoded(self.expected)}
+
+    def stored_values(self) -> list[Any]:
+        return [self.expected]
+
+
+class FormulaData(CheckRecord):
     """The domain and, per sample point, a salted hash of the expected value (see `grader.kit.hashing`)."""
 
     kind: Literal["formula"] = "formula"
@@ -94,30 +130,41 @@ class FormulaData(_Model):
     rtol: float = 1e-9
 
 
-class ForbidData(_Model):
+class ForbidData(CheckRecord):
     kind: Literal["forbid"] = "forbid"
     apis: list[str] = Field(min_length=1)
     function: str | None = None
 
+    def check_options(self) -> BaseModel:
+        return ForbidOptions(apis=self.apis, function=self.function)
 
-class TrainingData(_Model):
+
+class TrainingData(CheckRecord):
     """The data recipe (its seed resolved) and the tiers: the student's trainer runs, the kit scores."""
 
     kind: Literal["training"] = "training"
     options: TrainingOptions
 
+    def check_options(self) -> BaseModel:
+        return self.options
 
-class NotChecked(_Model):
-    """A public question the kit cannot check without reference code or a TA."""
 
-    kind: Literal["property", "manual"]
+class NotChecked(CheckRecord):
+    """A public question the kit cannot check without reference code or a TA (its kind has no `kit_record`)."""
+
     reason: str
 
 
-CheckData = Annotated[
-    FunctionData | GradientData | ValueData | FormulaData | ForbidData | TrainingData | NotChecked,
-    Field(discriminator="kind"),
-]
+def _record(value: Any) -> Any:
+    """A stored question's record, read as its kind's `kit_record` (NotChecked for a kind kits do not check)."""
+    if not isinstance(value, dict):
+        return value
+    kind = value.get("kind")
+    spec = find_kind(kind) if isinstance(kind, str) else None
+    if spec is None:
+        raise ValueError(f"unknown check kind {kind!r} (known: {', '.join(sorted(kind_names()))})")
+    model = NotChecked if spec.kit_record is None else load(spec.kit_record)
+    return model.model_validate(value)
 
 
 class KitQuestion(_Model):
@@ -127,7 +174,12 @@ class KitQuestion(_Model):
     answer: str | None = None
     timeout: float | None = Field(None, gt=0)
     forbid: list[str] = Field(default_factory=list)
-    check: CheckData
+    check: SerializeAsAny[CheckRecord]
+
+    @field_validator("check", mode="before")
+    @classmethod
+    def _read_check(cls, value: Any) -> Any:
+        return _record(value)
 
     @property
     def kind(self) -> str:
@@ -255,14 +307,8 @@ def decoded(value: Any) -> Any:
 def _decode_all(path: Path, kit: KitFile) -> None:
     """Every stored value decodes, or the kit is damaged: said once at load, not mid-check."""
     for q in kit.questions:
-        check = q.check
-        values: list[Any] = []
-        if isinstance(check, (FunctionData, GradientData)):
-            values = [v for case in check.cases for v in (*case.args, case.expected, *case.after.values())]
-        elif isinstance(check, ValueData):
-            values = [check.expected]
         try:
-            for value in values:
+            for value in q.check.stored_values():
                 decoded(value)
         except (codec.CodecError, ValueError, TypeError) as exc:
             raise GraderError(f"{path}: damaged kit: {q.id}: {exc}") from None

@@ -2,7 +2,7 @@
 
 They live apart from the kinds' modules so that loading (and validating) a rubric imports no more than it
 needs: no torch, and SymPy only to read a `formula` question's expected formula.  Each kind's module uses its
-own model (`FunctionCheck.Options is FunctionOptions`); `grader.checks.options_class` finds it by kind name.
+own model (`FunctionCheck.Options is FunctionOptions`); the registry (grader.rubric.kinds) names it per kind.
 """
 from __future__ import annotations
 

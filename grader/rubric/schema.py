@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +21,7 @@ from grader.errors import GraderError, RubricError
 from grader.rubric.handout import Handout, HandoutError, load_handout
 from grader.rubric.kinds import options_class
 
+_Model = TypeVar("_Model", bound=BaseModel)
 
 class Limits(BaseModel):
     """Resource limits for one submission's worker; the defaults suit a laptop."""
@@ -142,6 +143,12 @@ class Question:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    def options_as(self, model: type[_Model]) -> _Model:
+        """The options as the kind's own model (`q.options_as(FunctionOptions)`); TypeError for another kind's."""
+        if not isinstance(self.options, model):
+            raise TypeError(f"{self.id}: its options are {type(self.options).__name__}, not {model.__name__}")
+        return self.options
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, cast
 
 from grader.worker import codec, protocol
+from grader.worker.messages import Call, Exec, Get, MalformedRequest, ReplyFields, Request, parse_request
 from grader.worker.protocol import ChannelClosed, read_message
 from grader.worker.running import (
     CellTimeout,
@@ -38,7 +39,8 @@ class Worker:
         self.rfd, self.wfd = rfd, wfd
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.handles: dict[int, Any] = {}
-        self.ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        # Each op takes its own request record (grader.worker.messages), the one `parse_request` made.
+        self.ops: dict[str, Callable[[Any], ReplyFields]] = {
             "hello": self.op_hello,
             "exec": self.op_exec,
             "call": self.op_call,
@@ -57,9 +59,11 @@ class Worker:
                 header, request = read_message(self.rfd)
             except ChannelClosed:
                 return
-            op = self.ops.get(str(request.get("op")))
+            reply: ReplyFields
             try:
-                reply = op(request) if op else {"ok": False, "error": "unknown request"}
+                reply = self.answer(parse_request(request))
+            except MalformedRequest as exc:
+                reply = {"ok": False, "error": str(exc)}
             except CellTimeout as exc:
                 reply = {"ok": False, "timed_out": True, "limit": exc.limit, "error": "time limit reached"}
             except BaseException as exc:  # noqa: BLE001 - report everything, die of nothing
@@ -67,15 +71,22 @@ class Worker:
             data = _encode_reply(reply, header.reply_limit)
             protocol.write_frame(self.wfd, protocol.frame(data, header.request_id, header.nonce))
 
+    def answer(self, request: Request) -> ReplyFields:
+        """The reply of the request's op; what the op raises is the caller's to report."""
+        op = self.ops.get(request.op)
+        if op is None:
+            return {"ok": False, "error": "unknown request"}
+        return op(request)
+
     # -- ops --------------------------------------------------------------------------------------------
-    def op_hello(self, request: dict[str, Any]) -> dict[str, Any]:
+    def op_hello(self, request: Request) -> ReplyFields:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return {"ok": True, "python": sys.version.split()[0], "torch": torch.__version__, "device": device}
 
-    def op_exec(self, request: dict[str, Any]) -> dict[str, Any]:
-        index, source = int(request["index"]), str(request["source"])
+    def op_exec(self, request: Exec) -> ReplyFields:
+        index, source = request.index, request.source
         filename = f"<cell {index}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         try:
@@ -83,7 +94,7 @@ class Worker:
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
             return {"ok": False, "reason": "syntax", "error": describe(exc), "traceback": syntax_lines(exc)}
         try:
-            with time_limit.of(request, 60):
+            with time_limit.of(request):
                 exec(code, self.namespace)  # noqa: S102 (the student's cell runs here, in the worker)
         except CellTimeout as exc:
             return {"ok": False, "reason": "timeout", "limit": exc.limit, "error": "the cell ran past its time limit"}
@@ -93,18 +104,18 @@ class Worker:
             return {"ok": False, "reason": "error", "error": describe(exc), "traceback": student_frames(exc)}
         return {"ok": True}
 
-    def op_call(self, request: dict[str, Any]) -> dict[str, Any]:
-        if "handle" not in request and str(request.get("name")) not in self.namespace:
-            return {"ok": False, "missing": True, "error": f"`{request.get('name')}` is not defined"}
+    def op_call(self, request: Call) -> ReplyFields:
+        if request.handle is None and str(request.name) not in self.namespace:
+            return {"ok": False, "missing": True, "error": f"`{request.name}` is not defined"}
         fn = self._resolve(request)
-        raw_args, raw_kwargs = request.get("args", []), request.get("kwargs") or {}
+        raw_args, raw_kwargs = request.args, request.kwargs
         args = [self._decode_arg(a) for a in raw_args]
         kwargs = {str(k): self._decode_arg(v) for k, v in raw_kwargs.items()}
-        if request.get("seed") is not None:
-            seed_everything(int(request["seed"]))
+        if request.seed is not None:
+            seed_everything(request.seed)
         start = time.perf_counter()
         try:
-            with time_limit.of(request, 30):
+            with time_limit.of(request):
                 value = fn(*args, **kwargs)
         except CellTimeout as exc:
             return {"ok": False, "timed_out": True, "limit": exc.limit, "error": "the call ran past its time limit"}
@@ -112,23 +123,23 @@ class Worker:
             return {"ok": False, "error": f"the function called sys.exit({exc.code!r})"}
         except BaseException as exc:  # noqa: BLE001
             return {"ok": False, "error": describe(exc), "traceback": student_frames(exc)}
-        reply: dict[str, Any] = {"ok": True, "duration": time.perf_counter() - start}
-        if request.get("keep"):
+        reply: ReplyFields = {"ok": True, "duration": time.perf_counter() - start}
+        if request.keep:
             value = self.keep(value)
         reply["value"] = codec.encode(value)
-        if request.get("echo_args"):
+        if request.echo_args:
             # A kept object passed by handle (a student's own cache) is echoed as its handle: it is not the grader's to read.
             reply["args_after"] = [_echo(raw, a) for raw, a in zip(raw_args, args)]
             reply["kwargs_after"] = {k: _echo(raw_kwargs[k], v) for k, v in kwargs.items()}
         return reply
 
-    def op_get(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = str(request["name"])
+    def op_get(self, request: Get) -> ReplyFields:
+        name = request.name
         if name not in self.namespace:
             return {"ok": True, "exists": False}
         return {"ok": True, "exists": True, "value": codec.encode(self.namespace[name])}
 
-    def op_names(self, request: dict[str, Any]) -> dict[str, Any]:
+    def op_names(self, request: Request) -> ReplyFields:
         names = {k: type(v).__name__ for k, v in list(self.namespace.items()) if not k.startswith("__")}
         return {"ok": True, "names": names}
 
@@ -138,10 +149,10 @@ class Worker:
         self.handles[handle.id] = value
         return handle
 
-    def _resolve(self, request: dict[str, Any]) -> Any:
-        if "handle" in request:
-            return self.handles[int(request["handle"])]
-        name = str(request["name"])
+    def _resolve(self, request: Call) -> Any:
+        if request.handle is not None:
+            return self.handles[request.handle]
+        name = str(request.name)
         if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined")
         return self.namespace[name]
@@ -156,7 +167,7 @@ def _echo(raw: Any, value: Any) -> Any:
     return raw if isinstance(raw, dict) and "$handle" in raw else codec.encode(value)
 
 
-def _encode_reply(reply: dict[str, Any], limit: int) -> bytes:
+def _encode_reply(reply: ReplyFields, limit: int) -> bytes:
     """The reply's bytes; past the grader's bound only its size is sent, which the grader reports as too large."""
     try:
         data = codec.dumps(reply)

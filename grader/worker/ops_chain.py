@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from grader.worker import codec
+from grader.worker.messages import Pick, Release, ReplyFields
 
 
 def pick(value: Any, item: Any) -> tuple[bool, Any]:
@@ -25,21 +26,21 @@ def _size(value: Any) -> int | None:
     return len(value) if isinstance(value, (tuple, list, dict)) else None
 
 
-def op_pick(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    value = worker.handles[int(request["handle"])]
-    found, item = pick(value, codec.decode(request["item"]))
+def op_pick(worker: Any, request: Pick) -> ReplyFields:
+    value = worker.handles[request.handle]
+    found, item = pick(value, codec.decode(request.item))
     if not found:
         described = {"found": False, "type": type(value).__name__[:100], "size": _size(value)}
         return {"ok": True, "value": codec.encode(described)}
-    return {"ok": True, "value": codec.encode({"found": True, "item": worker.keep(item) if request.get("keep") else item})}
+    return {"ok": True, "value": codec.encode({"found": True, "item": worker.keep(item) if request.keep else item})}
 
 
-def op_release(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
+def op_release(worker: Any, request: Release) -> ReplyFields:
     """Let kept values go once a case is done (caches can be large); their ids stay taken, so none is reused."""
-    for handle in request.get("handles") or []:
+    for handle in request.handles:
         if isinstance(handle, int) and handle in worker.handles:
             worker.handles[handle] = None
     return {"ok": True}
 
 
-OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {"pick": op_pick, "release": op_release}
+OPS: dict[str, Callable[[Any, Any], ReplyFields]] = {Pick.op: op_pick, Release.op: op_release}

@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Any, Callable
 
+from grader.worker.messages import Integrity, ReplyFields
+
 MAX_FLAGS = 20
 _flags: list[str] = []
 _originals: dict[str, Callable[..., Any]] = {}
@@ -64,7 +66,7 @@ def arm() -> None:
     sys.addaudithook(_hook)
 
 
-def op_integrity(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
+def op_integrity(worker: Any, request: Integrity) -> ReplyFields:
     from grader.worker import codec
 
     try:
@@ -76,4 +78,4 @@ def op_integrity(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "value": codec.encode(list(_flags))}
 
 
-OPS = {"integrity": op_integrity}
+OPS: dict[str, Callable[[Any, Any], ReplyFields]] = {Integrity.op: op_integrity}

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from grader.worker import codec
+from grader.worker.messages import BuildModel, DescribeGroups, ModelDigest, ReplyFields
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -187,23 +188,23 @@ def _sgd_error(groups: list[dict[str, Any]]) -> str | None:
 
 
 # -- worker ops ---------------------------------------------------------------------------------------------------
-def op_build_model(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    model = build_model(ModelSpec.from_plain(codec.decode(request["spec"])))
+def op_build_model(worker: Any, request: BuildModel) -> ReplyFields:
+    model = build_model(ModelSpec.from_plain(codec.decode(request.spec)))
     handle = worker.keep(model)
     return {"ok": True, "value": codec.encode({"handle": handle, "digest": model_digest(model)})}
 
 
-def op_model_digest(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    return {"ok": True, "value": codec.encode(model_digest(worker.handles[int(request["model"])]))}
+def op_model_digest(worker: Any, request: ModelDigest) -> ReplyFields:
+    return {"ok": True, "value": codec.encode(model_digest(worker.handles[request.model]))}
 
 
-def op_describe_groups(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    groups, model = worker.handles[int(request["groups"])], worker.handles[int(request["model"])]
+def op_describe_groups(worker: Any, request: DescribeGroups) -> ReplyFields:
+    groups, model = worker.handles[request.groups], worker.handles[request.model]
     return {"ok": True, "value": codec.encode(describe_groups(groups, model))}
 
 
-OPS: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
-    "build_model": op_build_model,
-    "model_digest": op_model_digest,
-    "describe_groups": op_describe_groups,
+OPS: dict[str, Callable[[Any, Any], ReplyFields]] = {
+    BuildModel.op: op_build_model,
+    ModelDigest.op: op_model_digest,
+    DescribeGroups.op: op_describe_groups,
 }

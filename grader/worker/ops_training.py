@@ -13,17 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from grader.worker import codec
+from grader.worker.messages import ReplyFields, TrainRun
 from grader.worker.running import CellTimeout, describe, seed_everything, student_frames, time_limit
 
 
-def op_train_run(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
-    factory, train = str(request["factory"]), str(request["train"])
+def op_train_run(worker: Any, request: TrainRun) -> ReplyFields:
+    factory, train = request.factory, request.train
     for name in (factory, train):
         if name not in worker.namespace:
             return {"ok": False, "missing": True, "error": f"`{name}` is not defined"}
     start = time.perf_counter()
     try:
-        with time_limit.of(request, 60), deterministic(int(request["seed"])):
+        with time_limit.of(request), deterministic(request.seed):
             value = _train_and_predict(worker.namespace[factory], worker.namespace[train], request)
     except CellTimeout as exc:
         return {"ok": False, "timed_out": True, "limit": exc.limit, "error": "the training run ran past its time budget"}
@@ -34,17 +35,17 @@ def op_train_run(worker: Any, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "duration": time.perf_counter() - start, "value": codec.encode(value)}
 
 
-def _train_and_predict(factory: Any, train: Any, request: dict[str, Any]) -> dict[str, Any]:
+def _train_and_predict(factory: Any, train: Any, request: TrainRun) -> dict[str, Any]:
     import torch
 
-    device = torch.device(str(request["device"]))
-    images = codec.decode(request["images"]).to(device)
-    labels = codec.decode(request["labels"]).to(device)
+    device = torch.device(request.device)
+    images = codec.decode(request.images).to(device)
+    labels = codec.decode(request.labels).to(device)
     pristine = images.clone()  # logits are taken on these: `train` may alter the tensors it is given
     start = time.perf_counter()
     model = factory()
     model.to(device)
-    losses = train(model, images, labels, int(request["epochs"]), int(request["seed"]))
+    losses = train(model, images, labels, request.epochs, request.seed)
     train_seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():

@@ -15,6 +15,7 @@ import traceback
 from typing import Any
 
 from grader.worker import protocol
+from grader.worker.messages import Timed
 
 
 class CellTimeout(BaseException):
@@ -61,10 +62,9 @@ class time_limit:
         self._watching: Any = None  # held while the watchdog runs: released when it returns
 
     @classmethod
-    def of(cls, request: dict[str, Any], default: float) -> time_limit:
+    def of(cls, request: Timed) -> time_limit:
         """The limits a request asks for: its `timeout` (CPU seconds) and its `wall` backstop."""
-        wall = request.get("wall")
-        return cls(float(request.get("timeout", default)), float(wall) if wall is not None else None)
+        return cls(float(request.timeout), float(request.wall) if request.wall is not None else None)
 
     def __enter__(self) -> time_limit:
         target = threading.get_ident()

@@ -133,8 +133,9 @@ class Workspace:
     def progress(self, results: dict[str, SubmissionResult] | None = None) -> list[Progress]:
         results = results if results is not None else self.results()
         found = []
+        manual = set(manual_ids(self.rubric))
         for q in self.rubric.questions:
-            if q.spec.kind != "manual":
+            if q.id not in manual:
                 continue
             answers = [a for r in results.values() for a in r.questions if a.qid == q.id]
             graded = sum(a.status is not Status.PENDING for a in answers)

@@ -223,15 +223,16 @@ def test_output_of_without_a_reference_function_is_the_authors_error() -> None:
 def test_worker_ops_pick_and_release_kept_values() -> None:
     from grader.worker import codec
     from grader.worker.main import Worker
+    from grader.worker.messages import Pick, Release
 
     worker = Worker(-1, -1)
     handle = worker.keep((torch.ones(2), {"cache": [1, 2]}))
-    picked = codec.decode(worker.ops["pick"]({"handle": handle.id, "item": codec.encode(1), "keep": True})["value"])
+    picked = codec.decode(worker.answer(Pick(handle=handle.id, item=codec.encode(1), keep=True))["value"])
     inner = picked["item"]
     assert isinstance(inner, codec.Handle) and worker.handles[inner.id] == {"cache": [1, 2]}
-    read = codec.decode(worker.ops["pick"]({"handle": inner.id, "item": codec.encode("cache")})["value"])
+    read = codec.decode(worker.answer(Pick(handle=inner.id, item=codec.encode("cache")))["value"])
     assert read == {"found": True, "item": [1, 2]}
-    missing = codec.decode(worker.ops["pick"]({"handle": handle.id, "item": codec.encode(2)})["value"])
+    missing = codec.decode(worker.answer(Pick(handle=handle.id, item=codec.encode(2)))["value"])
     assert missing == {"found": False, "type": "tuple", "size": 2}
-    worker.ops["release"]({"handles": [handle.id, inner.id]})
+    worker.answer(Release(handles=[handle.id, inner.id]))
     assert worker.handles[handle.id] is None and worker.keep(0).id == 3  # ids are never reused

@@ -105,9 +105,9 @@ def test_cache_hits_only_when_nothing_changed(small_batch, tmp_path, monkeypatch
         reference = tmp_path / "mini" / "reference.py"
         reference.write_text(reference.read_text() + "\n# a fixed bug\n")
     elif change == "grader":
-        import grader.classroom.gradebook
+        import grader.grading.verdict_key
 
-        monkeypatch.setattr(grader.classroom.gradebook, "grader_fingerprint", lambda: "0.1.0+another-build")
+        monkeypatch.setattr(grader.grading.verdict_key, "grader_fingerprint", lambda: "0.1.0+another-build")
     if change == "ben":
         (submissions / "ben.py").write_text((CLASS / "zed_honest.py").read_text())
     elif change == "rubric":

@@ -94,12 +94,14 @@ def test_the_whole_submission_has_a_wall_clock_limit(tmp_path):
     from grader.sources.load import load_submission
 
     path = tmp_path / "slow.py"
-    # The limit counts from the worker's start, which takes a few seconds on a busy machine (the suite runs
-    # several at once): cell 2 ends well inside the limit unless the start took more than 4 s, cell 3 never does.
+    # The limit counts from the worker's start, which takes seconds on a busy machine (the suite runs several at
+    # once): where the limit falls depends on that start, but cell 3 (8 s of sleep after it) never ends inside
+    # it, and once it is reached every later cell fails with it, the last one (`answer = 42`) included.
     path.write_text("import time\n# %%\ntime.sleep(4)\n# %%\ntime.sleep(4)\n# %%\ntime.sleep(4)\n# %%\nanswer = 42\n")
     with WorkerSession(load_submission(path), Limits(cell_timeout=10, wall_seconds=8)) as session:
         failures = session.run_cells()
         got = session.get("answer")
-    assert [f.index for f in failures] == [3, 4] or [f.index for f in failures] == [2, 3, 4]
+    stopped = [f.index for f in failures]
+    assert stopped and stopped[0] <= 3 and stopped == list(range(stopped[0], 5))
     assert all("total time limit (8 s)" in f.message for f in failures)
     assert not got.exists

@@ -21,7 +21,7 @@ from grader.grading.submission import grade_submission
 from grader.rubric.schema import Limits, load_rubric
 from grader.sources.load import load_submission
 from grader.worker.forkserver import parse
-from tests.conftest import DATA, ROOT, call, host_command_lines, needs_forkserver, scores
+from tests.conftest import DATA, ROOT, call, host_command_lines, needs_forkserver, scores, worker_process
 
 WARM = DATA / "warm"
 ESCAPE = DATA / "forkserver" / "escape.py"
@@ -40,7 +40,7 @@ def _wait_until(condition, seconds: float = 15.0) -> bool:  # type: ignore[no-un
 def _forked(path: Path, launcher: forkserver.ForkServerLauncher, limits: Limits = LIMITS) -> WorkerSession:
     session = WorkerSession(load_submission(path), limits, launcher)
     assert session.run_cells() == []
-    assert isinstance(session.proc, WarmProcess), "the worker was not forked by the server"
+    assert isinstance(worker_process(session), WarmProcess), "the worker was not forked by the server"
     return session
 
 
@@ -95,7 +95,7 @@ def test_a_worker_that_dies_is_forked_again_and_replays_its_cells():
         failures = session.run_cells()
         assert [f.reason for f in failures] == ["died"]
         value, pid = call(session, "answer")  # type: ignore[misc]
-        assert value == 42 and session.restarts == 1 and isinstance(session.proc, WarmProcess)
+        assert value == 42 and session.restarts == 1 and isinstance(worker_process(session), WarmProcess)
         assert pid == 2  # in the submission's own PID namespace, under its init
 
 

@@ -20,7 +20,7 @@ from grader.execution.session import WorkerSession
 from grader.execution.zygote import WarmProcess
 from grader.rubric.schema import Limits
 from grader.sources.load import load_submission
-from tests.conftest import DATA, ROOT, SANDBOXES, call, host_command_lines, sandboxed
+from tests.conftest import DATA, ROOT, SANDBOXES, call, host_command_lines, sandboxed, worker_process
 
 
 def _call(session: WorkerSession, name: str, *args: object) -> object:
@@ -34,7 +34,7 @@ def _session(launcher: Launcher, limits: Limits = LIMITS) -> WorkerSession:
     session = WorkerSession(load_submission(PROBE), limits, launcher)
     assert session.run_cells() == []
     if launcher.forks:  # not a fresh bubblewrap worker started because the fork failed
-        assert isinstance(session.proc, WarmProcess)
+        assert isinstance(worker_process(session), WarmProcess)
     return session
 
 

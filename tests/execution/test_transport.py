@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from grader.checks.support.compare import compare, describe
+from grader.execution.replies import MalformedReply, parse_reply
 from grader.execution.sandbox import PlainLauncher
 from grader.execution.session import WorkerSession
 from grader.grading.submission import grade_submission
@@ -26,8 +27,7 @@ from grader.results import Status, SubmissionResult
 from grader.rubric.schema import Limits, Rubric, load_rubric
 from grader.sources.load import load_submission
 from grader.worker import codec, protocol
-from grader.worker.protocol import MalformedReply, parse_reply
-from tests.conftest import DATA, by_id
+from tests.conftest import DATA, by_id, worker_process
 
 LIMITS = Limits(cell_timeout=3, call_timeout=3, wall_seconds=120)
 MB = 1 << 20
@@ -79,11 +79,11 @@ def test_an_oversized_forged_reply_is_never_read(session):
 
 def test_an_honest_value_over_the_bound_is_refused_by_the_worker_which_lives_on(session):
     s = session("import torch\nbig = torch.zeros(5 * 2**20)\ndef f():\n    return big\nanswer = 42")
-    pid = s.proc.pid
+    pid = worker_process(s).pid
     result = s.call("f", timeout=20)
     assert result.explain() == "your function returned 26.7 MB; the limit for this question is 16 MB"
     assert s.get("big").error == "`big` is 26.7 MB as data; the limit for this question is 16 MB"
-    assert s.get("answer").value == 42 and s.proc.pid == pid
+    assert s.get("answer").value == 42 and worker_process(s).pid == pid
 
 
 def test_a_bigger_bound_for_requests_that_return_big_values(session):
@@ -298,7 +298,7 @@ def test_the_launch_cleanup_runs_once_each_worker_is_reaped(write_py):
 
         def launch(self, argv: list[str], scratch: Path, limits: Limits) -> Any:
             base = plain.launch(argv, scratch, limits)
-            return _Launch(base.argv, base.env, base.cwd, base.preexec, lambda: reaped.append(s.proc.poll() is not None))
+            return _Launch(base.argv, base.env, base.cwd, base.preexec, lambda: reaped.append(worker_process(s).poll() is not None))
 
     source = "answer = 42\n# %%\nimport os\nos._exit(3)\n# %%\nratio = 0.25\n"
     with WorkerSession(load_submission(write_py(source)), LIMITS, Launcher()) as s:

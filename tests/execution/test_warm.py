@@ -17,7 +17,16 @@ from grader.execution.zygote import WarmLauncher, WarmProcess, cpu_share
 from grader.grading.submission import grade_submission
 from grader.rubric.schema import Limits, load_rubric
 from grader.sources.load import load_submission
-from tests.conftest import DATA, ROOT, call, first_per_assignment, host_command_lines, needs_bwrap, scores
+from tests.conftest import (
+    DATA,
+    ROOT,
+    call,
+    first_per_assignment,
+    host_command_lines,
+    needs_bwrap,
+    scores,
+    worker_process,
+)
 
 WARM = DATA / "warm"
 LIMITS = Limits(cell_timeout=30, call_timeout=30)
@@ -37,7 +46,7 @@ def test_a_submission_leaves_nothing_for_the_next_in_its_slot(cnn_rubric):
     token = f"warm-{uuid.uuid4().hex}"
     with WorkerSession(load_submission(WARM / "leaves_traces.py"), LIMITS, launcher) as session:
         assert session.run_cells() == []
-        assert isinstance(session.proc, WarmProcess)
+        assert isinstance(worker_process(session), WarmProcess)
         written = call(session, "leave", token)
         # It could write only to its own places: its home, /tmp and /dev/shm.
         assert sorted(Path(p).parent.as_posix() for p in written) == ["/dev/shm", "/home/student", "/tmp"]
@@ -66,7 +75,7 @@ def test_a_worker_that_dies_is_forked_again_and_replays_its_cells():
         failures = session.run_cells()
         assert [f.reason for f in failures] == ["died"]
         value, pid = call(session, "answer")  # type: ignore[misc]
-        assert value == 42 and session.restarts == 1 and isinstance(session.proc, WarmProcess)
+        assert value == 42 and session.restarts == 1 and isinstance(worker_process(session), WarmProcess)
         assert pid == 2  # in the submission's own PID namespace, under its init
 
 
@@ -76,7 +85,7 @@ def test_the_sandbox_holds_in_a_warm_worker(tmp_path):
     launcher = WarmLauncher(BwrapLauncher()).hiding([ROOT / "reference"])
     with WorkerSession(load_submission(probe), LIMITS, launcher) as session:
         assert session.run_cells() == []
-        assert isinstance(session.proc, WarmProcess)
+        assert isinstance(worker_process(session), WarmProcess)
         assert call(session, "can_read", str(ROOT / "reference" / "cnn_rnn.py")) is False
         assert call(session, "can_read", "/etc/passwd") is False
         assert call(session, "interfaces") == ["lo"]
@@ -96,7 +105,7 @@ def test_what_the_sandbox_binds_under_tmp_stays_visible_read_only(tmp_path):
     launcher = WarmLauncher(BwrapLauncher(roots=(*BwrapLauncher().roots, str(tmp_path))))
     with WorkerSession(load_submission(DATA / "hostile" / "sandbox_probe.py"), LIMITS, launcher) as session:
         assert session.run_cells() == []
-        assert isinstance(session.proc, WarmProcess)
+        assert isinstance(worker_process(session), WarmProcess)
         assert call(session, "can_read", str(tmp_path / "lib.txt")) is True
         assert call(session, "can_write", str(tmp_path / "lib.txt")) is False
         assert call(session, "can_write", "/tmp/own.txt") is True

@@ -101,7 +101,7 @@ REPLY_FIELDS = st.fixed_dictionaries(
 @FUZZ
 @given(st.one_of(REPLY_FIELDS, JSONISH))
 def test_any_reply_payload_parses_to_a_reply_or_a_malformed_reply(reply: Any) -> None:
-    from grader.worker.protocol import MalformedReply, parse_reply
+    from grader.execution.replies import MalformedReply, parse_reply
 
     data = json.dumps(reply, allow_nan=True).encode()
     try:
@@ -118,7 +118,7 @@ def test_any_reply_payload_parses_to_a_reply_or_a_malformed_reply(reply: Any) ->
                  st.integers(1, 20_000).map(lambda n: b'{"ok": true, "error": "' + b"\\ud800" * n + b'"}'),
                  st.integers(1, 5000).map(lambda n: b'{"ok": true, "duration": ' + b"9" * n + b"}")))
 def test_any_reply_bytes_parse_or_are_refused(data: bytes) -> None:
-    from grader.worker.protocol import MalformedReply, parse_reply
+    from grader.execution.replies import MalformedReply, parse_reply
 
     try:
         within_bound(lambda: parse_reply(data))

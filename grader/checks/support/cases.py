@@ -83,26 +83,49 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
-def roll_up(
-    cases: list[dict[str, Any]],
-    one: Callable[[dict[str, Any]], tuple[str | None, dict[str, Any]]],
-    partial: bool,
-) -> Outcome:
-    """Run `one` on each case (it returns a problem or None, and details) and make one outcome of them.
+@dataclass(frozen=True)
+class CaseVerdict:
+    """One case graded: passed where `problem` is None, else failed, `problem` saying how; `details` for the
+    report and the shrinker either way.  `unanswered`: no case can be checked (the answer is not defined, or the
+    submission used up its total time), so the question ends at once as an error with `problem` as its message."""
 
-    All or nothing stops at the first failure; `partial` goes on and credits the share of cases passed.
-    A missing answer (`details["missing"]`) or one not checked because the submission used up its total time
-    (`details["not_checked"]`) ends the question at once as an error.
+    problem: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    unanswered: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None
+
+    @classmethod
+    def failed(cls, problem: str, details: dict[str, Any] | None = None) -> CaseVerdict:
+        return cls(problem, dict(details or {}))
+
+    @classmethod
+    def stop(cls, problem: str) -> CaseVerdict:
+        """The question cannot be checked at all: an error, not a wrong answer."""
+        return cls(problem, {}, unanswered=True)
+
+
+PASSED = CaseVerdict()
+
+
+def roll_up(cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], partial: bool) -> Outcome:
+    """Run `one` on each case and make one outcome of their verdicts.
+
+    All or nothing stops at the first failure; `partial` goes on and credits the share of cases passed.  An
+    unanswered case (a missing answer, or the submission's total time used up) ends the question at once as an
+    error.
     """
     passed, first_failure, details = 0, None, {}
     for case in cases:
-        problem, info = one(case)
-        if info.get("missing") or info.get("not_checked"):
-            return Outcome.error(problem or "")
-        if problem is None:
+        verdict = one(case)
+        if verdict.unanswered:
+            return Outcome.error(verdict.problem or "")
+        if verdict.problem is None:
             passed += 1
         elif first_failure is None:
-            first_failure, details = problem, {**info, "case": label(case)}
+            first_failure, details = verdict.problem, {**verdict.details, "case": label(case)}
             if not partial:
                 break
     total = len(cases)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from grader.checks.support.cases import label, roll_up, same_kind, sizes_of
+from grader.checks.support.cases import PASSED, CaseVerdict, label, roll_up, same_kind, sizes_of
 from grader.checks.support.compare import is_array, to_numpy
 from grader.checks.support.diagnose import format_array
 from grader.explain import Around, Reproduction, bounded
@@ -402,7 +402,7 @@ SHOWN = 120  # elements: an input up to this size is shown in full
 def failure_kind(details: dict[str, Any]) -> str:
     """What sort of failure a case's details describe; a shrunk case must fail the same way (a crash on a
     smaller input is another failure, not a smaller instance of this one)."""
-    if "traceback" in details or details.get("missing") or details.get("not_checked"):
+    if "traceback" in details:
         return "crash"
     if "predicate" in details:
         return "property"
@@ -424,33 +424,32 @@ def reproduction(
     outcome: Outcome,
     case: Case,
     details: dict[str, Any],
-    problem_of: Callable[[Case], tuple[str | None, dict[str, Any]]],
+    problem_of: Callable[[Case], CaseVerdict],
     budget: Budget = Budget(),
     contract: Contract | None = None,
 ) -> tuple[Outcome, Reproduction | None]:
     """The failing input `case` made as small as the budget allows, shown in full with its problem and a
     snippet; and the outcome with its diagnosis only where no smaller input contradicts it (`confirmed`).
 
-    `problem_of(case)` grades one case as the check does: (message or None, details).  No reproduction when
-    nothing can be shown (a crash, whose traceback says more; an input too large to read even after
-    shrinking).  Every smaller input tried keeps `contract` (see `shrink`) and must fail with the same
+    `problem_of(case)` grades one case as the check does.  No reproduction when nothing can be shown (a crash,
+    whose traceback says more; an input too large to read even after shrinking).  Every smaller input tried keeps `contract` (see `shrink`) and must fail with the same
     `failure_signature` as `details`, the case's own (as `problem_of` gave them).
     """
     kind = failure_signature(details)
     if kind[0] == "crash":
         return outcome, None
-    last: dict[str, tuple[str | None, dict[str, Any]]] = {}
+    last: dict[str, CaseVerdict] = {}
     causes: set[str] = set()  # the causes named on the smaller inputs that failed the same way
 
     def still_fails(candidate: Case) -> bool:
         try:
-            problem, info = problem_of(candidate)
+            verdict = problem_of(candidate)
         except Exception:  # noqa: BLE001 - a candidate the reference cannot take is simply not smaller
             return False
-        if problem is None or failure_signature(info) != kind:
+        if verdict.problem is None or verdict.unanswered or failure_signature(verdict.details) != kind:
             return False
-        last["found"] = (problem, info)
-        cause = _cause(info.get("diagnosis"))
+        last["found"] = verdict
+        cause = _cause(verdict.details.get("diagnosis"))
         if cause is not None:
             causes.add(cause)
         return True
@@ -460,7 +459,8 @@ def reproduction(
     outcome = confirmed(outcome, holds)
     if size_of(shrunk.case) > SHOWN:
         return outcome, None
-    problem, info = last.get("found", (None, {})) if shrunk.smaller else (None, {})
+    found = last.get("found", PASSED) if shrunk.smaller else PASSED
+    problem, info = found.problem, found.details
     if problem is not None and not holds:
         problem = _without(problem, info.get("diagnosis"))
     changed = details.get("changed") or str(details.get("after") or "").split("[")[0] or None
@@ -539,7 +539,7 @@ def confirmed(outcome: Outcome, holds: bool) -> Outcome:
 def roll_up_reproduced(
     function: str,
     cases: list[Case],
-    problem_of: Callable[[Case], tuple[str | None, dict[str, Any]]],
+    problem_of: Callable[[Case], CaseVerdict],
     partial: bool,
     shown: Callable[[Case], bool],
     contract: Contract | None = None,
@@ -548,11 +548,11 @@ def roll_up_reproduced(
     (never a hidden question's; never an input that cannot be pasted as a value)."""
     failing: list[tuple[Case, dict[str, Any]]] = []
 
-    def tracked(case: Case) -> tuple[str | None, dict[str, Any]]:
-        problem, info = problem_of(case)
-        if problem is not None and not failing:
-            failing.append((case, info))
-        return problem, info
+    def tracked(case: Case) -> CaseVerdict:
+        verdict = problem_of(case)
+        if verdict.problem is not None and not verdict.unanswered and not failing:
+            failing.append((case, verdict.details))
+        return verdict
 
     outcome = roll_up(cases, tracked, partial)
     if not failing or not shown(failing[0][0]):
