@@ -156,7 +156,7 @@ def table_2(rubric_path: Path, path: Path, sandbox: str, repeat: int) -> None:
             kinds: dict[str, float] = defaultdict(float)
             for question in rubric.questions:
                 start = time.perf_counter()
-                run_question(CheckContext(rubric, question, submission, session, reference, "cpu", explain_failures=True))
+                run_question(CheckContext(rubric, question, submission, session, reference, "cpu", reproduce_failures=True))
                 kinds[question.spec.kind] += time.perf_counter() - start
             t3 = time.perf_counter()
         t4 = time.perf_counter()

@@ -11,14 +11,18 @@ from dataclasses import dataclass
 from html import escape
 from typing import Sequence
 
+from grader.palette import STATUS_COLOURS
+from grader.results import Status
+
 __all__ = ["Mark", "histogram", "loss_curve", "meter"]
 
-# Colours shared with the report's CSS; chosen to stay distinct in greyscale print.
+# Chosen to stay distinct in greyscale print; a threshold line and a pass mark in their statuses' colours
+# (grader.palette, as the reports' CSS).
 _INK = "#222"
 _GRID = "#ddd"
 _BAR = "#4a6fa5"
-_LINE = "#c62828"
-_MARK = "#2e7d32"
+_LINE = STATUS_COLOURS[Status.FAILED].hex
+_MARK = STATUS_COLOURS[Status.PASSED].hex
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,12 @@ class CheckContext:
     device: str = "cpu"
     # Shrink failing cases and show them in full (extra student calls, bounded): on when grading a student,
     # off where only the verdict counts (mutation analysis grades hundreds of mutants).
-    explain_failures: bool = False
+    reproduce_failures: bool = False
 
     @property
     def shows_inputs(self) -> bool:
         """Whether the student may see this question's inputs: never a hidden question's."""
-        return self.explain_failures and self.question.spec.visibility != "hidden"
+        return self.reproduce_failures and self.question.spec.visibility != "hidden"
 
     @property
     def seed(self) -> int:

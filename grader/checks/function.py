@@ -61,10 +61,20 @@ def output_name(selector: Selector, function: str) -> str:
     return f"output {selector!r} of `{function}`"
 
 
-def call_failure(name: str, result: CallResult, case: dict[str, Any]) -> str:
-    text = f"`{name}({label(case)})` failed: {result.explain()}"
+def call_failure(
+    name: str, result: CallResult, case: dict[str, Any], *, failed: str = "", needed: str = ""
+) -> CaseVerdict:
+    """A case whose call of the student's `name` did not return: `name` is not defined (`needed` says why it was
+    called) or the submission's time is used up, which end the question as an error (unanswered), or the call
+    raised, ran past its limit or ended the worker: a failed case, with its traceback.  `failed` says what
+    failed (default: "`name(case)` failed")."""
+    if result.missing:
+        return CaseVerdict.stop(f"`{name}` is not defined" + (f"; {needed}" if needed else ""))
+    if result.time_up:
+        return CaseVerdict.stop(result.failure_message())
+    text = f"{failed or f'`{name}({label(case)})` failed'}: {result.failure_message()}"
     hint = library_hint(result.error)
-    return f"{text}\n{hint}" if hint else text
+    return CaseVerdict.failed(f"{text}\n{hint}" if hint else text, {"traceback": result.traceback})
 
 
 def side_effect(
@@ -191,7 +201,7 @@ class FunctionCheck:
         finally:
             ctx.session.release(kept, ctx.timeout)
 
-    def _compare_one(  # noqa: C901 (the steps of one case's comparison, in the order a report explains them)
+    def _compare_one(
         self,
         ctx: CheckContext,
         case: dict[str, Any],
@@ -217,11 +227,7 @@ class FunctionCheck:
         if isinstance(result.value, Handle):
             kept.append(result.value)
         if not result.ok:
-            if result.missing:
-                return CaseVerdict.stop(f"`{ctx.answer}` is not defined")
-            if result.time_up:
-                return CaseVerdict.stop(result.explain())
-            return CaseVerdict.failed(call_failure(ctx.answer, result, case), {"traceback": result.traceback})
+            return call_failure(ctx.answer, result, case)
         on = f"on inputs {label(case)}"
         if plan.outputs is None:
             if result.value is None and expected is not None:
@@ -324,13 +330,8 @@ def _student_chain(ctx: CheckContext, value: OutputOf, name: str, kept: list[Han
     needed = f"`{ctx.answer}` is checked on what your `{value.function}` returns (its input `{name}`)"
     result = ctx.session.call(value.function, args, kwargs, timeout=ctx.timeout, keep=True)
     if not result.ok:
-        if result.missing:
-            return CaseVerdict.stop(f"`{value.function}` is not defined; {needed}")
-        if result.time_up:
-            return CaseVerdict.stop(result.explain())
-        message = f"`{value.describe()}` failed, so `{ctx.answer}` could not be checked: {result.explain()}"
-        hint = library_hint(result.error)
-        return CaseVerdict.failed(f"{message}\n{hint}" if hint else message, {"traceback": result.traceback})
+        failed = f"`{value.describe()}` failed, so `{ctx.answer}` could not be checked"
+        return call_failure(value.function, result, {}, failed=failed, needed=needed)
     if not isinstance(result.value, Handle):
         return CaseVerdict.failed(f"the result of `{value.describe()}` could not be kept for `{ctx.answer}`")
     kept.append(result.value)
@@ -356,7 +357,7 @@ def _pick(ctx: CheckContext, handle: Handle, selector: Selector, *, keep: bool, 
             return f"output {selector!r} of `{function}` could not be kept"
         return _Picked(item)
     if not result.ok:
-        return f"output {selector!r} of `{function}` could not be read: {result.explain()}"
+        return f"output {selector!r} of `{function}` could not be read: {result.failure_message()}"
     kind, size = str(reply.get("type", "?")), reply.get("size")
     if kind == "NoneType":
         return f"`{function}` returned None: is a `return` missing?"

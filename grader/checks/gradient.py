@@ -16,7 +16,7 @@ import torch
 from grader.checks.base import CheckContext, question_seed
 from grader.checks.details.gradient import GradientDetails as GradientDetails
 from grader.checks.function import call_failure
-from grader.checks.support.cases import CaseVerdict, clone, generate_cases, label, rebuilder, same_kind
+from grader.checks.support.cases import CaseVerdict, clone, generate_cases, label, rebuilder, same_kind, tally
 from grader.checks.support.compare import describe, is_array, relative_error, to_numpy
 from grader.checks.support.diagnose import around, diagnose, diagnose_shapes
 from grader.checks.support.shrink import Contract, reproduction
@@ -189,11 +189,7 @@ def judge(
 ) -> CaseVerdict:
     """One case's verdict, as grading and the kit both give it."""
     if not result.ok:
-        if result.missing:
-            return CaseVerdict.stop(f"`{answer}` is not defined")
-        if result.time_up:
-            return CaseVerdict.stop(result.explain())
-        return CaseVerdict.failed(call_failure(answer, result, case), {"traceback": result.traceback})
+        return call_failure(answer, result, case)
     on = f"on inputs {label(case)}"
     rel, problem = gradient_error(expected, result.value)
     if rel is None:
@@ -226,18 +222,16 @@ def judge(
 def gradient_outcome(
     cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], max_rel_error: float
 ) -> Outcome:
-    """All cases must pass; the first that does not is the question's failure (its index in `case_index`)."""
-    errors: list[float] = []
-    for i, case in enumerate(cases):
-        verdict = one(case)
-        problem, info = verdict.problem, verdict.details
-        if verdict.unanswered:
-            return Outcome.error(problem or "")
-        if "rel_error" in info:
-            errors.append(info["rel_error"])
-        if problem is not None:
-            record = GradientDetails.from_dict({**info, "rel_errors": errors, "max_rel_error": max_rel_error})
-            return Outcome.failed(problem, **{**info, **record.serialize(), "case_index": i})
+    """All cases must pass (`tally`, all or nothing); the first that does not is the question's failure (its index
+    in `case_index`).  The relative error of every case judged is kept."""
+    t = tally(cases, one, partial=False)
+    if t.error is not None:
+        return Outcome.error(t.error)
+    errors = [info["rel_error"] for info in t.judged if "rel_error" in info]
+    if t.failure is not None:
+        info = t.failure.details
+        record = GradientDetails.from_dict({**info, "rel_errors": errors, "max_rel_error": max_rel_error})
+        return Outcome.failed(t.failure.problem, **{**info, **record.serialize(), "case_index": t.failure.index})
     inputs = f"all {len(cases)} test inputs" if len(cases) > 1 else "the test input"
     record = GradientDetails(rel_errors=errors, max_rel_error=max_rel_error)
     return Outcome.passed(

@@ -50,7 +50,7 @@ class Answer:
         """Call the kept object (e.g. a returned transform) in the worker; its output comes back as plain data."""
         result = self.session.call(self._handle(), list(args), timeout=self.timeout, seed=seed)
         if not result.ok:
-            raise StudentFailure(f"calling the returned {self._handle().type_name} failed: {result.explain()}")
+            raise StudentFailure(f"calling the returned {self._handle().type_name} failed: {result.failure_message()}")
         return result.value
 
     def param_groups(self, model: str = "model") -> dict[str, Any]:
@@ -58,7 +58,7 @@ class Answer:
         request = DescribeGroups(groups=self._handle().id, model=self.models[model].id)
         result = self.session.request_call(request, self.timeout)
         if not result.ok or not isinstance(result.value, dict):
-            raise StudentFailure(f"the returned groups could not be inspected: {result.explain() or 'no description'}")
+            raise StudentFailure(f"the returned groups could not be inspected: {result.failure_message() or 'no description'}")
         return result.value
 
     def _handle(self) -> Handle:
@@ -73,7 +73,7 @@ def matches(reference: Callable[..., Any], rtol: float = 1e-6, atol: float = 1e-
     def predicate(inputs: dict[str, Any], answer: Answer) -> Verdict:
         expected = call_reference(reference, inputs, getattr(reference, "__name__", "reference"))
         bad = compare(expected, answer.value, Tolerance(rtol, atol))
-        return (True, "matches the reference") if bad is None else (False, bad.explain())
+        return (True, "matches the reference") if bad is None else (False, bad.summary())
 
     return predicate
 
@@ -131,11 +131,7 @@ class PropertyCheck:
         sent = [models.handles.get(k, clone(v)) for k, v in case.items()]
         result = ctx.session.call(ctx.answer, sent, timeout=ctx.timeout, echo_args=opts.pure, keep=opts.keep)
         if not result.ok:
-            if result.missing:
-                return CaseVerdict.stop(f"`{ctx.answer}` is not defined")
-            if result.time_up:
-                return CaseVerdict.stop(result.explain())
-            return CaseVerdict.failed(call_failure(ctx.answer, result, case), {"traceback": result.traceback})
+            return call_failure(ctx.answer, result, case)
         if opts.pure:
             student = StudentSignature.of((c.source for c in ctx.submission.cells), ctx.answer)
             changed = _changed_tensors(case, result, student) or _changed_models(ctx, models)
@@ -166,7 +162,7 @@ def _build_models(ctx: CheckContext, case: dict[str, Any], where: str) -> tuple[
         result = ctx.session.request_call(BuildModel(spec=_encode_spec(spec)), ctx.timeout)
         built = result.value if result.ok and isinstance(result.value, dict) else {}
         if not isinstance(built.get("handle"), Handle):
-            return models, f"the model `{name}` could not be built in your notebook's process ({result.explain()})"
+            return models, f"the model `{name}` could not be built in your notebook's process ({result.failure_message()})"
         if digest_difference(models.digests[name], built.get("digest")):
             # Student code changed torch's defaults or builders before the call: the model given is not the handout's.
             return models, f"the model `{name}` built in your notebook's process differs from the grader's"
@@ -194,7 +190,7 @@ def _changed_models(ctx: CheckContext, models: _Models) -> str | None:
     for name, handle in models.handles.items():
         result = ctx.session.request_call(ModelDigest(model=handle.id), ctx.timeout)
         if not result.ok:
-            return f"the model `{name}` could not be read after the call ({result.explain()})"
+            return f"the model `{name}` could not be read after the call ({result.failure_message()})"
         difference = digest_difference(models.digests[name], result.value)
         if difference:
             return f"the model `{name}` was changed: {difference}"

@@ -150,12 +150,12 @@ class TrainingCheck:
         if result.missing:
             return Outcome.error(result.error)
         if result.time_up:
-            return Outcome.error(result.explain(), **details)
+            return Outcome.error(result.failure_message(), **details)
         if result.timed_out:
-            message = f"the training run was stopped: {result.explain()}; no credit"
+            message = f"the training run was stopped: {result.failure_message()}; no credit"
             return Outcome.failed(message, timed_out=True, **details)
         if not result.ok:
-            return Outcome.failed(f"the training run failed: {result.explain()}", traceback=result.traceback, **details)
+            return Outcome.failed(f"the training run failed: {result.failure_message()}", traceback=result.traceback, **details)
         return _score(opts, result.value if isinstance(result.value, dict) else {}, labels, details)
 
 

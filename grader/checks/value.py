@@ -50,5 +50,5 @@ class ValueCheck:
         bad = compare(expected, got.value, Tolerance(opts.rtol, opts.atol))
         if bad:
             details = ValueDetails(Difference.from_dict(bad.details))
-            return Outcome.failed(f"`{ctx.answer}` is wrong: {bad.explain()}", **details.serialize())
+            return Outcome.failed(f"`{ctx.answer}` is wrong: {bad.summary()}", **details.serialize())
         return Outcome.passed(f"`{ctx.answer}` is correct")

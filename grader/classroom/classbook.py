@@ -2,18 +2,16 @@
 
 `grader show`, `grader status` and `grader export` read here and never write the results.  Who each student
 is (an `Entry` of `grader.sources.discover`: identity, files, group members) lives in an `entries` table of the same
-database, written by `record_entries` as the class is graded; a class graded before that table existed is
+database, written by `Gradebook.record_entries` as the class is graded (grader.classroom.gradebook owns the
+schema; this module only reads); a class graded before that table existed is
 identified again from each result's original path (`grader.sources.discover.identify`).
 """
 from __future__ import annotations
 
 import difflib
-import json
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
-from grader.classroom.gradebook import FILENAME
+from grader.classroom.gradebook import FILENAME, stored_entries, stored_results
 from grader.errors import GraderError
 from grader.results import SubmissionResult
 from grader.sources.discover import Entry, identify
@@ -28,12 +26,8 @@ __all__ = [
     "people",
     "read_entries",
     "read_results",
-    "record_entries",
     "resolve",
 ]
-
-_ENTRIES_SCHEMA = "CREATE TABLE IF NOT EXISTS entries (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"
-
 
 def gradebook_path(out: Path) -> Path:
     path = out / FILENAME
@@ -42,64 +36,14 @@ def gradebook_path(out: Path) -> Path:
     return path
 
 
-def _connect(out: Path) -> sqlite3.Connection:
-    path = gradebook_path(out)
-    try:
-        # Read-only: showing a result must never change the gradebook a running batch is writing.
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-        db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-        return db
-    except sqlite3.DatabaseError as exc:
-        raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
-
-
 def read_results(out: Path) -> list[SubmissionResult]:
     """Every result of the class, sorted by student folder name."""
-    with closing(_connect(out)) as db:
-        try:
-            rows = db.execute("SELECT name, result FROM results ORDER BY name").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise GraderError(f"{out / FILENAME}: cannot read its results: {exc}") from exc
-    results = []
-    for name, text in rows:
-        try:
-            results.append(SubmissionResult.from_dict(json.loads(text)))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise GraderError(f"{out / FILENAME}: the result of {name!r} cannot be read ({exc!r}); grade it again") from exc
-    return results
+    return stored_results(gradebook_path(out))
 
 
 def read_entries(out: Path) -> dict[str, Entry]:
-    """Student folder name -> its entry, where `record_entries` stored them (else empty)."""
-    with closing(_connect(out)) as db:
-        try:
-            rows = db.execute("SELECT name, entry FROM entries").fetchall()
-        except sqlite3.OperationalError:
-            return {}  # graded before entries were recorded: callers identify students from their paths
-    found = {}
-    for name, text in rows:
-        try:
-            found[name] = Entry.from_dict(json.loads(text))
-        except (ValueError, KeyError, TypeError):
-            continue  # an entry this version cannot read is as good as absent: the path still identifies it
-    return found
-
-
-def record_entries(gradebook: Path, entries: dict[str, Entry]) -> None:
-    """Store who each student folder is (call with OUT/gradebook.sqlite and {folder name: entry}); one
-    transaction, replacing earlier rows of the same names."""
-    with closing(sqlite3.connect(gradebook, timeout=60, isolation_level=None)) as db:
-        db.execute(_ENTRIES_SCHEMA)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?)",
-                [(name, json.dumps(e.serialize(), sort_keys=True)) for name, e in entries.items()],
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    """Student folder name -> its entry, where grading recorded them (else empty)."""
+    return stored_entries(gradebook_path(out))
 
 
 def people(out: Path, results: list[SubmissionResult] | None = None) -> dict[str, Entry]:

@@ -13,16 +13,22 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from grader.classroom.tawork import Override
 from grader.errors import GraderError
 from grader.grading.verdict_key import CacheKey
 from grader.results import SubmissionResult
+from grader.sources.discover import Entry
 
 FILENAME = "gradebook.sqlite"
 
-_SCHEMA = """
+# The whole schema of OUT/gradebook.sqlite, every table of it: the class's results, history, overrides and
+# removals (this module), who each student folder is (`entries`, read by grader.classroom.classbook) and the TA
+# workspace's rubric items, comments and adjustments (grader.workspace.store).  The other modules read and write
+# rows; none creates or changes a table.
+_TABLES = """
 CREATE TABLE IF NOT EXISTS results (
     name TEXT PRIMARY KEY,           -- the job name: the output folder and the gradebook's student column
     path TEXT NOT NULL,
@@ -56,20 +62,134 @@ CREATE TABLE IF NOT EXISTS removed (    -- students a TA took out of the class (
     reason TEXT NOT NULL,
     result TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS entries (    -- who each student folder is: grader.sources.discover.Entry.serialize() as JSON
+    name TEXT PRIMARY KEY,
+    entry TEXT NOT NULL
+);
+-- the TA workspace's (grader.workspace.store): rubric items and where they apply, comments, adjustments, versions
+CREATE TABLE IF NOT EXISTS rubric_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    qid TEXT NOT NULL,
+    points REAL NOT NULL,
+    text TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS item_applications (
+    name TEXT NOT NULL,          -- the student folder
+    qid TEXT NOT NULL,
+    item_id INTEGER NOT NULL REFERENCES rubric_items(id),
+    applied INTEGER NOT NULL,    -- 0 once a TA took it off again; the row stays
+    ta TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (name, qid, item_id)
+);
+CREATE TABLE IF NOT EXISTS item_comments (
+    name TEXT NOT NULL,
+    qid TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    ta TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (name, qid)
+);
+CREATE TABLE IF NOT EXISTS workspace_adjustments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    qid TEXT NOT NULL,
+    score REAL NOT NULL,
+    reason TEXT NOT NULL,
+    ta TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS question_versions (
+    qid TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
 """
+
+# The migrations, in order: step i takes a gradebook from version i (its PRAGMA user_version) to version i + 1.
+# Version 0 is any gradebook written before versions were kept: step 0 creates whatever tables it lacks (entries,
+# overrides, removals and the workspace's tables came after results), so that every reader finds them all.  A
+# later change of a table is a new step at the end, never an edit of an earlier one.  Each step is safe to run
+# twice (a process killed between a step and its version bump runs it again).
+_MIGRATIONS: tuple[str, ...] = (_TABLES,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-write connection to the gradebook at `path` (made where there is none yet) in WAL mode, with
+    transactions explicit (isolation_level=None) and the schema brought up to date (`migrate`)."""
+    try:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=check_same_thread)
+    except sqlite3.DatabaseError as exc:
+        raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Run the migrations a gradebook has not had yet.  One from a newer grader (a higher version) is left as it is."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    for step in _MIGRATIONS[version:]:
+        db.executescript(step)
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection: showing a result must never change the gradebook a running batch is writing.  It
+    is not migrated: a table an old gradebook lacks is read as empty by the readers below."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
+
+
+def stored_results(path: Path) -> list[SubmissionResult]:
+    """Every result in the gradebook at `path`, sorted by student folder name, read without writing."""
+    with closing(read_only(path)) as db:
+        try:
+            rows = db.execute("SELECT name, result FROM results ORDER BY name").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise GraderError(f"{path}: cannot read its results: {exc}") from exc
+    results = []
+    for name, text in rows:
+        try:
+            results.append(SubmissionResult.from_dict(json.loads(text)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GraderError(f"{path}: the result of {name!r} cannot be read ({exc!r}); grade it again") from exc
+    return results
+
+
+def stored_entries(path: Path) -> dict[str, Entry]:
+    """Student folder name -> its entry, where `Gradebook.record_entries` stored them (else empty), read without
+    writing."""
+    with closing(read_only(path)) as db:
+        try:
+            rows = db.execute("SELECT name, entry FROM entries").fetchall()
+        except sqlite3.OperationalError:
+            return {}  # graded before entries were recorded: callers identify students from their paths
+    found = {}
+    for name, text in rows:
+        try:
+            found[name] = Entry.from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError):
+            continue  # an entry this version cannot read is as good as absent: the path still identifies it
+    return found
 
 
 class Gradebook:
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            # isolation_level=None: transactions are explicit (`with self._tx()`), one per submission.
-            self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable against a killed process
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
+        self.db = connect(path)  # transactions are explicit, one per submission
+        self.db.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable against a killed process
 
     def __enter__(self) -> Gradebook:
         return self
@@ -79,6 +199,21 @@ class Gradebook:
 
     def close(self) -> None:
         self.db.close()
+
+    def record_entries(self, entries: dict[str, Entry]) -> None:
+        """Store who each student folder is ({folder name: entry}); one transaction, replacing earlier rows of
+        the same names."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?)",
+                [(name, json.dumps(e.serialize(), sort_keys=True)) for name, e in entries.items()],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     def cached(self, name: str, key: CacheKey) -> SubmissionResult | None:
         if not key.submission_sha256:

@@ -32,6 +32,8 @@ from grader.authoring.validate import (
 from grader.errors import GraderError
 from grader.execution.sandbox import Launcher, hiding
 from grader.feedback.terminal import Column, format_duration, is_live, one_line, print_table
+from grader.palette import STATUS_COLOURS
+from grader.results import Status
 from grader.rubric.schema import load_rubric
 
 
@@ -118,7 +120,7 @@ class _Echo:
                    Column("by a sibling", True), Column("equivalent", True), Column("allowed", True),
                    Column("survived", True), Column("score", True)]
         rows = [_row(q) for q in m.questions]
-        styles = [None if q.note else ("green" if q else "red") for q in m.questions]
+        styles = [None if q.note else STATUS_COLOURS[Status.PASSED if q else Status.FAILED].terminal for q in m.questions]
         print_table(self.stream, columns, rows, styles=styles, styled_column=8)
         for q in m.questions:
             for r in q.survivors:

@@ -33,13 +33,13 @@ from typing import ClassVar, Protocol, cast
 
 from grader.execution.workdir import tree_size
 from grader.rubric.schema import Limits
+from grader.worker.protocol import MiB
 
 log = logging.getLogger(__name__)
 
 SANDBOX_MODES = ("auto", "required", "off")
 SANDBOX_HOME = "/home/student"  # the worker's home and working folder inside the sandbox
 SANDBOX_STAGE = "/run/grader/scratch"  # the scratch folder, read-only, copied into SANDBOX_HOME at start
-MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)

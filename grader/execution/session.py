@@ -67,7 +67,8 @@ class CallResult:
     time_up: bool = False  # not run: the submission had used up its total time limit; `error` says so
     limit: str = ""  # the limit a timed-out call reached: "cpu" (its CPU seconds) or "wall" (the backstop)
 
-    def explain(self) -> str:
+    def failure_message(self) -> str:
+        """Why the call returned no value, said to the student (a raise, a time limit, a dead worker...)."""
         if self.time_up:
             return self.error
         if self.timed_out:

@@ -30,9 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Protocol
 
-from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, MiB, WorkerCgroup, compile_grader
+from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, WorkerCgroup, compile_grader
 from grader.execution.workdir import tree_size
 from grader.rubric.schema import Limits
+from grader.worker.protocol import MiB
 
 log = logging.getLogger(__name__)
 

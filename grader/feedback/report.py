@@ -30,6 +30,7 @@ from grader import svg
 from grader.atomic import atomic_write
 from grader.explain import Audience, Block, Fact, View
 from grader.grading.course_setup import SetupProblem, setup_problems
+from grader.palette import STATUS_COLOURS
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.kinds import details_class, find_kind
 from grader.rubric.schema import Rubric
@@ -363,6 +364,7 @@ def _env() -> Environment:
     env.filters["capitalize_first"] = lambda t: str(t)[:1].upper() + str(t)[1:]
     env.globals["explain"] = explain
     env.globals["load_advice"] = load_advice
+    env.globals["colours"] = {status.value: colour.hex for status, colour in STATUS_COLOURS.items()}  # the CSS's
     return env
 
 

@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.feedback.report import Audience, Explanation, explain, summarize
+from grader.palette import STATUS_COLOURS
 from grader.results import QuestionResult, Status, SubmissionResult
 from grader.rubric.schema import Rubric
 
@@ -41,14 +42,7 @@ MARKS = {
     Status.PENDING: "TA",
     Status.GRADER_ERROR: "needs TA",
 }
-STYLES = {
-    Status.PASSED: "green",
-    Status.PARTIAL: "yellow",
-    Status.FAILED: "red",
-    Status.ERROR: "red",
-    Status.PENDING: "blue",
-    Status.GRADER_ERROR: "magenta",
-}
+STYLES = {status: colour.terminal for status, colour in STATUS_COLOURS.items()}
 
 
 def is_live(stream: TextIO) -> bool:

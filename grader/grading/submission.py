@@ -10,7 +10,7 @@ import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from grader import __version__
 from grader.checks import CheckContext, get_kind, kind_spec
@@ -66,7 +66,7 @@ def grade_submission(
         failures = name_failures(submission, session.run_cells())
         results = tuple(
             name_cells(submission, failures, run_question_settled(
-                CheckContext(rubric, q, submission, session, reference, device, explain_failures=True)
+                CheckContext(rubric, q, submission, session, reference, device, reproduce_failures=True)
             ))
             for q in questions
         )
@@ -123,7 +123,20 @@ def _integrity(session: WorkerSession) -> tuple[str, ...]:
         return ()
 
 
-def run_question(ctx: CheckContext) -> QuestionResult:
+Check = Callable[[CheckContext], Outcome]
+Crash = Callable[[CheckContext, Exception], Outcome]  # called while the check's exception is handled
+
+
+def recorded_crash(ctx: CheckContext, exc: Exception) -> Outcome:
+    """A check that crashed while grading: logged, and this question's result needs a TA (`grader_error_outcome`)."""
+    log.exception("the %s check of %s crashed on %s", ctx.question.spec.kind, ctx.question.id, ctx.submission.path)
+    return grader_error_outcome(traceback.format_exc())
+
+
+def run_question(ctx: CheckContext, check: Check | None = None, on_crash: Crash = recorded_crash) -> QuestionResult:
+    """One question: the forbid gate first, then `check` (by default the kind's own).  A check that raises is the
+    grader's own failure on this answer, never the student's: `on_crash` makes it the question's outcome (or
+    raises)."""
     q = ctx.question
     start = time.perf_counter()
     outcome = None
@@ -133,10 +146,9 @@ def run_question(ctx: CheckContext) -> QuestionResult:
         outcome = forbid_outcome(ctx, q.spec.forbid)
     if outcome is None:
         try:
-            outcome = get_kind(q.spec.kind).run(ctx)
-        except Exception:
-            log.exception("the %s check of %s crashed on %s", q.spec.kind, q.id, ctx.submission.path)
-            outcome = grader_error_outcome(traceback.format_exc())
+            outcome = (check or get_kind(q.spec.kind).run)(ctx)
+        except Exception as exc:  # noqa: BLE001 - the grader's own failure on this answer; on_crash logs it
+            outcome = on_crash(ctx, exc)
     return to_result(q, outcome, time.perf_counter() - start)
 
 

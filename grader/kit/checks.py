@@ -8,7 +8,6 @@ and the formula answer reader all run unchanged: the same messages, explanations
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from grader.checks.base import CheckContext
-from grader.checks.forbid import forbid_outcome
 from grader.checks.formula import read_answer
 from grader.checks.function import FunctionCheck, Plan
 from grader.checks.gradient import gradient_outcome, judge
@@ -27,7 +25,7 @@ from grader.checks.support.compare import Tolerance
 from grader.checks.support.shrink import as_held
 from grader.errors import GraderError
 from grader.formula.problem import FormulaProblem, TooLarge, Undefined, Unsupported, compile_formula, show_value
-from grader.grading.submission import to_result
+from grader.grading.submission import run_question
 from grader.kit.hashing import matches
 from grader.kit.schema import (
     Case,
@@ -210,16 +208,18 @@ def runner(kind: str) -> Runner:
 
 
 def run_kit_question(ctx: CheckContext) -> QuestionResult:
-    """One question, as `grader.grading.submission.run_question` grades it: the forbid gate first, then the check."""
-    q = ctx.question
-    start = time.perf_counter()
-    outcome = forbid_outcome(ctx, q.spec.forbid) if q.spec.forbid and q.spec.answer else None
-    if outcome is None:
-        try:
-            outcome = runner(q.spec.kind)(ctx)
-        except GraderError:
-            raise
-        except Exception as exc:  # a crash in a checker is the grader's own failure, never a student's
-            log.exception("kit check %s crashed on %s", q.id, ctx.submission.path)
-            raise GraderError(f"the kit check of {q.id} crashed: {exc!r}") from exc
-    return to_result(q, outcome, time.perf_counter() - start)
+    """One question, as grading runs it (`grader.grading.submission.run_question`: the forbid gate first, then
+    the check), with the kit's checks; a check that crashes stops the kit check with one line (no TA looks)."""
+    return run_question(ctx, _kit_check, _stop)
+
+
+def _kit_check(ctx: CheckContext) -> Outcome:
+    return runner(ctx.question.spec.kind)(ctx)
+
+
+def _stop(ctx: CheckContext, exc: Exception) -> Outcome:
+    """A crash in a checker is the grader's own failure, never a student's."""
+    if isinstance(exc, GraderError):
+        raise exc
+    log.exception("kit check %s crashed on %s", ctx.question.id, ctx.submission.path)
+    raise GraderError(f"the kit check of {ctx.question.id} crashed: {exc!r}") from exc

@@ -12,19 +12,12 @@ from typing import TYPE_CHECKING, TextIO
 
 from grader.feedback.report import Audience, Explanation, explain
 from grader.feedback.terminal import MARKS, print_check
+from grader.palette import STATUS_COLOURS
 from grader.results import Status
 
 if TYPE_CHECKING:  # annotations only: a KitReport shows itself through this module
     from grader.kit.result import KitReport
 
-_COLOURS = {
-    Status.PASSED: "#1a7f37",
-    Status.PARTIAL: "#9a6700",
-    Status.FAILED: "#cf222e",
-    Status.ERROR: "#cf222e",
-    Status.PENDING: "#0969da",
-    Status.GRADER_ERROR: "#8250df",
-}
 
 
 def print_report(report: KitReport, stream: TextIO | None = None) -> None:
@@ -52,7 +45,7 @@ def html(report: KitReport) -> str:
     problems: list[str] = []
     for q in result.questions:
         view = explain(q, Audience.STUDENT, python_file=python_file)
-        colour = _COLOURS.get(q.status, "inherit")
+        colour = STATUS_COLOURS[q.status].hex
         why = "" if q.status is Status.PASSED else escape(view.summary)
         rows.append(
             f"<tr><td>{escape(q.qid)} {escape(q.title)}</td>"
@@ -78,7 +71,7 @@ def html(report: KitReport) -> str:
     parts.extend(problems)
     for c in result.cell_failures:
         parts.append(_details(f"code {c.name} failed ({c.reason})", Explanation("", traceback=(c.message, *c.traceback[-6:])), False))
-    mark = "#1a7f37" if not report.failed else "#cf222e"
+    mark = STATUS_COLOURS[Status.FAILED if report.failed else Status.PASSED].hex
     parts.append(f'<p style="font-weight:bold;color:{mark}">{escape(report.summary())}</p></div>')
     return "".join(parts)
 

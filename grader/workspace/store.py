@@ -1,62 +1,21 @@
-"""The workspace's own tables in OUT/gradebook.sqlite: rubric items, where they are applied, TA comments,
-adjustments, and a version per question so that a page can tell when someone else changed it.
+"""The workspace's own rows in OUT/gradebook.sqlite: rubric items, where they are applied, TA comments,
+adjustments, and a version per question so that a page can tell when someone else changed it.  The tables
+themselves are declared, with the rest of the schema, in grader.classroom.gradebook.
 
 Nothing here is ever deleted: an item is edited in place (every student it is applied to follows), an
 application is switched off by a flag and keeps who did it and when.
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.classroom.gradebook import FILENAME
+from grader.classroom.classbook import gradebook_path
+from grader.classroom.gradebook import connect
 from grader.errors import GraderError
 
 __all__ = ["Adjustment", "RubricItem", "Store"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rubric_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    qid TEXT NOT NULL,
-    points REAL NOT NULL,
-    text TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS item_applications (
-    name TEXT NOT NULL,          -- the student folder
-    qid TEXT NOT NULL,
-    item_id INTEGER NOT NULL REFERENCES rubric_items(id),
-    applied INTEGER NOT NULL,    -- 0 once a TA took it off again; the row stays
-    ta TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (name, qid, item_id)
-);
-CREATE TABLE IF NOT EXISTS item_comments (
-    name TEXT NOT NULL,
-    qid TEXT NOT NULL,
-    comment TEXT NOT NULL,
-    ta TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (name, qid)
-);
-CREATE TABLE IF NOT EXISTS workspace_adjustments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    qid TEXT NOT NULL,
-    score REAL NOT NULL,
-    reason TEXT NOT NULL,
-    ta TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS question_versions (
-    qid TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class RubricItem:
@@ -84,15 +43,7 @@ class Store:
     """One connection to OUT/gradebook.sqlite; each write is its own transaction and bumps the question's version."""
 
     def __init__(self, out: Path) -> None:
-        path = out / FILENAME
-        if not path.is_file():
-            raise GraderError(f"{out} has no {FILENAME}: is it a folder `grader grade --out` wrote?")
-        try:
-            self.db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise GraderError(f"cannot open the gradebook {path}: {exc}") from exc
+        self.db = connect(gradebook_path(out), check_same_thread=False)  # the tables are grader.classroom.gradebook's
 
     def close(self) -> None:
         self.db.close()

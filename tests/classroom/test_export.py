@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.classroom.classbook import record_entries
-from grader.classroom.gradebook import FILENAME
+from grader.classroom.gradebook import FILENAME, Gradebook
 from grader.cli.export import export_canvas, export_moodle
 from grader.cli.main import main
 from grader.grading.submission import grade_submission
@@ -94,7 +93,8 @@ def test_recorded_entries_carry_group_members(tmp_path: Path) -> None:
         result("a", str(alice.main), {"q1": (5, P), "q2": (5, P)}),
         result("b", str(bob.main), {"q1": (2.5, P), "q2": (0, F)}),
     ])
-    record_entries(out / FILENAME, {"a": alice, "b": bob})
+    with Gradebook(out / FILENAME) as book:
+        book.record_entries({"a": alice, "b": bob})
     to = tmp_path / "c.csv"
     export_canvas(out, ROSTER, to, assignment_id="7")
     assert [r[5] for r in rows(to)[1:]] == ["10", "2.5", "", "2.5"]  # Dan shares Bob's group score
@@ -183,7 +183,8 @@ def test_graded_canvas_class_round_trip(tmp_path: Path) -> None:
         for e, n in zip(d.entries, names)
     ]
     out = write_class(tmp_path / "out", graded)
-    record_entries(out / FILENAME, dict(zip(names, d.entries)))
+    with Gradebook(out / FILENAME) as book:
+        book.record_entries(dict(zip(names, d.entries)))
     to = tmp_path / "c.csv"
     export_canvas(out, ROSTER, to, assignment_id="3")
     assert [(r[0], r[5]) for r in rows(to)[1:]] == [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.classroom.classbook import find_result, read_results, record_entries
-from grader.classroom.gradebook import FILENAME
+from grader.classroom.classbook import find_result, read_results
+from grader.classroom.gradebook import FILENAME, Gradebook
 from grader.cli.main import main
 from grader.cli.show import show
 from grader.cli.status import classify, status
@@ -26,7 +26,8 @@ def out(tmp_path: Path) -> Path:
         result("dan", "d.py", {"q1": (5, P), "q2": (0, ERR)}, cell_failures=(TIMEOUT,)),
         result("eve", "e.py", {"q1": (5, P), "q2": (0, GERR)}),
     ])
-    record_entries(folder / FILENAME, {"alice": Entry(Path("a.py"), (Path("a.py"),), Identity("s001", "Alice Smith", "s001"))})
+    with Gradebook(folder / FILENAME) as book:
+        book.record_entries({"alice": Entry(Path("a.py"), (Path("a.py"),), Identity("s001", "Alice Smith", "s001"))})
     return folder
 
 

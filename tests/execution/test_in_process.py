@@ -84,7 +84,7 @@ def test_a_loop_meets_its_limit_and_the_notebooks_alarm_handler_comes_back(sessi
     finally:
         signal.signal(signal.SIGALRM, previous)
     assert (result.ok, result.timed_out, result.limit) == (False, True, "wall")
-    assert result.explain().startswith("your code ran past its wall-clock time limit")
+    assert result.failure_message().startswith("your code ran past its wall-clock time limit")
 
 
 def test_closing_leaves_the_notebook_as_it_was(namespace: dict[str, Any]) -> None:

@@ -131,7 +131,7 @@ def _grade_under_load(rubric: Rubric, path: Path, busy_cores: Callable[[], None]
     with WorkerSession(submission, rubric.limits) as session:
         assert session.run_cells() == []
         busy_cores()
-        ctx = CheckContext(rubric, rubric.questions[0], submission, session, rubric.load_reference(), explain_failures=True)
+        ctx = CheckContext(rubric, rubric.questions[0], submission, session, rubric.load_reference(), reproduce_failures=True)
         return run_question_settled(ctx)
 
 

@@ -72,7 +72,7 @@ def test_an_oversized_forged_reply_is_never_read(session):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert (result.ok, result.explain()) == (False, "your function returned 60 MB; the limit for this question is 16 MB")
+    assert (result.ok, result.failure_message()) == (False, "your function returned 60 MB; the limit for this question is 16 MB")
     assert peak < 8 * MB  # the 60 MB stayed in the pipe: the grader read the header only
     assert s.get("answer").value == 42  # a fresh worker answers the next request
 
@@ -81,7 +81,7 @@ def test_an_honest_value_over_the_bound_is_refused_by_the_worker_which_lives_on(
     s = session("import torch\nbig = torch.zeros(5 * 2**20)\ndef f():\n    return big\nanswer = 42")
     pid = worker_process(s).pid
     result = s.call("f", timeout=20)
-    assert result.explain() == "your function returned 26.7 MB; the limit for this question is 16 MB"
+    assert result.failure_message() == "your function returned 26.7 MB; the limit for this question is 16 MB"
     assert s.get("big").error == "`big` is 26.7 MB as data; the limit for this question is 16 MB"
     assert s.get("answer").value == 42 and worker_process(s).pid == pid
 
@@ -90,7 +90,7 @@ def test_a_bigger_bound_for_requests_that_return_big_values(session):
     s = session("import torch\ndef f(x):\n    return x + 1")
     result = s.call("f", [torch.zeros(4 * 2**20)], timeout=20)  # 16 MB in, 16 MB out: within 16 MB + twice the request
     assert result.ok and result.value.shape == (4 * 2**20,)
-    small = s.call("f", [torch.zeros(4)], reply_limit=100).explain()  # an explicit bound wins
+    small = s.call("f", [torch.zeros(4)], reply_limit=100).failure_message()  # an explicit bound wins
     assert small.startswith("your function returned ") and small.endswith(" bytes; the limit for this question is 100 bytes")
 
 
@@ -117,7 +117,7 @@ def f():
 def test_a_deeply_nested_forged_reply_is_malformed_not_a_recursion_error(session):
     s = session(forging('b\'{"ok": true, "value": \' + b"[" * 50_000 + b"]" * 50_000 + b"}"'))
     result = s.call("f")
-    assert result.explain() == "the worker's reply was malformed: it is nested deeper than 104 levels"
+    assert result.failure_message() == "the worker's reply was malformed: it is nested deeper than 104 levels"
 
 
 REPLACED_FIELDS = [
@@ -137,13 +137,13 @@ REPLACED_FIELDS = [
 def test_reply_fields_of_other_types_are_a_clear_result(session, raw, problem):
     s = session(forging(f"{raw!r}.encode()"))
     result = s.call("f")
-    assert (result.ok, result.explain()) == (False, f"the worker's reply was malformed: {problem}")
+    assert (result.ok, result.failure_message()) == (False, f"the worker's reply was malformed: {problem}")
     assert s.get("answer").error == f"`answer` could not be read: the worker's reply was malformed: {problem}"
 
 
 def test_a_surrogate_in_a_forged_reply_becomes_a_replacement_character(session):
     s = session(forging('b\'{"ok": false, "error": "bad \\\\ud800 value"}\''))
-    assert s.call("f").explain() == "bad \ufffd value"
+    assert s.call("f").failure_message() == "bad \ufffd value"
 
 
 # -- deadlines on writing ------------------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def test_encode_describes_what_is_not_a_real_dense_array():
 )
 def test_compare_never_raises_on_student_values(expected, got, message):
     bad = compare(expected, got)
-    assert bad is not None and bad.explain() == message
+    assert bad is not None and bad.summary() == message
 
 
 def test_describe_shows_a_diagnostic_as_it_is():

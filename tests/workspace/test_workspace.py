@@ -176,12 +176,12 @@ def test_grading_over_http_with_a_stale_page_says_so(ws: Workspace, klass: Path)
 
 
 def test_the_class_at_a_glance_filters_by_pending_late_and_score(ws: Workspace, klass: Path) -> None:
-    from grader.classroom.classbook import record_entries
     from grader.sources.discover import Entry
     from grader.sources.roster import Identity
     from grader.workspace.marking import ClassFilter
 
-    record_entries(klass / "gradebook.sqlite", {"cat": Entry(klass / "cat.py", (klass / "cat.py",), Identity("cat"), late=True)})
+    with Gradebook(klass / FILENAME) as book:
+        book.record_entries({"cat": Entry(klass / "cat.py", (klass / "cat.py",), Identity("cat"), late=True)})
     correct = ws.add_item("q2.1", 0, "correct")
     ws.apply("q2.1", ["ann", "ben"], correct.id)
     ws.adjust("ann", "q2.2", 1, "half of it")

@@ -110,30 +110,57 @@ class CaseVerdict:
 PASSED = CaseVerdict()
 
 
-def roll_up(cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], partial: bool) -> Outcome:
-    """Run `one` on each case and make one outcome of their verdicts.
+@dataclass(frozen=True)
+class Failure:
+    """The first case that failed: its index among the cases, the problem and its details."""
 
-    All or nothing stops at the first failure; `partial` goes on and credits the share of cases passed.  An
-    unanswered case (a missing answer, or the submission's total time used up) ends the question at once as an
-    error.
-    """
-    passed, first_failure, details = 0, None, {}
-    for case in cases:
+    index: int
+    problem: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A question's cases as `tally` judged them: how many passed, each judged case's details in order, the
+    first failure, and `error` where the question ended at once (the answer is missing or not checked)."""
+
+    total: int
+    passed: int
+    judged: tuple[dict[str, Any], ...]
+    failure: Failure | None = None
+    error: str | None = None
+
+
+def tally(cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], partial: bool) -> Tally:
+    """Run `one` on each case.  All or nothing stops at the first failure; `partial` goes on to count the cases
+    passed.  An unanswered case (the answer is not defined, or the submission used up its total time) stops at
+    once: `error`."""
+    passed, judged, failure = 0, [], None
+    for i, case in enumerate(cases):
         verdict = one(case)
+        judged.append(verdict.details)
         if verdict.unanswered:
-            return Outcome.error(verdict.problem or "")
+            return Tally(len(cases), passed, tuple(judged), failure, error=verdict.problem or "")
         if verdict.problem is None:
             passed += 1
-        elif first_failure is None:
-            first_failure, details = verdict.problem, {**verdict.details, "case": label(case)}
+        elif failure is None:
+            failure = Failure(i, verdict.problem, verdict.details)
             if not partial:
                 break
-    total = len(cases)
-    if first_failure is None:
-        return Outcome.passed(f"correct on all {total} test inputs" if total > 1 else "correct on the test input")
-    fraction = passed / total if partial else 0.0
-    summary = f"{passed} of {total} test inputs correct. " if partial else ""
-    return Outcome(fraction, summary + first_failure, details)
+    return Tally(len(cases), passed, tuple(judged), failure)
+
+
+def roll_up(cases: list[dict[str, Any]], one: Callable[[dict[str, Any]], CaseVerdict], partial: bool) -> Outcome:
+    """One outcome of the cases as `tally` judges them: all or nothing, or with `partial` the share of cases
+    passed; a missing answer or one not checked is an error."""
+    t = tally(cases, one, partial)
+    if t.error is not None:
+        return Outcome.error(t.error)
+    if t.failure is None:
+        return Outcome.passed(f"correct on all {t.total} test inputs" if t.total > 1 else "correct on the test input")
+    fraction = t.passed / t.total if partial else 0.0
+    summary = f"{t.passed} of {t.total} test inputs correct. " if partial else ""
+    return Outcome(fraction, summary + t.failure.problem, {**t.failure.details, "case": label(cases[t.failure.index])})
 
 
 def call_reference(fn: Callable[..., Any], case: dict[str, Any], where: str) -> Any:

@@ -31,7 +31,8 @@ class Mismatch:
     where: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
-    def explain(self) -> str:
+    def summary(self) -> str:
+        """The mismatch in one line: where, then why."""
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
