@@ -11,7 +11,8 @@ from typing import Callable
 import nbformat
 import pytest
 
-from grader.execution.sandbox import bwrap_problem
+from grader.execution import forkserver
+from grader.execution.sandbox import BwrapLauncher, Launcher, bwrap_problem
 from grader.execution.session import WorkerSession
 from grader.execution.transport import PipeTransport
 from grader.execution.zygote import WarmProcess
@@ -28,11 +29,27 @@ os.environ.setdefault("GRADER_WARM", "0")
 # `grader check --kit` run by tests checks in its own process; tests/cli/test_check_daemon.py starts daemons itself
 # (in a private folder of its own) and stops every one it started.
 os.environ.setdefault("GRADER_DAEMON", "0")
+# Likewise the fork server: tests/execution/test_forkserver.py and the isolation tests start it themselves and
+# check it against bubblewrap, so that the rest of the suite keeps grading as before.
+os.environ.setdefault("GRADER_FORKSERVER", "0")
 
 
 needs_bwrap = pytest.mark.skipif(
     bwrap_problem() is not None, reason=f"no bubblewrap sandbox here: {bwrap_problem()} (.ci/run installs it as root)"
 )
+needs_forkserver = pytest.mark.skipif(
+    forkserver.forkserver_problem() is not None,
+    reason=f"the fork server cannot build a sandbox here: {forkserver.forkserver_problem()}",
+)
+# The two sandboxes every isolation test runs under: a fresh bubblewrap worker, and a worker forked by the fork
+# server (one per test process, shared by every test, as a batch's slots share it).
+SANDBOXES = [pytest.param("bwrap", marks=needs_bwrap), pytest.param("forkserver", marks=needs_forkserver)]
+
+
+def sandboxed(kind: str, base: BwrapLauncher | None = None) -> Launcher:
+    """The launcher of one of SANDBOXES, around `base` (its mounts and hidden paths)."""
+    base = base or BwrapLauncher()
+    return base if kind == "bwrap" else forkserver.start(base)
 
 
 def call(session: WorkerSession, name: str, *args: object, timeout: float = 30) -> object:

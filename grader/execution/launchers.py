@@ -1,8 +1,9 @@
-"""Which launcher a command's workers run under: bubblewrap where it can start (warm, through a zygote, unless
-GRADER_WARM=0), else plain processes with a warning, or a refusal where the sandbox is required.
+"""Which launcher a command's workers run under: the fork server where it can build its sandboxes (unless
+GRADER_FORKSERVER=0), else bubblewrap where it can start (warm, through a zygote, unless GRADER_WARM=0), else plain
+processes with a warning, or a refusal where the sandbox is required.
 
-Above both grader/execution/sandbox.py (the launchers) and grader/execution/zygote.py (the warm one), so neither imports the other
-back."""
+Above grader/execution/sandbox.py (the launchers), zygote.py (the warm one) and forkserver.py, so none of them
+imports another back."""
 from __future__ import annotations
 
 import functools
@@ -10,7 +11,7 @@ import os
 import sys
 
 from grader.errors import GraderError
-from grader.execution import sandbox
+from grader.execution import forkserver, sandbox
 from grader.execution.sandbox import Launcher
 from grader.execution.zygote import WarmLauncher
 
@@ -20,6 +21,9 @@ def choose_launcher(mode: str) -> Launcher:
         raise GraderError(f"--sandbox must be one of {', '.join(sandbox.SANDBOX_MODES)}, not {mode!r}")
     if mode == "off":
         return sandbox.PlainLauncher()
+    if forkserver.wanted() and forkserver.forkserver_problem() is None:
+        # Started now: the server imports torch while the command reads the rubric and the submissions.
+        return forkserver.start(sandbox.BwrapLauncher())
     problem = sandbox.bwrap_problem()  # looked up on the module, so a test can stand in for it
     if problem is None:
         return warm(sandbox.BwrapLauncher())
@@ -30,8 +34,8 @@ def choose_launcher(mode: str) -> Launcher:
 
 
 def warm(launcher: sandbox.BwrapLauncher) -> Launcher:
-    """The launcher with a warm zygote per grading process (grader/execution/zygote.py), unless GRADER_WARM=0 asks for a
-    fresh worker per submission."""
+    """The launcher with a warm zygote per grading process (grader/execution/zygote.py), unless GRADER_WARM=0 asks
+    for a fresh worker per submission."""
     if os.environ.get("GRADER_WARM", "1") == "0":
         return launcher
     return WarmLauncher(launcher)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from grader.execution.workdir import tree_size
 
@@ -55,10 +55,30 @@ class Launch:
 
 
 class Launcher(Protocol):
+    """How a session starts its worker.  What a launcher can do beyond `launch` it declares, so that no caller
+    probes for methods: `hides` (a `HidingLauncher`: paths made invisible to the worker), `sets_threads` (a
+    `ThreadedLauncher`: each worker's share of the cores) and `forks` (a `zygote.ForkingLauncher`: a worker
+    forked by a warm process, `spawn`)."""
+
+    # Properties, so that class attributes (ClassVars) fit.
     @property
-    def name(self) -> str: ...  # a property, so that a class attribute (BwrapLauncher's ClassVar) fits
+    def name(self) -> str: ...
+    @property
+    def forks(self) -> bool: ...
+    @property
+    def hides(self) -> bool: ...
+    @property
+    def sets_threads(self) -> bool: ...
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch: ...
+
+
+class HidingLauncher(Launcher, Protocol):
+    def hiding(self, paths: Iterable[Path]) -> Launcher: ...
+
+
+class ThreadedLauncher(Launcher, Protocol):
+    def with_threads(self, threads: int) -> Launcher: ...
 
 
 def worker_env(scratch: Path) -> dict[str, str]:
@@ -114,7 +134,10 @@ def set_rlimits(limits: Limits, cgroup: WorkerCgroup | None = None) -> None:
 class PlainLauncher:
     """No OS isolation: rlimits, a scratch directory as working directory, a new session for clean-up."""
 
-    name = "none"
+    name: ClassVar[str] = "none"
+    forks: ClassVar[bool] = False
+    hides: ClassVar[bool] = False
+    sets_threads: ClassVar[bool] = False
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
         cgroup = WorkerCgroup.create(limits)
@@ -188,6 +211,9 @@ class BwrapLauncher:
     """The worker inside bubblewrap.  Plain data (paths, tuples), so it pickles into the process pool."""
 
     name: ClassVar[str] = "bwrap"
+    forks: ClassVar[bool] = False
+    hides: ClassVar[bool] = True
+    sets_threads: ClassVar[bool] = False
     bwrap: str = "bwrap"
     roots: tuple[str, ...] = field(default_factory=lambda: tuple(map(str, python_roots())))
     hidden: tuple[str, ...] = ()  # files or folders under `roots` the worker must not see (a reference, rubrics)
@@ -196,12 +222,22 @@ class BwrapLauncher:
         return replace(self, hidden=tuple(dict.fromkeys([*self.hidden, *(str(Path(p).resolve()) for p in paths)])))
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
-        env = {**worker_env(scratch), "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student"}
         argv = [self.bwrap, *self.mounts(scratch, limits), "--", *self._limited(worker_argv, limits)]
         cgroup = WorkerCgroup.create(limits)
         return Launch(
-            argv, env, str(scratch), lambda: set_rlimits(limits, cgroup), cgroup.cleanup if cgroup else None, cgroup
+            argv, self.environment(scratch), str(scratch), lambda: set_rlimits(limits, cgroup),
+            cgroup.cleanup if cgroup else None, cgroup,
         )
+
+    @staticmethod
+    def environment(scratch: Path) -> dict[str, str]:
+        """The worker's environment inside the sandbox."""
+        return {**worker_env(scratch), "HOME": SANDBOX_HOME, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student"}
+
+    @staticmethod
+    def rlimits(limits: Limits) -> list[tuple[int, int]]:
+        """Every rlimit a sandboxed worker gets: `set_rlimits`' and the trampoline's RLIMIT_NPROC."""
+        return [*rlimit_pairs(limits), (resource.RLIMIT_NPROC, limits.processes)]
 
     def mounts(self, scratch: Path, limits: Limits) -> list[str]:
         args = [
@@ -622,11 +658,11 @@ def default_sandbox_mode(command: str) -> str:
 
 def with_threads(launcher: Launcher | None, threads: int) -> Launcher | None:
     """The launcher whose workers each use `threads` threads, where it sets them after fork (a warm one)."""
-    set_threads = getattr(launcher, "with_threads", None)
-    return set_threads(threads) if callable(set_threads) else launcher
+    if launcher is None or not launcher.sets_threads:
+        return launcher
+    return cast(ThreadedLauncher, launcher).with_threads(threads)
 
 
 def hiding(launcher: Launcher, paths: Iterable[Path]) -> Launcher:
     """The launcher with `paths` made invisible to the worker, where it can hide anything."""
-    hide = getattr(launcher, "hiding", None)
-    return hide(paths) if callable(hide) else launcher
+    return cast(HidingLauncher, launcher).hiding(paths) if launcher.hides else launcher

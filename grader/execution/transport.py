@@ -21,7 +21,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, cast
 
 from grader.execution.replies import Reply, parse_reply
 from grader.execution.sandbox import Launch, Launcher, worker_argv
@@ -31,7 +31,7 @@ from grader.worker.messages import ReplyFields, Request, Timed
 from grader.worker.protocol import ChannelClosed, GarbledStream, MiB
 
 if TYPE_CHECKING:
-    from grader.execution.zygote import WarmProcess
+    from grader.execution.zygote import ForkingLauncher, WarmProcess
     from grader.worker.main import Worker
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,9 @@ class PipeTransport:
 
     def close(self) -> None:
         proc: subprocess.Popen[bytes] | WarmProcess | None = self.proc
-        retire = getattr(proc, "retire", None)
-        if retire is not None:  # a warm worker: its zygote reaps it and removes its cgroup before the next
-            retire()
+        if proc is not None and not isinstance(proc, subprocess.Popen):
+            # A warm worker: its zygote (or the fork server) reaps it, and its cgroup is removed, before the next.
+            proc.retire()
             self.launch = None
             proc = None
         if proc is not None:
@@ -270,16 +270,16 @@ def start_worker(
 def _spawn_warm(
     launcher: Launcher, scratch: Path, limits: Limits, log_path: Path | None, fds: tuple[int, int, int, int]
 ) -> tuple[WarmProcess, Launch] | None:
-    """A worker forked by this process's zygote, where the launcher has one (grader.execution.zygote); None
-    where it has none or the zygote failed (logged), and a fresh worker is started instead."""
-    spawn = getattr(launcher, "spawn", None)
-    if spawn is None:
+    """A worker forked by a warm process (this process's zygote, or the batch's fork server: zygote.py,
+    forkserver.py), where the launcher forks; None where it does not or the fork failed (logged), and a fresh
+    worker is started instead."""
+    if not launcher.forks:
         return None
     from grader.execution.zygote import ZygoteError
 
     req_r, resp_w = fds[0], fds[3]
     try:
-        proc, launch = spawn(scratch, limits, log_path, req_r, resp_w)
+        proc, launch = cast("ForkingLauncher", launcher).spawn(scratch, limits, log_path, req_r, resp_w)
     except ZygoteError as exc:
         log.warning("no warm worker for %s, starting a fresh one: %s", log_path or scratch, exc)
         return None

@@ -21,6 +21,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from grader.execution.sandbox import Launch, WorkerCgroup, set_rlimits, worker_env
 from grader.rubric.schema import Limits
@@ -35,6 +36,9 @@ class UserLauncher:
 
     uid: int = STUDENT_UID
     name: str = "user"
+    forks: ClassVar[bool] = False
+    hides: ClassVar[bool] = False
+    sets_threads: ClassVar[bool] = False
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
         _give(scratch, self.uid)

@@ -28,9 +28,9 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, Iterable
+from typing import ClassVar, Iterable, Mapping, Protocol
 
-from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader
+from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, WorkerCgroup, compile_grader
 from grader.execution.workdir import tree_size
 from grader.rubric.schema import Limits
 from grader.worker.protocol import MiB
@@ -63,6 +63,9 @@ class WarmLauncher:
     threads: int = 1
 
     name: ClassVar[str] = "bwrap"  # the same sandbox as a fresh worker's, recorded alike
+    forks: ClassVar[bool] = True
+    hides: ClassVar[bool] = True
+    sets_threads: ClassVar[bool] = True
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
         return self.base.launch(worker_argv, scratch, limits)
@@ -94,15 +97,24 @@ class WarmLauncher:
             raise
 
 
+class ForkingLauncher(Launcher, Protocol):
+    """A launcher whose `forks` is true: a worker forked by a warm process (a zygote, the fork server)."""
+
+    def spawn(
+        self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int
+    ) -> tuple[WarmProcess, Launch]: ...
+
+
 class WarmProcess:
     """The grader's view of a forked worker, shaped like `subprocess.Popen` where the session uses one."""
 
     pid = 0  # not addressable from here (another PID namespace): killed through its init or its cgroup
 
-    def __init__(self, monitor: socket.socket, zygote: Zygote, launch: Launch) -> None:
+    def __init__(self, monitor: socket.socket, retired: list[WarmProcess], launch: Launch) -> None:
         self.monitor = monitor
         self.returncode: int | None = None
-        self.zygote, self.launch = zygote, launch
+        self.launch = launch
+        self.retired_into = retired  # where its zygote or connection finds it, to reap it before the next
         self.retired = False
 
     def retire(self) -> None:
@@ -111,7 +123,7 @@ class WarmProcess:
         if not self.retired:
             self.retired = True
             self.kill()
-            self.zygote.retired.append(self)
+            self.retired_into.append(self)
 
     def finish(self) -> None:
         try:
@@ -207,37 +219,7 @@ class Zygote:
             "threads": threads,
         }
         cgroup = WorkerCgroup.create(limits)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        fds = [theirs.fileno()]
-        try:
-            logfd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_path else os.open(os.devnull, os.O_WRONLY)
-            fds.append(logfd)
-            fds += [os.open(path, os.O_WRONLY) for path in (cgroup.procs_files if cgroup else ())]
-            socket.send_fds(self.ctl, [json.dumps(request).encode()], [rfd, wfd, logfd, theirs.fileno(), *fds[2:]])
-            reply = self._receive(SPAWN_TIMEOUT)
-        except OSError as exc:
-            ours.close()
-            raise ZygoteError(f"the zygote did not answer: {exc}") from exc
-        finally:
-            for fd in fds[1:]:
-                os.close(fd)
-            theirs.close()
-        launch = Launch([], {}, "", None, cgroup.cleanup if cgroup else None, cgroup)
-        try:
-            answer = json.loads(reply)
-        except ValueError:
-            answer = {"ok": False, "error": f"unreadable reply {reply[:100]!r}"}
-        if not answer.get("ok"):
-            ours.close()
-            _cleanup(launch)
-            raise ZygoteError(f"the zygote could not fork: {answer.get('error')}")
-        ready, _, _ = select.select([ours], [], [], SPAWN_TIMEOUT)
-        status = ours.recv(4096) if ready else b""
-        if status != b"R":
-            ours.close()
-            _cleanup(launch)
-            raise ZygoteError(f"the worker's sandbox was not made: {status[1:].decode(errors='replace') or 'no answer'}")
-        return WarmProcess(ours, self, launch), launch
+        return fork_worker(self.ctl, request, cgroup, log_path, rfd, wfd, self.retired, SPAWN_TIMEOUT)
 
     def _receive(self, timeout: float) -> bytes:
         ready, _, _ = select.select([self.ctl], [], [], timeout)
@@ -268,6 +250,50 @@ class Zygote:
         shutil.rmtree(self.stage, ignore_errors=True)
         if self in _LIVE:
             _LIVE.remove(self)
+
+
+def fork_worker(
+    ctl: socket.socket, request: Mapping[str, object], cgroup: WorkerCgroup | None, log_path: Path | None, rfd: int,
+    wfd: int, retired: list[WarmProcess], reply_timeout: float,
+) -> tuple[WarmProcess, Launch]:
+    """Ask a zygote or the fork server (on `ctl`) for a worker: the request, the worker's pipe ends, its log,
+    its own monitor socket and its cgroup's cgroup.procs files go over SCM_RIGHTS; the worker is ready when
+    its init says b"R" on the monitor socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fds = [theirs.fileno()]
+    launch = Launch([], {}, "", None, cgroup.cleanup if cgroup else None, cgroup)
+    try:
+        logfd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_path else os.open(os.devnull, os.O_WRONLY)
+        fds.append(logfd)
+        fds += [os.open(path, os.O_WRONLY) for path in (cgroup.procs_files if cgroup else ())]
+        socket.send_fds(ctl, [json.dumps(request).encode()], [rfd, wfd, logfd, theirs.fileno(), *fds[2:]])
+        ready, _, _ = select.select([ctl], [], [], reply_timeout)
+        if not ready:
+            raise ZygoteError(f"no answer within {reply_timeout:g} s")
+        reply = ctl.recv(1 << 16)
+    except (OSError, ZygoteError) as exc:
+        ours.close()
+        _cleanup(launch)
+        raise ZygoteError(f"the zygote did not answer: {exc}") from exc
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
+        theirs.close()
+    try:
+        answer = json.loads(reply)
+    except ValueError:
+        answer = {"ok": False, "error": f"unreadable reply {reply[:100]!r}"}
+    if not answer.get("ok"):
+        ours.close()
+        _cleanup(launch)
+        raise ZygoteError(f"the zygote could not fork: {answer.get('error')}")
+    ready, _, _ = select.select([ours], [], [], SPAWN_TIMEOUT)
+    status = ours.recv(4096) if ready else b""
+    if status != b"R":
+        ours.close()
+        _cleanup(launch)
+        raise ZygoteError(f"the worker's sandbox was not made: {status[1:].decode(errors='replace') or 'no answer'}")
+    return WarmProcess(ours, retired, launch), launch
 
 
 def _cleanup(launch: Launch) -> None:

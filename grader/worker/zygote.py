@@ -44,24 +44,24 @@ HOME, STAGE = "/home/student", "/run/grader/scratch"
 WRITABLE = (HOME, "/tmp", "/dev/shm", "/proc", "/dev/pts")
 MAX_FDS = 16
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _check(result: int, what: str) -> None:
+def check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     def enc(text: str | None) -> bytes | None:
         return text.encode() if text is not None else None
 
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
-def _prctl(option: int, arg: int = 0, arg3: int = 0) -> None:
-    _check(_libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(arg3), 0, 0), f"prctl {option}")
+def prctl(option: int, arg: int = 0, arg3: int = 0) -> None:
+    check(libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(arg3), 0, 0), f"prctl {option}")
 
 
 def drop_privileges() -> None:
@@ -72,15 +72,15 @@ def drop_privileges() -> None:
     except (OSError, ValueError):
         last = 63
     for cap in range(last + 1):
-        _libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0)  # EINVAL past the kernel's last one: fine
-    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0)  # EINVAL past the kernel's last one: fine
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     data = ctypes.create_string_buffer(24)  # two zeroed __user_cap_data_struct
-    _check(_libc.capset(ctypes.c_char_p(header), data), "capset")
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    check(libc.capset(ctypes.c_char_p(header), data), "capset")
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _close_all_but(keep: set[int]) -> None:
+def close_all_but(keep: set[int]) -> None:
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:
@@ -134,7 +134,7 @@ def serve(ctl: socket.socket) -> None:
         _reap()
 
 
-def _reaped() -> Iterator[tuple[int, int]]:
+def reaped() -> Iterator[tuple[int, int]]:
     """(pid, wait status) of each child that has exited, reaped, until none is left waiting."""
     while True:
         try:
@@ -147,7 +147,7 @@ def _reaped() -> Iterator[tuple[int, int]]:
 
 
 def _reap() -> None:
-    for _ in _reaped():
+    for _ in reaped():
         pass
 
 
@@ -159,18 +159,18 @@ def _launcher_child(request: dict[str, Any], fds: list[int]) -> None:
             os.write(fd, b"0")
             os.close(fd)
         uid, gid = os.getuid(), os.getgid()  # after the unshare these read as the overflow id
-        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
             with open(f"/proc/self/{name}", "w") as fh:
                 fh.write(text)
         if os.fork() == 0:
             _init(request, rfd, wfd, logfd, monitor)
     except BaseException as exc:  # noqa: BLE001
-        _report_error(monitor, exc)
+        report_error(monitor, exc)
     os._exit(0)
 
 
-def _report_error(monitor: socket.socket, exc: BaseException) -> None:
+def report_error(monitor: socket.socket, exc: BaseException) -> None:
     try:
         monitor.send(b"E" + f"{type(exc).__name__}: {exc}".encode()[:2000])
     except OSError:
@@ -189,12 +189,12 @@ def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: sock
             _worker(request, rfd, wfd, logfd)
         for fd in (rfd, wfd, logfd):
             os.close(fd)
-        _close_all_but({monitor.fileno()})
+        close_all_but({monitor.fileno()})
         drop_privileges()
         watch = os.pidfd_open(worker)
         monitor.send(b"R")
     except BaseException as exc:  # noqa: BLE001
-        _report_error(monitor, exc)
+        report_error(monitor, exc)
         os._exit(1)
     poller = select.poll()
     poller.register(monitor, select.POLLIN)
@@ -204,7 +204,7 @@ def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: sock
         events = dict(poller.poll(500))
         if monitor.fileno() in events:
             break  # the grader asked for the end (a byte) or is gone (end of stream): kill everything
-        for pid, code in _reaped():  # the worker and any orphan reparented to this init
+        for pid, code in reaped():  # the worker and any orphan reparented to this init
             if pid == worker:
                 status = code
     if status is not None:
@@ -217,34 +217,34 @@ def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: sock
 
 
 def _mounts(request: dict[str, Any]) -> None:
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
     uid, gid = os.getuid(), os.getgid()
     fresh = MS_NOSUID | MS_NODEV
-    _mount("tmpfs", HOME, "tmpfs", fresh, f"size={int(request['home_size'])},mode=0755,uid={uid},gid={gid}")
+    mount("tmpfs", HOME, "tmpfs", fresh, f"size={int(request['home_size'])},mode=0755,uid={uid},gid={gid}")
     # The submission's working folder (a tree the grader built: grader.execution.workdir, modes kept); the staging
     # folder is then hidden.
     shutil.copytree(STAGE, HOME, dirs_exist_ok=True)
-    _mount("tmpfs", STAGE, "tmpfs", fresh | MS_RDONLY, "size=4096,mode=0555")
+    mount("tmpfs", STAGE, "tmpfs", fresh | MS_RDONLY, "size=4096,mode=0555")
     # What bubblewrap bound under /tmp (Python itself, where a CI installs it there) stays: each is held open
     # while the fresh /tmp covers the zygote's, then bound again at its place (read-only, like every root).
     held = [(point, os.open(point, os.O_PATH)) for point in _under("/tmp")]
-    _mount("tmpfs", "/tmp", "tmpfs", fresh, f"size={int(request['tmp_size'])},mode=1777")
+    mount("tmpfs", "/tmp", "tmpfs", fresh, f"size={int(request['tmp_size'])},mode=1777")
     for point, fd in held:
         if os.path.isdir(f"/proc/self/fd/{fd}"):
             os.makedirs(point, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(point), exist_ok=True)
             open(point, "a").close()
-        _mount(f"/proc/self/fd/{fd}", point, None, MS_BIND | MS_REC)
+        mount(f"/proc/self/fd/{fd}", point, None, MS_BIND | MS_REC)
         os.close(fd)
-    _mount("tmpfs", "/dev/shm", "tmpfs", fresh, f"size={int(request['shm_size'])},mode=1777")
+    mount("tmpfs", "/dev/shm", "tmpfs", fresh, f"size={int(request['shm_size'])},mode=1777")
     # bubblewrap's root, /dev and the rest are shared by every child of this zygote: read-only from here on.
     for target in _mount_points():
         if target in WRITABLE or target.startswith(("/proc/", "/dev/pts/")):
             continue
         flags = os.statvfs(target).f_flag & KEPT_FLAGS
         if not flags & MS_RDONLY:
-            _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
 
 
 def _under(top: str) -> list[str]:
@@ -266,16 +266,16 @@ def _mount_points() -> list[str]:
 def _worker(request: dict[str, Any], rfd: int, wfd: int, logfd: int) -> None:
     try:
         os.setsid()
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(logfd, 1)
         os.dup2(logfd, 2)
-        _close_all_but({0, 1, 2, rfd, wfd})
+        close_all_but({0, 1, 2, rfd, wfd})
         drop_privileges()
-        _prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the student's own process is, as usual
+        prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the student's own process is, as usual
         os.chdir(HOME)
-        _reseed()
+        reseed()
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
         os._exit(70)
@@ -285,7 +285,7 @@ def _worker(request: dict[str, Any], rfd: int, wfd: int, logfd: int) -> None:
     os._exit(0)
 
 
-def _reseed() -> None:
+def reseed() -> None:
     """The generators as a fresh process has them: random, NumPy and torch seeded from the OS."""
     import numpy as np
     import torch
@@ -303,7 +303,7 @@ def main() -> None:
     except BaseException as exc:
         ctl.send(b"E" + f"{type(exc).__name__}: {exc}".encode()[:2000])
         raise
-    _prctl(PR_SET_DUMPABLE, 0)  # no process of a submission may read or write the zygote's memory
+    prctl(PR_SET_DUMPABLE, 0)  # no process of a submission may read or write the zygote's memory
     ctl.send(b"Z")
     serve(ctl)
     os._exit(0)

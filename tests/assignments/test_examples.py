@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from grader.execution import forkserver
+from grader.execution.sandbox import BwrapLauncher
 from grader.grading.submission import grade_submission
-from tests.conftest import ROOT, scores
+from tests.conftest import ROOT, needs_forkserver, scores
 
 CNN = ROOT / "submissions" / "cnn-rnn"
 
@@ -21,8 +23,10 @@ CNN = ROOT / "submissions" / "cnn-rnn"
         ("mallory_tamper.py", 0, {}),
     ],
 )
-def test_cnn_rnn_examples(cnn_rubric, name, total, per_question):
-    result = grade_submission(cnn_rubric, CNN / name)
+@pytest.mark.parametrize("kind", ["plain", pytest.param("forkserver", marks=needs_forkserver)])
+def test_cnn_rnn_examples(cnn_rubric, name, total, per_question, kind):
+    launcher = forkserver.start(BwrapLauncher()) if kind == "forkserver" else None
+    result = grade_submission(cnn_rubric, CNN / name, launcher=launcher)
     got = scores(result)
     assert result.score == total, got
     for qid, points in per_question.items():

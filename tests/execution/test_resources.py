@@ -12,22 +12,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, cast
 
 import pytest
 import yaml
 from pydantic import ValidationError
 
-from grader.execution import sandbox
+from grader.execution import forkserver, sandbox
 from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, PlainLauncher, bwrap_problem, cgroup_support
 from grader.execution.session import WorkerSession
+from grader.execution.zygote import ForkingLauncher, WarmProcess
 from grader.grading.submission import grade_submission
 from grader.results import Status
 from grader.rubric.schema import Limits, load_rubric
 from grader.sources.load import load_submission
-from tests.conftest import DATA, needs_bwrap, scores
+from tests.conftest import DATA, SANDBOXES, sandboxed, scores
 
 HOSTILE = DATA / "hostile" / "resources"
 MiB = 2**20
@@ -50,10 +52,21 @@ class Recording:
 
     inner: Launcher
     launches: list[Launch] = field(default_factory=list)
+    hides: ClassVar[bool] = False
+    sets_threads: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
         return self.inner.name
+
+    @property
+    def forks(self) -> bool:
+        return self.inner.forks
+
+    def spawn(self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int) -> tuple[WarmProcess, Launch]:
+        proc, launch = cast(ForkingLauncher, self.inner).spawn(scratch, limits, log_path, rfd, wfd)
+        self.launches.append(launch)
+        return proc, launch
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
         launch = self.inner.launch(worker_argv, scratch, limits)
@@ -69,7 +82,9 @@ class Recording:
                 launch.cleanup()
 
 
-LAUNCHERS = {"plain": PlainLauncher, "bwrap": BwrapLauncher}
+LAUNCHERS: dict[str, Callable[[], Launcher]] = {
+    "plain": PlainLauncher, "bwrap": BwrapLauncher, "forkserver": lambda: forkserver.start(BwrapLauncher()),
+}
 
 
 @pytest.fixture
@@ -77,6 +92,8 @@ def recording(request: pytest.FixtureRequest) -> Iterator[Recording]:
     kind = request.param
     if kind == "bwrap" and NO_BWRAP is not None:
         pytest.skip(f"no bubblewrap sandbox here: {NO_BWRAP}")
+    if kind == "forkserver" and forkserver.forkserver_problem() is not None:
+        pytest.skip(f"the fork server cannot build a sandbox here: {forkserver.forkserver_problem()}")
     launcher = Recording(LAUNCHERS[kind]())
     yield launcher
     launcher.cleanup()  # whatever the grading path did, nothing of the test may outlive it
@@ -108,20 +125,17 @@ def _tree_bytes(folder: Path) -> int:
 DISK_LIMITS = Limits(cell_timeout=60, call_timeout=20, disk_mb=64)
 
 
-@pytest.fixture(scope="module")
-def filled() -> Iterator[tuple[WorkerSession, list[object], int]]:
+@pytest.fixture(scope="module", params=SANDBOXES)
+def filled(request: pytest.FixtureRequest) -> Iterator[tuple[WorkerSession, list[object], int]]:
     """The disk filler after its cells ran, and how much the host's temp file system grew meanwhile."""
-    if NO_BWRAP is not None:
-        pytest.skip(f"no bubblewrap sandbox here: {NO_BWRAP}")
     temp = tempfile.gettempdir()
     before = shutil.disk_usage(temp).used
-    with _session(HOSTILE / "fills_disk_sandboxed.py", DISK_LIMITS, BwrapLauncher()) as session:
+    with _session(HOSTILE / "fills_disk_sandboxed.py", DISK_LIMITS, sandboxed(request.param)) as session:
         failures: list[object] = list(session.run_cells())
         grown = shutil.disk_usage(temp).used - before
         yield session, failures, grown
 
 
-@needs_bwrap
 @pytest.mark.parametrize("place", ["home", "tmp"])
 def test_a_full_disk_is_enospc_in_the_students_code(filled, place):
     session, _, _ = filled
@@ -131,13 +145,11 @@ def test_a_full_disk_is_enospc_in_the_students_code(filled, place):
     assert 0 < disk[place]["written"] <= DISK_LIMITS.disk_mb * MiB
 
 
-@needs_bwrap
 def test_an_uncaught_full_disk_is_the_cells_failure(filled):
     _, failures, _ = filled
     assert [(f.reason, "No space left on device" in f.message) for f in failures] == [("error", True)]  # type: ignore[attr-defined]
 
 
-@needs_bwrap
 def test_the_host_temp_folder_does_not_grow_past_the_quota(filled):
     session, _, grown = filled
     assert session.scratch is not None
@@ -150,7 +162,7 @@ def test_the_host_temp_folder_does_not_grow_past_the_quota(filled):
 
 # -- processes ----------------------------------------------------------------------------------------------
 @needs_cgroup("pids")
-@pytest.mark.parametrize("recording", ["plain", "bwrap"], indirect=True)
+@pytest.mark.parametrize("recording", ["plain", "bwrap", "forkserver"], indirect=True)
 def test_a_fork_bomb_is_bounded_by_pids_max_even_as_root(recording):
     limits = Limits(cell_timeout=60, call_timeout=20, processes=64)
     with _session(HOSTILE / "fork_bomb_cgroup.py", limits, recording) as session:
@@ -167,7 +179,7 @@ def test_a_fork_bomb_is_bounded_by_pids_max_even_as_root(recording):
 
 # -- memory -------------------------------------------------------------------------------------------------
 @needs_cgroup("memory")
-@pytest.mark.parametrize("recording", ["plain", "bwrap"], indirect=True)
+@pytest.mark.parametrize("recording", ["plain", "bwrap", "forkserver"], indirect=True)
 def test_forked_children_are_bounded_in_total_memory(recording):
     # 12 children of 128 MiB each: each is far under memory_mb (its own rlimit), together twice the total.
     limits = Limits(cell_timeout=90, call_timeout=20, memory_mb=1024, total_memory_mb=768)
@@ -186,6 +198,9 @@ GRADED = [
     pytest.param("fork_bomb_cgroup.py", "plain", "pids", id="fork_bomb-plain"),
     pytest.param("fork_bomb_cgroup.py", "bwrap", "pids", id="fork_bomb-bwrap"),
     pytest.param("forked_memory_cgroup.py", "bwrap", "memory", id="forked_memory-bwrap"),
+    pytest.param("fills_disk_sandboxed.py", "forkserver", None, id="fills_disk-forkserver"),
+    pytest.param("fork_bomb_cgroup.py", "forkserver", "pids", id="fork_bomb-forkserver"),
+    pytest.param("forked_memory_cgroup.py", "forkserver", "memory", id="forked_memory-forkserver"),
 ]
 
 
@@ -197,6 +212,8 @@ def test_hostile_submissions_keep_their_right_answers_and_leave_no_cgroup(name, 
     result = grade_submission(rubric, HOSTILE / name, launcher=recording)
     assert {q: s for q, s in scores(result).items() if q in RIGHT_ANSWERS} == RIGHT_ANSWERS
     assert not result.needs_ta and all(q.status is not Status.GRADER_ERROR for q in result.questions)
+    # A forked worker is reaped, and its cgroup removed, before the next is forked or when the process ends.
+    forkserver.settle()
     # The grading itself removed every cgroup it made (Launch.cleanup, called once each worker is reaped).
     leftovers = [folder for folder in recording.cgroup_folders() if folder.exists()]
     assert leftovers == []

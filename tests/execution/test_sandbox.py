@@ -15,11 +15,12 @@ from grader.cli.main import main
 from grader.errors import GraderError
 from grader.execution import launchers, sandbox
 from grader.execution.launchers import choose_launcher
-from grader.execution.sandbox import BwrapLauncher, PlainLauncher
+from grader.execution.sandbox import BwrapLauncher, Launcher, PlainLauncher
 from grader.execution.session import WorkerSession
+from grader.execution.zygote import WarmProcess
 from grader.rubric.schema import Limits
 from grader.sources.load import load_submission
-from tests.conftest import DATA, ROOT, call, host_command_lines, needs_bwrap
+from tests.conftest import DATA, ROOT, SANDBOXES, call, host_command_lines, sandboxed, worker_process
 
 
 def _call(session: WorkerSession, name: str, *args: object) -> object:
@@ -29,19 +30,20 @@ PROBE = DATA / "hostile" / "sandbox_probe.py"
 LIMITS = Limits(cell_timeout=20, call_timeout=20)
 GiB = 1024**3
 
-def _session(launcher: BwrapLauncher, limits: Limits = LIMITS) -> WorkerSession:
+def _session(launcher: Launcher, limits: Limits = LIMITS) -> WorkerSession:
     session = WorkerSession(load_submission(PROBE), limits, launcher)
     assert session.run_cells() == []
+    if launcher.forks:  # not a fresh bubblewrap worker started because the fork failed
+        assert isinstance(worker_process(session), WarmProcess)
     return session
 
 
-@pytest.fixture(scope="module")
-def probe() -> Iterator[WorkerSession]:
-    with _session(BwrapLauncher()) as session:
+@pytest.fixture(scope="module", params=SANDBOXES)
+def probe(request: pytest.FixtureRequest) -> Iterator[WorkerSession]:
+    with _session(sandboxed(request.param)) as session:
         yield session
 
 
-@needs_bwrap
 @pytest.mark.parametrize(
     "path",
     [
@@ -59,13 +61,11 @@ def test_worker_cannot_read_what_grading_needs_to_keep(probe, path):
     assert _call(probe, "can_read", str(path)) is False
 
 
-@needs_bwrap
 @pytest.mark.parametrize("folder", [ROOT / "reference", ROOT / "rubrics", ROOT / "submissions", ROOT / "out", Path("/root/.ssh")])
 def test_worker_cannot_list_private_folders(probe, folder):
     assert _call(probe, "can_list", str(folder)) is False
 
 
-@needs_bwrap
 def test_worker_reads_what_it_needs(probe):
     # The positive control: the probe does see files, so the refusals above are the sandbox's doing.
     import grader.worker
@@ -74,14 +74,12 @@ def test_worker_reads_what_it_needs(probe):
     assert _call(probe, "can_read", "sandbox_probe.py") is True  # its own copy, in its scratch folder
 
 
-@needs_bwrap
 def test_worker_cannot_see_host_temp_or_outputs(probe, tmp_path):
     secret = tmp_path / "results.json"
     secret.write_text("{}")
     assert _call(probe, "can_read", str(secret)) is False
 
 
-@needs_bwrap
 @pytest.mark.parametrize(
     "path, writable",
     [
@@ -97,13 +95,11 @@ def test_only_the_scratch_folder_is_writable(probe, path, writable):
     assert not (ROOT / "grader" / "tampered.py").exists()
 
 
-@needs_bwrap
 def test_no_network(probe):
     assert _call(probe, "interfaces") == ["lo"]
     assert str(_call(probe, "connect", "1.1.1.1", 53)).startswith("refused")
 
 
-@needs_bwrap
 def test_host_processes_are_invisible(probe):
     seen = _call(probe, "process_command_lines")
     assert isinstance(seen, list) and seen, "the probe sees at least itself"
@@ -111,43 +107,43 @@ def test_host_processes_are_invisible(probe):
     assert len(seen) < 10
 
 
-@needs_bwrap
-def test_children_and_daemons_die_with_the_grading():
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_children_and_daemons_die_with_the_grading(kind):
     token = f"grader-daemon-{uuid.uuid4().hex}"
-    with _session(BwrapLauncher()) as session:
+    with _session(sandboxed(kind)) as session:
         assert _call(session, "start_daemons", token) == "started"
         # While grading runs the daemons exist (so the search below can find them at all).
         assert _wait_until(lambda: sum(token in line for line in host_command_lines()) == 3)
     assert _wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
 
 
-@needs_bwrap
+@pytest.mark.parametrize("kind", SANDBOXES)
 @pytest.mark.parametrize("allocate", ["allocate", "tensor_allocate"])
-def test_memory_limit_holds(allocate):
-    with _session(BwrapLauncher(), Limits(cell_timeout=20, call_timeout=20, memory_mb=1024)) as session:
+def test_memory_limit_holds(kind, allocate):
+    with _session(sandboxed(kind), Limits(cell_timeout=20, call_timeout=20, memory_mb=1024)) as session:
         assert _call(session, allocate, 2 * GiB) == "refused"
         assert _call(session, allocate, 100 * 2**20) == 100 * 2**20  # the limit is not a ban on memory
 
 
-@needs_bwrap
+@pytest.mark.parametrize("kind", SANDBOXES)
 @pytest.mark.skipif(
     os.geteuid() == 0 and "pids" not in sandbox.cgroup_support().controllers,
     reason="the kernel exempts root from RLIMIT_NPROC and no pids cgroup can be made here; run as a normal user",
 )
-def test_process_limit_holds():
-    with _session(BwrapLauncher(), Limits(cell_timeout=20, call_timeout=20, processes=40)) as session:
+def test_process_limit_holds(kind):
+    with _session(sandboxed(kind), Limits(cell_timeout=20, call_timeout=20, processes=40)) as session:
         assert str(_call(session, "fork_bomb", 200)).startswith("refused")
 
 
-@needs_bwrap
-def test_hidden_paths_inside_visible_folders(tmp_path):
+@pytest.mark.parametrize("kind", SANDBOXES)
+def test_hidden_paths_inside_visible_folders(kind, tmp_path):
     (tmp_path / "reference").mkdir()
     (tmp_path / "reference" / "answers.py").write_text("answer = 42\n")
     (tmp_path / "rubric.yaml").write_text("secret: yes\n")
     (tmp_path / "public.txt").write_text("hello\n")
     launcher = BwrapLauncher(roots=(*BwrapLauncher().roots, str(tmp_path)))
     launcher = launcher.hiding([tmp_path / "reference", tmp_path / "rubric.yaml"])
-    with _session(launcher) as session:
+    with _session(sandboxed(kind, launcher)) as session:
         assert _call(session, "can_read", str(tmp_path / "public.txt")) is True
         assert _call(session, "can_read", str(tmp_path / "reference" / "answers.py")) is False
         assert _call(session, "can_read", str(tmp_path / "rubric.yaml")) is False

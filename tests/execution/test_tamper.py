@@ -12,10 +12,10 @@ import pytest
 
 from grader.classroom.gradebook import FILENAME, Gradebook
 from grader.cli.grade import grade
-from grader.execution.sandbox import BwrapLauncher, PlainLauncher, bwrap_problem
+from grader.execution.sandbox import PlainLauncher
 from grader.grading.submission import grade_submission
 from grader.rubric.schema import load_rubric
-from tests.conftest import DATA, needs_bwrap
+from tests.conftest import DATA, SANDBOXES, sandboxed
 
 CLASS = DATA / "hostile" / "class"
 RUBRIC = DATA / "mini" / "rubric.yaml"
@@ -25,22 +25,26 @@ MARKERS = [Path("/tmp/grader-pwned-by-pickle"), Path("/tmp/grader-pwned-by-repr"
 
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if bwrap_problem() is not None:
-        pytest.skip(f"no bubblewrap sandbox here: {bwrap_problem()}")
+@pytest.fixture(scope="module", params=SANDBOXES)
+def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The class graded under one of the sandboxes: its name (as results record it) and the output folder."""
     for marker in MARKERS:
         marker.unlink(missing_ok=True)
     folder = tmp_path_factory.mktemp("hostile") / "out"
-    assert grade(RUBRIC, [CLASS], folder, launcher=BwrapLauncher()) == 0
-    return folder
+    launcher = sandboxed(request.param)
+    assert grade(RUBRIC, [CLASS], folder, launcher=launcher) == 0
+    return launcher.name, folder
+
+
+@pytest.fixture(scope="module")
+def out(graded: tuple[str, Path]) -> Path:
+    return graded[1]
 
 
 def _results(out: Path, name: str) -> dict:  # type: ignore[type-arg]
     return json.loads((out / name / "results.json").read_text())
 
 
-@needs_bwrap
 @pytest.mark.parametrize("name", HOSTILE)
 def test_tricks_earn_nothing(out, name):
     results = _results(out, name)
@@ -50,42 +54,37 @@ def test_tricks_earn_nothing(out, name):
         assert book.db.execute("SELECT score FROM results WHERE name = ?", (name,)).fetchone() == (0.0,)
 
 
-@needs_bwrap
 def test_the_honest_classmate_keeps_every_point(out):
     assert _results(out, "zed_honest")["score"] == 10
     rows = (out / "gradebook.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == sorted([*HOSTILE, "zed_honest"])  # everyone was graded
 
 
-@needs_bwrap
-def test_the_output_folder_holds_only_what_the_grader_wrote(out):
+def test_the_output_folder_holds_only_what_the_grader_wrote(graded, out):
     expected = {p.name for p in (out / "zed_honest").iterdir()}
     assert {"results.json", "grading.json"} <= expected
     for name in HOSTILE:
         assert {p.name for p in (out / name).iterdir()} == expected, name
         grading = json.loads((out / name / "grading.json").read_text())
-        assert grading["student"] == name and grading["sandbox"] == "bwrap"
+        assert grading["student"] == name and grading["sandbox"] == graded[0]
     top = {p.name for p in out.iterdir()} - {*HOSTILE, "zed_honest"}
     assert top <= {"gradebook.csv", FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", "index.html", "logs", "grader.log", "rubric-path",
                    "assignment.json", "similarity.json"}
     assert {p.name for p in (out / "logs").iterdir()} <= {f"{n}.stdout.txt" for n in [*HOSTILE, "zed_honest"]}
 
 
-@needs_bwrap
 def test_printed_fake_results_stay_in_the_students_log(out):
     log = (out / "logs" / "fake_output_sandboxed.stdout.txt").read_text()
     assert '"score": 10' in log  # it did print them ...
     assert _results(out, "fake_output_sandboxed")["score"] == 0  # ... to no effect
 
 
-@needs_bwrap
 def test_no_student_code_ran_in_the_grader(out):
     assert [m for m in MARKERS if m.exists()] == []
     messages = " ".join(t["output"] for t in _results(out, "pickle_payload")["tests"])
     assert "Payload" in messages
 
 
-@needs_bwrap
 def test_a_worker_that_kills_its_parent_is_recorded_not_obeyed(out):
     grading = json.loads((out / "kills_parent_sandboxed" / "grading.json").read_text())
     reasons = {c["reason"] for c in grading["cell_failures"]}

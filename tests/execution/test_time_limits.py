@@ -16,12 +16,15 @@ from typing import Callable, Iterator
 import pytest
 
 from grader.checks import CheckContext
+from grader.execution import forkserver
+from grader.execution.sandbox import BwrapLauncher, Launcher
 from grader.execution.session import CELL_RUN_AGAIN_NOTE, WorkerSession
 from grader.grading.submission import RUN_AGAIN_NOTE, grade_submission, run_question_settled
 from grader.results import Status
 from grader.rubric.schema import Rubric, load_rubric
 from grader.sources.load import load_submission
 from grader.worker.main import CellTimeout, time_limit
+from tests.conftest import needs_forkserver
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "load"
 
@@ -148,12 +151,17 @@ def test_an_endless_loop_still_gets_0_on_a_busy_machine(
 
 
 # -- what the report says --------------------------------------------------------------------------------------------
+@pytest.fixture(params=["plain", pytest.param("forkserver", marks=needs_forkserver)])
+def launcher(request: pytest.FixtureRequest) -> Launcher | None:
+    """The limits hold alike in a fresh worker and in one forked by the fork server (rlimits set after fork)."""
+    return forkserver.start(BwrapLauncher()) if request.param == "forkserver" else None
+
 
 
 def test_an_endless_loop_is_stopped_by_its_cpu_seconds_and_the_report_says_so(
-    rubric: Rubric, write: Callable[[str], Path]
+    rubric: Rubric, write: Callable[[str], Path], launcher: Launcher | None
 ) -> None:
-    (q,) = grade_submission(rubric, write(ENDLESS)).questions
+    (q,) = grade_submission(rubric, write(ENDLESS), launcher=launcher).questions
     assert q.score == 0
     assert "your code used up its CPU time limit (2 s of computing)" in q.message
     assert RUN_AGAIN_NOTE not in q.message  # its CPU seconds are not the machine's load: no second run
@@ -175,9 +183,9 @@ def test_a_question_stopped_once_by_the_backstop_gets_its_point_from_the_second_
     assert q.message.endswith(f"({RUN_AGAIN_NOTE})")
 
 
-def test_a_cell_says_which_limit_stopped_it(rubric: Rubric, write: Callable[[str], Path]) -> None:
+def test_a_cell_says_which_limit_stopped_it(rubric: Rubric, write: Callable[[str], Path], launcher: Launcher | None) -> None:
     source = "x = 1\n# %%\nwhile True:\n    pass\n# %%\nimport time\ntime.sleep(60)\n# %%\ny = 2\n"
-    result = grade_submission(rubric, write(source))
+    result = grade_submission(rubric, write(source), launcher=launcher)
     assert [(f.index, f.reason, f.message) for f in result.cell_failures] == [
         (1, "timeout", "the cell used up its CPU time limit (2 s of computing) and was stopped"),
         (2, "timeout", "the cell ran past its wall-clock time limit (8 s; it waited, slept or left the computing to "

@@ -294,6 +294,7 @@ def test_the_launch_cleanup_runs_once_each_worker_is_reaped(write_py):
 
     class Launcher:
         name = "cleanup-test"
+        forks = hides = sets_threads = False
 
         def launch(self, argv: list[str], scratch: Path, limits: Limits) -> Any:
             base = plain.launch(argv, scratch, limits)

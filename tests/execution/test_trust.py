@@ -2,8 +2,25 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Callable
 
-from tests.conftest import scores
+import pytest
+
+from grader.execution import forkserver
+from grader.execution.sandbox import BwrapLauncher
+from grader.grading.submission import grade_submission
+from grader.results import SubmissionResult
+from grader.rubric.schema import Rubric
+from tests.conftest import needs_forkserver, scores
+
+
+@pytest.fixture(params=["plain", pytest.param("forkserver", marks=needs_forkserver)])
+def grade_mini(request: pytest.FixtureRequest, mini_rubric: Rubric) -> Callable[[Path], SubmissionResult]:
+    """The mini rubric's grading, in a fresh worker and in one forked by the fork server (whose worker is a copy
+    of a process that imported the worker's modules: nothing of that copy may turn into points either)."""
+    launcher = forkserver.start(BwrapLauncher()) if request.param == "forkserver" else None
+    return lambda path: grade_submission(mini_rubric, path, launcher=launcher)
 
 WRONG_BUT_TAMPERING = """
 import builtins, json, os, sys
