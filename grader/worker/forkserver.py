@@ -68,6 +68,7 @@ from grader.worker.zygote import (
     reaped,
     report_error,
     reseed,
+    supervise,
 )
 
 CLONE_NEWCGROUP, CLONE_NEWNET = 0x02000000, 0x40000000
@@ -274,33 +275,10 @@ def _init(plan: Plan, request: dict[str, Any], rfd: int, wfd: int, logfd: int, m
         if worker == 0:
             monitor.close()
             _worker(plan, request, rfd, wfd, logfd)
-        for fd in (rfd, wfd, logfd):
-            os.close(fd)
-        close_all_but({monitor.fileno()})
-        drop_privileges()
-        watch = os.pidfd_open(worker)
-        monitor.send(b"R")
     except BaseException as exc:  # noqa: BLE001
         report_error(monitor, exc)
         os._exit(1)
-    poller = select.poll()
-    poller.register(monitor, select.POLLIN)
-    poller.register(watch, select.POLLIN)
-    status = None
-    while status is None:
-        events = dict(poller.poll(500))
-        if monitor.fileno() in events:
-            break  # the grader asked for the end (a byte) or is gone (end of stream): kill everything
-        for pid, code in reaped():  # the worker and any orphan reparented to this init
-            if pid == worker:
-                status = code
-    if status is not None:
-        try:
-            monitor.send(b"S" + struct.pack("i", status))
-        except OSError:
-            pass
-    os.kill(-1, signal.SIGKILL)  # every other process of the namespace; it dies with this one anyway
-    os._exit(0)
+    supervise(worker, (rfd, wfd, logfd), monitor)
 
 
 # -- the root ------------------------------------------------------------------------------------------------

@@ -178,16 +178,12 @@ def report_error(monitor: socket.socket, exc: BaseException) -> None:
     traceback.print_exc()
 
 
-def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: socket.socket) -> None:
-    """PID 1 of the submission's namespace: its mounts, then the worker, then its exit status for the grader."""
+def supervise(worker: int, fds: tuple[int, ...], monitor: socket.socket) -> None:
+    """The rest of an init's life once its worker is forked (the zygote's and the fork server's alike): close
+    what the worker holds, drop every capability, say "ready", then reap until the worker ends or the grader asks
+    for the end, send the worker's exit status, and kill everything left in the namespace."""
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _mounts(request)
-        worker = os.fork()
-        if worker == 0:
-            monitor.close()
-            _worker(request, rfd, wfd, logfd)
-        for fd in (rfd, wfd, logfd):
+        for fd in fds:
             os.close(fd)
         close_all_but({monitor.fileno()})
         drop_privileges()
@@ -214,6 +210,21 @@ def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: sock
             pass
     os.kill(-1, signal.SIGKILL)  # every other process of the namespace; it dies with this one anyway
     os._exit(0)
+
+
+def _init(request: dict[str, Any], rfd: int, wfd: int, logfd: int, monitor: socket.socket) -> None:
+    """PID 1 of the submission's namespace: its mounts, then the worker, then its exit status for the grader."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _mounts(request)
+        worker = os.fork()
+        if worker == 0:
+            monitor.close()
+            _worker(request, rfd, wfd, logfd)
+    except BaseException as exc:  # noqa: BLE001
+        report_error(monitor, exc)
+        os._exit(1)
+    supervise(worker, (rfd, wfd, logfd), monitor)
 
 
 def _mounts(request: dict[str, Any]) -> None:
