@@ -56,7 +56,12 @@ test-long: $(STAMP)
 
 # Figures and goals: docs/performance.md.  BENCH_ARGS=--large grades a batch of 60 notebooks too.
 BENCH_ARGS ?=
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_grade.py $(BENCH_ARGS)
 
 # Every assignment's rubric: reference, blank and example scores, mutation analysis (docs/rubrics.md, Validating a rubric).

@@ -38,6 +38,8 @@ BIN = Path(sys.executable).parent
 EXAMPLES = ROOT / "submissions" / "cnn-rnn"
 GOAL_REPEATED = 3.0  # a repeated check at least this many times faster than nbconvert --execute of the notebook
 GOAL_FIRST = 1.5  # the first check within this many times one torch import
+GOAL_BATCH = 15.0  # a batch of 6 at --jobs 2, start-up included, this many times faster per notebook than nbconvert
+GOAL_SLOT_MB = 100  # what a second slot may add to a batch's peak memory
 
 
 # -- the class --------------------------------------------------------------------------------------------------
@@ -204,6 +206,7 @@ def student_check(work: Path, sandbox: str, repeat: int) -> tuple[dict[str, floa
         times["grader check --no-daemon"].append(timed([*check, "--no-daemon"], cwd=folder)[0])
         times[label].append(timed(nbconvert, cwd=folder)[0])
         times["python -c 'import torch'"].append(timed([sys.executable, "-c", "import torch"])[0])
+        times["python -c pass (a bare interpreter)"].append(timed([sys.executable, "-c", "pass"])[0])
         print(f"   check round {i + 1} of {repeat} done", file=sys.stderr)
     return {name: statistics.median(values) for name, values in times.items()}, memory
 
@@ -311,14 +314,23 @@ def main() -> None:
         print_checks(checks, daemon_mb, args.repeat)
         print(f"   load average now {load()}", flush=True)
         batches = grade_batches(sizes, work, args.sandbox)
-    print(f"\n2. grading a class: seconds per submission, start-up included; sandbox {args.sandbox}")
+    label = next(name for name in checks if name.startswith(("jupyter", "nbclient")))
+    print(f"\n2. grading a class: seconds per submission, start-up included; sandbox {args.sandbox}; "
+          f"{label} of one notebook took {checks[label]:.2f} s")
     for n in sizes:
         one, two = batches[n, 1][0], batches[n, 2][0]
-        print(f"   {n:>2} notebooks   --jobs 1 {one:6.2f} s   --jobs 2 {two:6.2f} s   ({one / two:.2f}x)")
+        print(f"   {n:>2} notebooks   --jobs 1 {one:6.2f} s   --jobs 2 {two:6.2f} s   "
+              f"({checks[label] / one:.1f}x and {checks[label] / two:.1f}x faster than {label})")
+    two = batches[6, 2][0]
+    print(f"   goal: 6 notebooks at --jobs 2 >= {GOAL_BATCH:g}x faster per notebook than {label}: "
+          f"{checks[label] / two:.1f}x ({'met' if checks[label] / two >= GOAL_BATCH else 'NOT met'})")
     print("   peak memory (PSS of grader grade and all its processes)")
     for n in sizes:
         one, two = batches[n, 1][1], batches[n, 2][1]
         print(f"   {n:>2} notebooks   --jobs 1 {one:6.0f} MB  --jobs 2 {two:6.0f} MB  (a second slot adds {two - one:.0f} MB)")
+    added = batches[6, 2][1] - batches[6, 1][1]
+    print(f"   goal: a second slot adds <= {GOAL_SLOT_MB} MB: {added:.0f} MB "
+          f"({'met' if added <= GOAL_SLOT_MB else 'NOT met'})")
     if args.stages:
         stages(EXAMPLES / "alice_correct.ipynb", args.sandbox, args.repeat)
     print(f"\nload average at the end {load()}")

@@ -1,36 +1,48 @@
-"""A wall-clock limit on grader-side work that runs on a student's data (a report render, a parse).
+"""Wall-clock limits on grader-side work that runs on a student's data (a report render, a formula's proof).
 
-SIGALRM interrupts pure-Python loops and most C calls that hold no lock; it works only in the main thread, so
-elsewhere `time_limit` does nothing and the work relies on its inputs being bounded (they always are).
+`deadline(seconds, Error)` raises `Error` in the calling thread once `seconds` have passed inside the block.  In
+the main thread it is SIGALRM, as it always was; in any other thread (a slot of a batch graded in threads, a Dask
+worker's thread) a timer thread raises it there with `PyThreadState_SetAsyncExc`.  Both interrupt pure-Python
+work (SymPy, Jinja) between two bytecodes and neither interrupts one long C call, so the limit means the same
+wherever the work runs.  The error is raised as its class, without arguments: give it a class of its own, and a
+BaseException where the work may catch `Exception` (SymPy does).
 """
 from __future__ import annotations
 
+import ctypes
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class TimeLimit(Exception):
     """The work ran past its limit."""
 
 
+def _alarm_usable() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
 @contextmanager
-def time_limit(seconds: float, what: str = "the work") -> Iterator[None]:
-    usable = (
-        seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
+def deadline(seconds: float, error: type[BaseException]) -> Iterator[None]:
+    """`error` raised in this thread once the block has run `seconds` (a timer already running in the main
+    thread, a caller's own limit, is shortened around this one and restored afterwards, never lost)."""
+    if seconds <= 0:
         yield
         return
-    # An outer timer (a caller's own limit) keeps running: it is restored, minus the time spent here.
-    outer_remaining, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    if outer_remaining and outer_remaining < seconds:
-        seconds = outer_remaining
+    with _alarm(seconds, error) if _alarm_usable() else _timer(seconds, error):
+        yield
 
+
+@contextmanager
+def _alarm(seconds: float, error: type[BaseException]) -> Iterator[None]:
     def expire(signum: int, frame: object) -> None:
-        raise TimeLimit(f"{what} took longer than {seconds:g} s")
+        raise error()
 
+    outer_remaining, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_remaining > 0:
+        seconds = min(seconds, outer_remaining * 0.9)  # leave the outer limit time to fire as planned
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -38,6 +50,51 @@ def time_limit(seconds: float, what: str = "the work") -> Iterator[None]:
     finally:
         left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        if outer_remaining:
+        if outer_remaining > 0:
             spent = seconds - left
             signal.setitimer(signal.ITIMER_REAL, max(outer_remaining - spent, 1e-3), outer_interval)
+
+
+@contextmanager
+def _timer(seconds: float, error: type[BaseException]) -> Iterator[None]:
+    target = threading.get_ident()
+    guard = threading.Lock()
+    state = {"armed": True, "fired": False}
+
+    def fire() -> None:
+        with guard:
+            if state["armed"]:
+                state["fired"] = True
+                _raise_in(target, error)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with guard:
+            state["armed"] = False
+        timer.cancel()
+        if state["fired"]:
+            _raise_in(target, None)  # one set but not raised yet (the block ended first) is withdrawn
+
+
+def _raise_in(thread_id: int, error: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(error) if error is not None else None
+    )
+
+
+@contextmanager
+def time_limit(seconds: float, what: str = "the work") -> Iterator[None]:
+    """TimeLimit("`what` took longer than `seconds` s") once the block has run `seconds`."""
+
+    class Expired(TimeLimit):
+        pass
+
+    try:
+        with deadline(seconds, Expired):
+            yield
+    except Expired:
+        raise TimeLimit(f"{what} took longer than {seconds:g} s") from None

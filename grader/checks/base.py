@@ -1,7 +1,9 @@
 """The one small interface every check kind implements."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -13,6 +15,23 @@ if TYPE_CHECKING:
     from grader.execution.session import WorkerSession
     from grader.rubric.schema import Question, Rubric
     from grader.sources.load import Submission
+
+
+# Held by every call of a reference function a check makes (`CheckContext.reference_attr`): the slots of a batch
+# graded in threads share one reference module, and a reference that seeds torch's global generator and then
+# draws from it must not have another slot's call in between.
+REFERENCE = threading.RLock()
+
+
+def serialized(fn: Any) -> Any:
+    """`fn` (a reference's function), called under REFERENCE; its name and signature are its own."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with REFERENCE:
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def question_seed(rubric: Rubric, question: Question, override: int | None = None) -> int:
@@ -72,11 +91,12 @@ class CheckContext:
         from grader.errors import GraderError
 
         try:
-            return getattr(self.reference, name)
+            value = getattr(self.reference, name)
         except AttributeError:
             raise GraderError(
                 f"{self.rubric.path.name}: {self.question.id}: reference module has no '{name}'"
             ) from None
+        return serialized(value) if callable(value) and not isinstance(value, type) else value
 
 
 class Check(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +77,7 @@ class FormulaCheck:
 # A class has a few distinct formulas per question: each parsed answer is judged once per grading process.
 _JUDGED: dict[tuple[object, ...], Outcome] = {}
 JUDGED_CACHE = 512
+_JUDGED_LOCK = threading.Lock()
 
 
 def _judged(
@@ -86,9 +88,10 @@ def _judged(
     cached = _JUDGED.get(key)
     if cached is None:
         cached = judge(problem, expr, _rng(ctx), details, budget)
-        if len(_JUDGED) >= JUDGED_CACHE:
-            _JUDGED.pop(next(iter(_JUDGED)))
-        _JUDGED[key] = cached
+        with _JUDGED_LOCK:  # slots of a batch are threads
+            while len(_JUDGED) >= JUDGED_CACHE:
+                _JUDGED.pop(next(iter(_JUDGED)))
+            _JUDGED[key] = cached
     return dataclasses.replace(cached, details={k: details.get(k, v) for k, v in cached.details.items()})
 
 

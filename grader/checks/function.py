@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
-from grader.checks.base import CheckContext
+from grader.checks.base import CheckContext, serialized
 from grader.checks.details.function import FunctionDetails as FunctionDetails
 from grader.checks.support.cases import PASSED, CaseVerdict, OutputOf, clone, generate_cases, label, rebuilder
 from grader.checks.support.compare import Mismatch, Tolerance, compare, describe
@@ -294,6 +294,7 @@ def _reference_value(module: ModuleType, value: Any, where: str) -> Any:
     fn = getattr(module, value.function, None)
     if not callable(fn):
         raise GraderError(f"{where}: output_of: the reference module has no function '{value.function}'")
+    fn = serialized(fn)
     args = [_reference_value(module, a, where) for a in value.args]
     kwargs = {k: _reference_value(module, v, where) for k, v in value.kwargs.items()}
     try:

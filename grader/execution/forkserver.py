@@ -20,12 +20,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar, Iterable
 
 from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader
-from grader.execution.zygote import READY_TIMEOUT, WarmProcess, ZygoteError, fork_worker
+from grader.execution.zygote import READY_TIMEOUT, WarmProcess, ZygoteError, fork_worker, may_import_late
 from grader.rubric.schema import Limits
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class Connection:
         self.settle()
         request = {
             "bwrap": base.mounts(scratch, limits), "env": BwrapLauncher.environment(scratch),
-            "rlimits": base.rlimits(limits), "threads": threads,
+            "rlimits": base.rlimits(limits), "threads": threads, "preload": may_import_late(scratch),
         }
         cgroup = WorkerCgroup.create(limits)
         return fork_worker(self.ctl, request, cgroup, log_path, rfd, wfd, self.retired, READY_TIMEOUT)
@@ -174,14 +175,20 @@ class ForkServerLauncher:
         self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int
     ) -> tuple[WarmProcess, Launch]:
         """A worker for the submission staged in `scratch`, forked by the server and sandboxed by itself."""
-        connection = _CONNECTIONS.get(self.address)
+        key = (self.address, threading.current_thread())  # a slot's workers are forked, and reaped, one at a time
+        with _CONNECTIONS_LOCK:
+            connection = _CONNECTIONS.get(key)
         if connection is None or connection.owner != os.getpid():
-            connection = _CONNECTIONS[self.address] = Connection(self.address)
+            _close_finished()
+            connection = Connection(self.address)
+            with _CONNECTIONS_LOCK:
+                _CONNECTIONS[key] = connection
         try:
             return connection.spawn(self.base, scratch, limits, log_path, rfd, wfd, self.threads)
         except ZygoteError:
             connection.close()
-            _CONNECTIONS.pop(self.address, None)
+            with _CONNECTIONS_LOCK:
+                _CONNECTIONS.pop(key, None)
             server = _SERVERS.get(self.address)
             if server is not None and not server.alive:
                 raise ZygoteError(f"the fork server is gone: {server.stderr()}") from None
@@ -189,7 +196,18 @@ class ForkServerLauncher:
 
 
 _SERVERS: dict[str, ForkServer] = {}  # started by this process
-_CONNECTIONS: dict[str, Connection] = {}  # this process's, by server address
+# This process's, by server address and the thread (a batch's slot) that uses it: a connection's retired worker is
+# reaped before its next fork, so two slots never share one.
+_CONNECTIONS: dict[tuple[str, threading.Thread], Connection] = {}
+_CONNECTIONS_LOCK = threading.Lock()  # for the dict only
+
+
+def _close_finished() -> None:
+    """Close the connections of threads that have ended (a finished batch's slots), their workers reaped."""
+    with _CONNECTIONS_LOCK:
+        closing = [_CONNECTIONS.pop(k) for k in [k for k in _CONNECTIONS if not k[1].is_alive()]]
+    for connection in closing:
+        connection.close()
 
 
 def start(base: BwrapLauncher) -> ForkServerLauncher:
@@ -207,7 +225,9 @@ def start(base: BwrapLauncher) -> ForkServerLauncher:
 def settle() -> None:
     """Reap this process's retired forked workers now and remove their cgroups (done anyway before the next
     fork and at exit), so that nothing of a finished grading is left."""
-    for connection in _CONNECTIONS.values():
+    with _CONNECTIONS_LOCK:
+        settling = [c for (_, t), c in _CONNECTIONS.items() if t is threading.current_thread() or not t.is_alive()]
+    for connection in settling:
         connection.settle()
 
 
@@ -218,9 +238,11 @@ def running_servers() -> list[int]:
 
 @atexit.register
 def close_servers() -> None:
-    for connection in list(_CONNECTIONS.values()):
+    with _CONNECTIONS_LOCK:
+        closing = list(_CONNECTIONS.values())
+        _CONNECTIONS.clear()
+    for connection in closing:
         connection.close()
-    _CONNECTIONS.clear()
     for server in list(_SERVERS.values()):
         server.close()
     _SERVERS.clear()

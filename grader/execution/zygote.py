@@ -18,6 +18,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import socket
@@ -25,6 +26,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -81,20 +83,47 @@ class WarmLauncher:
     ) -> tuple[WarmProcess, Launch]:
         """A worker for the submission staged in `scratch`, forked by this process's zygote (started, or
         restarted after a death, on demand)."""
-        key = (self.base, limits)
-        zygote = _ZYGOTES.pop(key, None)  # re-inserted last: the dict is in order of use
+        key = (self.base, limits, threading.current_thread())
+        with _ZYGOTES_LOCK:
+            zygote = _ZYGOTES.pop(key, None)  # re-inserted last: the dict is in order of use
         if zygote is None or zygote.dead or zygote.owner != os.getpid():
             if zygote is not None and zygote.owner == os.getpid():
                 zygote.close()
             _evict(MAX_ZYGOTES - 1)
             zygote = Zygote(self.base, limits)
-        _ZYGOTES[key] = zygote
+        with _ZYGOTES_LOCK:
+            _ZYGOTES[key] = zygote
         try:
             return zygote.spawn(scratch, limits, log_path, rfd, wfd, self.threads)
         except ZygoteError:
             zygote.close()
-            _ZYGOTES.pop(key, None)
+            with _ZYGOTES_LOCK:
+                _ZYGOTES.pop(key, None)
             raise
+
+
+# What a submission's code imports that the warm process imports only when asked (grader.worker.zygote.LATE):
+# torch._dynamo, which building any optimiser imports (about 1.2 s), and torchvision.  A working folder whose
+# Python mentions none of these words does not make its worker wait for them; one that uses them another way
+# (a name built at run time) imports them itself, in its own time.
+LATE_WORDS = re.compile(
+    rb"optim|torchvision|compile|dynamo|functorch|torch\.func\b|import func\b|export|lightning|torch\.fx|inductor"
+    rb"|timm|transformers"
+)
+LATE_SCAN = 16 * MiB  # bytes read of each file
+
+
+def may_import_late(folder: Path) -> bool:
+    """Whether the Python (modules and notebooks) of a working folder may import a module of LATE."""
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in (".py", ".ipynb") and path.is_file() and not path.is_symlink():
+            try:
+                with path.open("rb") as fh:
+                    if LATE_WORDS.search(fh.read(LATE_SCAN)):
+                        return True
+            except OSError:
+                return True  # unread: the safe side is to import them
+    return False
 
 
 class ForkingLauncher(Launcher, Protocol):
@@ -216,7 +245,7 @@ class Zygote:
         quota = limits.disk_mb * MiB
         request = {
             "home_size": quota + tree_size(self.stage), "tmp_size": quota, "shm_size": limits.file_size_mb * MiB,
-            "threads": threads,
+            "threads": threads, "preload": may_import_late(scratch),
         }
         cgroup = WorkerCgroup.create(limits)
         return fork_worker(self.ctl, request, cgroup, log_path, rfd, wfd, self.retired, SPAWN_TIMEOUT)
@@ -304,33 +333,43 @@ def _cleanup(launch: Launch) -> None:
             log.warning("cleaning up after a zygote failed", exc_info=True)
 
 
-_ZYGOTES: dict[tuple[BwrapLauncher, Limits], Zygote] = {}
-# A grading run has one sandbox and one set of limits, so one zygote; a process that grades under many (a test
-# suite, `grader validate`) keeps the most recently used few, each holding torch (hundreds of MB).
+_ZYGOTES: dict[tuple[BwrapLauncher, Limits, threading.Thread], Zygote] = {}
+# A grading run has one sandbox and one set of limits, so one zygote per slot (a thread: a zygote dies with the
+# thread that started it, bwrap --die-with-parent, and runs one submission at a time); a process that grades under
+# many (a test suite, `grader validate`) keeps the most recently used few per thread, each holding torch (hundreds
+# of MB).
 MAX_ZYGOTES = 2
+_ZYGOTES_LOCK = threading.Lock()  # for the dict only: a zygote starts, forks and closes outside it
 
 
 def prestart(launcher: WarmLauncher, limits: Limits) -> None:
     """Start this process's zygote for `launcher` and `limits` now (it imports torch while the caller does its own
     work), so that the first `spawn` forks at once; a zygote that cannot start is started again, or given up for
     a fresh worker, by that `spawn` as usual."""
-    key = (launcher.base, limits)
-    if key in _ZYGOTES:
-        return
+    key = (launcher.base, limits, threading.current_thread())
+    with _ZYGOTES_LOCK:
+        if key in _ZYGOTES:
+            return
     try:
         zygote = Zygote(launcher.base, limits)
     except ZygoteError:
         log.warning("the zygote did not start ahead of the first worker", exc_info=True)
         return
     _evict(MAX_ZYGOTES - 1)
-    _ZYGOTES[key] = zygote
+    with _ZYGOTES_LOCK:
+        _ZYGOTES[key] = zygote
 
 
 def _evict(keep: int) -> None:
-    """Close the least recently used zygotes until at most `keep` are left."""
-    while len(_ZYGOTES) > keep:
-        oldest = next(iter(_ZYGOTES))
-        _ZYGOTES.pop(oldest).close()
+    """Close the zygotes of threads that have ended, and this thread's least recently used ones until at most
+    `keep` of its own are left (another slot's zygote is never touched: it may be forking)."""
+    here = threading.current_thread()
+    with _ZYGOTES_LOCK:
+        ended = [k for k in _ZYGOTES if not k[2].is_alive()]
+        mine = [k for k in _ZYGOTES if k[2] is here]
+        closing = [_ZYGOTES.pop(k) for k in ended + mine[:max(0, len(mine) - keep)]]
+    for zygote in closing:
+        zygote.close()
 _LIVE: list[Zygote] = []
 
 
@@ -338,4 +377,5 @@ _LIVE: list[Zygote] = []
 def close_zygotes() -> None:
     for zygote in list(_LIVE):
         zygote.close()
-    _ZYGOTES.clear()
+    with _ZYGOTES_LOCK:
+        _ZYGOTES.clear()

@@ -8,17 +8,16 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import sympy
 
 from grader.formula.mathparse import make_symbols, parse_expression, parse_relation
+from grader.timeouts import deadline
 
 if TYPE_CHECKING:  # annotations only: the options module imports this one to validate a rubric
     from grader.rubric.options import FormulaOptions, SymbolDomain
@@ -453,15 +452,12 @@ class _Timeout(BaseException):
 
 
 def prove_equal(yours: sympy.Expr, expected: sympy.Expr, seconds: float) -> bool:
-    """True only if SymPy shows the difference is 0 within `seconds`; False when it cannot or may not try.
-
-    The time limit needs SIGALRM, so the attempt is made only in the main thread; a timer already running
-    (the caller's own limit) is shortened around ours and restored afterwards, never lost.
-    """
-    if seconds <= 0 or not _alarm_usable():
+    """True only if SymPy shows the difference is 0 within `seconds`; False when it cannot or may not try
+    (in any thread: grader.timeouts.deadline)."""
+    if seconds <= 0:
         return False
     try:
-        with _deadline(seconds, _Timeout):
+        with deadline(seconds, _Timeout):
             return _difference_vanishes(yours - expected)
     except _Timeout:
         return False
@@ -482,32 +478,7 @@ def _difference_vanishes(diff: sympy.Expr) -> bool:
     return bool(diff == 0 or sympy.simplify(diff) == 0)
 
 
-def _alarm_usable() -> bool:
-    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-
-
 def alarm(seconds: float) -> AbstractContextManager[None]:
-    """The whole check's alarm where signals work (the main thread of the grader or of a pool worker);
-    elsewhere a no-op, and `Budget.check` between points is what stops the check."""
-    return _deadline(seconds, OutOfTime) if _alarm_usable() else nullcontext()
-
-
-@contextmanager
-def _deadline(seconds: float, error: type[BaseException]) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise error()
-
-    outer_remaining, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    if outer_remaining > 0:
-        seconds = min(seconds, outer_remaining * 0.9)  # leave the outer limit time to fire as planned
-    started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_remaining > 0:
-            left = max(outer_remaining - (time.monotonic() - started), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+    """The whole check's limit (grader.timeouts.deadline, in any thread); `Budget.check` between points stops
+    the check too."""
+    return deadline(seconds, OutOfTime)

@@ -1,9 +1,19 @@
-"""The local executors of a batch: this process (for debugging, and a single submission), or a pool of
-processes that each import torch once.  Both grade each job through `batch.grade_job`, inside its boundary."""
+"""The local executors of a batch: one submission at a time in this process (`--jobs 1`, a single submission),
+several at once in threads of this process (`--jobs N`), or, where asked (GRADER_POOL=processes), a pool of
+processes that each import torch once.  Each grades each job through `batch.grade_job`, inside its boundary.
+
+Threads are the default for `--jobs N`: every submission's code runs in its own sandboxed worker process anyway,
+so what a slot does here is wait for its worker and compare plain data.  A slot then costs one more worker (a
+fork of the fork server, about 11 MB), not a process that imports torch again, and a batch starts as soon as this
+process and the fork server have imported it.  What the grader's side shares between slots is made safe for
+them: each slot has its own connection to the fork server (or its own zygote), the reference module is loaded
+once, before any slot starts, and each call of the reference holds `grader.checks.support.cases.REFERENCE`."""
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +40,54 @@ class SerialExecutor:
         settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(1)))
         for job in jobs:
             yield grade_job(rubric, job, settings)
+
+
+@dataclass(frozen=True)
+class ThreadExecutor:
+    """`workers` submissions at once, each graded by a thread of this process (a slot); their student code runs
+    in sandboxed worker processes as always.  Threads are daemons: after Ctrl-C (or the consumer stopping early)
+    no queued submission starts, and the command's exit ends those still running with their workers."""
+
+    workers: int
+    name: str = "threads"
+
+    def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
+        settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(self.workers)))
+        rubric.load_reference()  # once, here: never loaded by two slots at once
+        todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        for job in jobs:
+            todo.put(job)
+        done: queue.SimpleQueue[SubmissionResult] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def slot() -> None:
+            while not stop.is_set():
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put(grade_job(rubric, job, settings))
+                except BaseException:
+                    log.exception("grading %s failed in a slot", job.path)
+                    done.put(failed_job(rubric, job, traceback.format_exc(), settings))
+
+        slots = [threading.Thread(target=slot, name=f"grader-slot-{i + 1}", daemon=True)
+                 for i in range(min(self.workers, len(jobs)))]
+        for thread in slots:
+            thread.start()
+        try:
+            for _ in jobs:
+                while True:
+                    try:
+                        yield done.get(timeout=0.5)  # a timeout, so that Ctrl-C reaches this thread at once
+                        break
+                    except queue.Empty:
+                        continue
+        finally:
+            stop.set()
+        for thread in slots:
+            thread.join()
 
 
 @dataclass(frozen=True)
@@ -108,6 +166,15 @@ def _pool_grade(job: Job) -> dict[str, object]:
     return grade_job(rubric, job, settings).serialize()  # type: ignore[arg-type]
 
 
+def local_executor(workers: int, jobs: int) -> Executor:
+    """One at a time for one worker or one job; else threads, or processes where GRADER_POOL=processes asks."""
+    if workers <= 1 or jobs <= 1:
+        return SerialExecutor()
+    if os.environ.get("GRADER_POOL", "threads") == "processes":
+        return PoolExecutor(workers)
+    return ThreadExecutor(workers)
+
+
 def run_jobs(
     rubric: Rubric,
     jobs: list[Job],
@@ -119,5 +186,5 @@ def run_jobs(
     executor: Executor | None = None,
 ) -> Iterator[SubmissionResult]:
     """Yield results as submissions finish (not in input order when `workers` > 1)."""
-    chosen: Executor = executor or (SerialExecutor() if workers <= 1 or len(jobs) <= 1 else PoolExecutor(workers))
+    chosen: Executor = executor or local_executor(workers, len(jobs))
     yield from chosen.grade(rubric, jobs, Settings(launcher, device, public_only))

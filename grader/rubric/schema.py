@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -193,6 +194,14 @@ class Rubric:
 
 def load_module(path: Path, name: str) -> ModuleType:
     """Import a reference module from its file, once per process; it never enters a student's worker."""
+    with _LOADING:  # a module is in sys.modules before it has run: no other thread may take it half made
+        return _load_module(path, name)
+
+
+_LOADING = threading.RLock()
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     if not path.is_file():

@@ -9,6 +9,7 @@ import ast
 import hashlib
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ MAX_NOTEBOOK_CELLS = 2000  # code cells of a notebook: each is a round trip to t
 MAX_PADDING = 16 * 1024 * 1024  # blank lines added, over all cells, to keep line numbers true
 MAX_ANSWER = 20_000  # characters kept of one `Answer qX.Y:` cell; the rest is cut, with a note
 PARSE_RECURSION_LIMIT = 4000  # see `parse_python`
+_RECURSION_LIMIT = threading.Lock()
 # Characters of Python the grader parses in one piece (blank lines before it not counted): a syntax tree takes
 # 200-500 bytes per character of source, so a cell of 256 KiB costs the grader about 100 MB and 0.1 s, where a
 # 12 MiB list literal cost it 5 GB and 29 s.  See `parse_python`.
@@ -112,12 +114,13 @@ def parse_python(source: str) -> ast.Module:
     size = len(source.lstrip("\n"))  # the blank lines that keep a .py file's line numbers cost nothing
     if size > MAX_PARSED:
         raise TooLargeToParse(size)
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, PARSE_RECURSION_LIMIT))
-    try:
-        return ast.parse(source)
-    finally:
-        sys.setrecursionlimit(old)
+    with _RECURSION_LIMIT:  # the limit is the process's: a slot must not lower it under another's parse
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, PARSE_RECURSION_LIMIT))
+        try:
+            return ast.parse(source)
+        finally:
+            sys.setrecursionlimit(old)
 
 
 def find_submissions(targets: list[Path]) -> list[Path]:

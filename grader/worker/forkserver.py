@@ -65,6 +65,7 @@ from grader.worker.zygote import (
     mount,
     prctl,
     preload,
+    preload_late,
     reaped,
     report_error,
     reseed,
@@ -209,6 +210,8 @@ def answer(client: socket.socket) -> bool:
         return False
     try:
         request = json.loads(message)
+        if request.get("preload"):
+            preload_late()
         plan = parse(list(request["bwrap"]))
         if len(fds) < 4:
             raise ValueError(f"{len(fds)} descriptors, not at least 4")
