@@ -78,3 +78,24 @@ def test_check_shows_public_questions_only(tmp_path, capsys):
     assert main(["check", str(sub), "--rubric", str(DATA / "mini" / "rubric.yaml")]) == 0
     text = capsys.readouterr().out
     assert "q2.1" in text and "q2.2" not in text  # q2.2 is hidden
+
+
+def test_the_command_ends_after_its_exit_handlers_with_its_own_status(tmp_path):
+    """`grader` (grader.cli.main:entry) skips Python's teardown of the modules torch loaded, but not what has to
+    happen at exit: every atexit handler runs, the output is flushed whole into a pipe, the status is the
+    command's."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "ann.py").write_text(CORRECT)
+    script = ("import atexit, sys\nfrom grader.cli.main import entry\natexit.register(print, 'the handler ran')\n"
+              "sys.argv = ['grader', *sys.argv[1:]]\nentry()\n")
+    rubric = str(DATA / "mini" / "rubric.yaml")
+    proc = subprocess.run([sys.executable, "-c", script, "grade", rubric, str(subs), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("graded 1 submissions") and proc.stdout.endswith("\nthe handler ran\n"), proc.stdout
+    assert "ann: 4/10" in proc.stderr and "total: mean 4.00" in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", script, "status", str(tmp_path / "nowhere")], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("grader: error:"), proc.stderr
+    assert proc.stdout == "the handler ran\n"

@@ -16,7 +16,7 @@ from grader.execution import forkserver
 from grader.execution.launchers import choose_launcher
 from grader.execution.sandbox import BwrapLauncher, PlainLauncher
 from grader.execution.session import WorkerSession
-from grader.execution.zygote import WarmLauncher, WarmProcess
+from grader.execution.zygote import WarmLauncher, WarmProcess, may_import_late
 from grader.grading.submission import grade_submission
 from grader.rubric.schema import Limits, load_rubric
 from grader.sources.load import load_submission
@@ -186,3 +186,31 @@ def test_the_launcher_declares_what_it_can_do():
     assert launcher.forks and launcher.hides and launcher.sets_threads
     assert launcher.with_threads(3).threads == 3 and launcher.hiding([ROOT]).base.hidden == (str(ROOT),)
     assert not (PlainLauncher.forks or PlainLauncher.hides or BwrapLauncher.forks) and BwrapLauncher.hides
+
+
+def test_the_late_imports_are_asked_for_by_the_words_of_a_working_folder(tmp_path: Path) -> None:
+    plain, training, notebook = tmp_path / "plain", tmp_path / "training", tmp_path / "notebook"
+    for folder in (plain, training, notebook):
+        folder.mkdir()
+    (plain / "hw.py").write_text("import torch\nimport torch.nn.functional as F\nx = F.relu(torch.ones(2))\n")
+    (plain / "data.csv").write_text("optimizer,torchvision\n")  # not Python: not read
+    (training / "hw.py").write_text("import torch\n")
+    (training / "helpers.py").write_text("from torch import optim\n")  # a helper module counts too
+    (notebook / "hw.ipynb").write_text('{"cells": [{"source": ["import torchvision"]}]}')
+    assert not may_import_late(plain)
+    assert may_import_late(training) and may_import_late(notebook)
+
+
+@needs_forkserver
+def test_a_worker_forked_without_the_late_imports_imports_them_itself(tmp_path: Path) -> None:
+    """A submission that reaches torch._dynamo by a name built at run time (so that the server was not asked to
+    import it first) gets it all the same; one that names an optimiser has it from the server."""
+    hidden = tmp_path / "hidden.py"
+    hidden.write_text("import importlib\nm = importlib.import_module('torch._' + 'dyn' + 'amo')\nok = callable(m.reset)\n")
+    named = tmp_path / "named.py"
+    named.write_text("import sys, torch\nw = torch.zeros(2, requires_grad=True)\nopt = torch.optim.SGD([w], lr=0.1)\n"
+                     "ok = 'torch._dynamo' in sys.modules\n")
+    launcher = forkserver.start(BwrapLauncher())
+    for path in (hidden, named):
+        with _forked(path, launcher) as session:
+            assert session.get("ok").value is True
