@@ -1,4 +1,4 @@
-"""Wall-clock limits on grader-side work that runs on a student's data (a report render, a formula's proof).
+"""Limits on grader-side work that runs on a student's data (a report render, a formula's check and proof).
 
 `deadline(seconds, Error)` raises `Error` in the calling thread once `seconds` have passed inside the block.  In
 the main thread it is SIGALRM, as it always was; in any other thread (a slot of a batch graded in threads, a Dask
@@ -6,12 +6,17 @@ worker's thread) a timer thread raises it there with `PyThreadState_SetAsyncExc`
 work (SymPy, Jinja) between two bytecodes and neither interrupts one long C call, so the limit means the same
 wherever the work runs.  The error is raised as its class, without arguments: give it a class of its own, and a
 BaseException where the work may catch `Exception` (SymPy does).
+
+`cpu_deadline(seconds, Error)` counts the CPU time of the calling thread instead, with a wall-clock backstop of
+`backstop` times that: the limit of work whose verdict must not depend on the machine's load, or on another slot
+of the batch holding the interpreter meanwhile (time spent waiting for it is not this thread's CPU time).
 """
 from __future__ import annotations
 
 import ctypes
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -76,6 +81,59 @@ def _timer(seconds: float, error: type[BaseException]) -> Iterator[None]:
         with guard:
             state["armed"] = False
         timer.cancel()
+        if state["fired"]:
+            _raise_in(target, None)  # one set but not raised yet (the block ended first) is withdrawn
+
+
+BACKSTOP = 4.0  # the wall-clock backstop of a CPU-time limit, as a multiple of it (as Limits.backstop)
+POLL = 0.02  # how often a CPU-time limit reads the thread's clock
+
+
+class ThreadClock:
+    """The CPU time a thread has used since this was made; read from any thread."""
+
+    def __init__(self) -> None:
+        self.clock = time.pthread_getcpuclockid(threading.get_ident())
+        self.started = time.clock_gettime(self.clock)
+        self.wall = time.monotonic()
+
+    def cpu(self) -> float:
+        return time.clock_gettime(self.clock) - self.started
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.wall
+
+
+@contextmanager
+def cpu_deadline(seconds: float, error: type[BaseException], backstop: float = BACKSTOP) -> Iterator[None]:
+    """`error` raised in this thread once the block has used `seconds` of its CPU time, or `backstop` times as
+    many seconds have passed (work that waits rather than computes)."""
+    if seconds <= 0:
+        yield
+        return
+    target = threading.get_ident()
+    clock = ThreadClock()
+    finished = threading.Event()
+    guard = threading.Lock()
+    state = {"armed": True, "fired": False}
+
+    def watch() -> None:
+        while not finished.wait(POLL):
+            if clock.cpu() >= seconds or clock.elapsed() >= seconds * backstop:
+                with guard:
+                    if state["armed"]:
+                        state["fired"] = True
+                        _raise_in(target, error)
+                return
+
+    watcher = threading.Thread(target=watch, name="grader-cpu-deadline", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        with guard:
+            state["armed"] = False
+        finished.set()
         if state["fired"]:
             _raise_in(target, None)  # one set but not raised yet (the block ended first) is withdrawn
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from grader.timeouts import TimeLimit, deadline, time_limit
+from grader.timeouts import TimeLimit, cpu_deadline, deadline, time_limit
 
 
 class Stop(BaseException):
@@ -80,3 +80,26 @@ def test_time_limit_names_the_work_in_any_thread() -> None:
 def test_no_limit_at_zero() -> None:
     with deadline(0, Stop):
         assert spin(0.1) == "finished"
+
+
+def cpu_limited(work: Callable[[], object], seconds: float = 0.3) -> object:
+    with cpu_deadline(seconds, Stop):
+        return work()
+
+
+@pytest.mark.parametrize("where", ["main thread", "another thread"])
+def test_a_cpu_deadline_counts_the_threads_own_cpu_time(where: str) -> None:
+    """Computing past the limit is stopped; waiting as long (no CPU spent, as when another slot holds the
+    interpreter) is not, until the wall-clock backstop (4 times the limit)."""
+    def run(work: Callable[[], object]) -> object:
+        if where == "main thread":
+            try:
+                return cpu_limited(work)
+            except Stop as exc:
+                return exc
+        return in_thread(lambda: cpu_limited(work))[0]
+
+    assert isinstance(run(lambda: spin(60)), Stop)
+    assert run(lambda: time.sleep(0.6) or "slept") == "slept"
+    # The backstop (1.2 s): raised as soon as the sleep, one C call that nothing interrupts, returns.
+    assert isinstance(run(lambda: time.sleep(1.5) or "slept"), Stop)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from fractions import Fraction
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sympy
 
 from grader.formula.mathparse import make_symbols, parse_expression, parse_relation
-from grader.timeouts import deadline
+from grader.timeouts import BACKSTOP, ThreadClock, cpu_deadline
 
 if TYPE_CHECKING:  # annotations only: the options module imports this one to validate a rubric
     from grader.rubric.options import FormulaOptions, SymbolDomain
@@ -50,14 +49,15 @@ class OutOfTime(BaseException):
 
 
 class Budget:
-    """A deadline checked between steps: it works in any thread, where an alarm works only in the main one."""
+    """The check's CPU seconds, checked between steps (and by `alarm` within one), with a wall-clock backstop of
+    BACKSTOP times as many: a formula's verdict does not depend on the machine's load or on other slots."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+        self.clock = ThreadClock()
 
     def left(self) -> float:
-        return self.deadline - time.monotonic()
+        return min(self.seconds - self.clock.cpu(), self.seconds * BACKSTOP - self.clock.elapsed())
 
     def check(self) -> None:
         if self.left() <= 0:
@@ -452,12 +452,12 @@ class _Timeout(BaseException):
 
 
 def prove_equal(yours: sympy.Expr, expected: sympy.Expr, seconds: float) -> bool:
-    """True only if SymPy shows the difference is 0 within `seconds`; False when it cannot or may not try
-    (in any thread: grader.timeouts.deadline)."""
+    """True only if SymPy shows the difference is 0 within `seconds` of CPU time; False when it cannot or may not
+    try (in any thread: grader.timeouts.cpu_deadline)."""
     if seconds <= 0:
         return False
     try:
-        with deadline(seconds, _Timeout):
+        with cpu_deadline(seconds, _Timeout):
             return _difference_vanishes(yours - expected)
     except _Timeout:
         return False
@@ -479,6 +479,6 @@ def _difference_vanishes(diff: sympy.Expr) -> bool:
 
 
 def alarm(seconds: float) -> AbstractContextManager[None]:
-    """The whole check's limit (grader.timeouts.deadline, in any thread); `Budget.check` between points stops
-    the check too."""
-    return deadline(seconds, OutOfTime)
+    """The whole check's limit in CPU seconds (grader.timeouts.cpu_deadline, in any thread), for the long steps
+    `Budget.check` cannot see into."""
+    return cpu_deadline(seconds, OutOfTime)

@@ -7,7 +7,7 @@ so what a slot does here is wait for its worker and compare plain data.  A slot 
 fork of the fork server, about 11 MB), not a process that imports torch again, and a batch starts as soon as this
 process and the fork server have imported it.  What the grader's side shares between slots is made safe for
 them: each slot has its own connection to the fork server (or its own zygote), the reference module is loaded
-once, before any slot starts, and each call of the reference holds `grader.checks.support.cases.REFERENCE`."""
+once, before any slot starts, and each call of the reference holds `grader.checks.base.REFERENCE`."""
 from __future__ import annotations
 
 import logging
@@ -53,7 +53,10 @@ class ThreadExecutor:
 
     def grade(self, rubric: Rubric, jobs: Sequence[Job], settings: Settings) -> Iterator[SubmissionResult]:
         settings = replace(settings, launcher=with_threads(settings.launcher, cpu_share(self.workers)))
-        rubric.load_reference()  # once, here: never loaded by two slots at once
+        try:
+            rubric.load_reference()  # once, here, not by two slots at once
+        except Exception:  # each job then says so inside its boundary, as one at a time would
+            log.warning("the reference did not load", exc_info=True)
         todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
         for job in jobs:
             todo.put(job)

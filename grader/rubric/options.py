@@ -47,8 +47,8 @@ class FormulaOptions(Options):
     sample_max: int = Field(60, ge=1, description="upper end of random values for a symbol without max")
     large_points: int = Field(200, ge=0, le=10_000, description="seeded points with some symbols at large values")
     large_max: int = Field(10**9, ge=1, description="upper end of large values for a symbol without max")
-    time_limit: float = Field(5.0, ge=0, description="seconds for the symbolic proof; 0 skips it")
-    budget: float = Field(20.0, gt=0, description="seconds for the whole check: reading, every point, the proof")
+    time_limit: float = Field(5.0, ge=0, description="CPU seconds for the symbolic proof; 0 skips it")
+    budget: float = Field(20.0, gt=0, description="CPU seconds for the whole check: reading, every point, the proof")
     rtol: float = Field(1e-9, ge=0, description="relative tolerance where a value is not exact (log, sqrt)")
 
     @field_validator("symbols")
