@@ -162,6 +162,7 @@ class NeedsTA:
     student: str  # the folder
     who: str  # name and sid (`SubmissionResult.who`)
     reason: str
+    by_hand: bool = False  # answers waiting to be graded by a TA (pending), not a problem
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def _needs_ta(r: SubmissionResult) -> list[NeedsTA]:
         found.append(NeedsTA(r.student, r.who, f"flagged (the score stands; look at the code): {'; '.join(r.flags)}"))
     pending = [q.qid for q in r.questions if q.status is Status.PENDING]
     if pending:
-        found.append(NeedsTA(r.student, r.who, f"to grade by hand: {', '.join(pending)}"))
+        found.append(NeedsTA(r.student, r.who, f"to grade by hand: {', '.join(pending)}", by_hand=True))
     # A worker that died or a cell that timed out may be the machine's fault rather than the student's.
     odd = [c for c in r.cell_failures if c.reason in ("died", "timeout")]
     if odd:

@@ -236,9 +236,16 @@ def print_summary(
     )
     for problem in s.setup_problems:
         print(f"needs a TA: course setup: {one_line(problem.line)}", file=stream)
-    if s.needs_ta:
-        print(f"needs a TA: {len(s.needs_ta)}", file=stream)
-        for n in s.needs_ta:
+    # As `grader status` keeps them apart: answers waiting for a TA's score are work, not problems.
+    problems = [n for n in s.needs_ta if not n.by_hand]
+    by_hand = [n for n in s.needs_ta if n.by_hand]
+    if problems:
+        print(f"needs a TA: {len(problems)}", file=stream)
+        for n in problems:
+            print(f"  {n.student}: {one_line(n.reason)}", file=stream)
+    if by_hand:
+        print(f"pending TA scores: {len(by_hand)} submissions (grader serve, or grader manual)", file=stream)
+        for n in by_hand:
             print(f"  {n.student}: {one_line(n.reason)}", file=stream)
 
 
