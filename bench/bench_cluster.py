@@ -21,7 +21,7 @@ import dask
 from grader.execution.sandbox import choose_launcher
 from grader.grading.batch import Executor, Job, Settings
 from grader.grading.cluster import DaskExecutor
-from grader.grading.executors import PoolExecutor
+from grader.grading.executors import PoolExecutor, ThreadExecutor
 from grader.rubric.schema import load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,8 @@ def main() -> None:
         work = jobs(Path(tmp), args.submissions)
         print(f"{len(work)} cnn-rnn submissions, sandbox {settings.launcher.name if settings.launcher else 'none'}")
         rows: list[tuple[str, Executor]] = [("local pool, 1 process", PoolExecutor(1)),
-                                            ("local pool, 2 processes", PoolExecutor(2))]
+                                            ("local pool, 2 processes", PoolExecutor(2)),
+                                            ("this process, 2 threads (grader grade --jobs 2)", ThreadExecutor(2))]
         for name, executor in rows:  # every batch starts its pool afresh
             say(name, [batch_seconds(executor, work, settings) for _ in range(args.repeat)], len(work))
         for workers in (1, 2):
