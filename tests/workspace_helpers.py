@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grader.atomic import atomic_write
 from grader.checks.manual import PENDING_MESSAGE, ManualDetails
 from grader.classroom.gradebook import FILENAME, Gradebook
 from grader.classroom.outdir import finish
-from grader.classroom.score_files import atomic_write, gradebook_csv
+from grader.classroom.score_files import gradebook_csv
 from grader.feedback.report import write_index
 from grader.grading.verdict_key import CacheKey
 from grader.results import QuestionResult, Status, SubmissionResult

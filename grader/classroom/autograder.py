@@ -169,7 +169,8 @@ def run_autograder(root: Path, rubric_path: Path) -> int:
     """
     from dataclasses import replace
 
-    from grader.classroom.score_files import atomic_write, gradescope
+    from grader.atomic import atomic_write
+    from grader.classroom.score_files import gradescope
     from grader.execution.user_sandbox import UserLauncher, kill_user
     from grader.grading.submission import check_requirements, grade_submission
     from grader.rubric.schema import load_rubric

@@ -16,8 +16,9 @@ import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from grader.atomic import atomic_write
 from grader.classroom.gradebook import FILENAME, Gradebook
-from grader.classroom.score_files import atomic_write, gradebook_csv, gradescope
+from grader.classroom.score_files import gradebook_csv, gradescope
 from grader.errors import GraderError
 from grader.feedback.report import REPORT_FILES, Audience, render_markdown, render_report, write_index
 from grader.results import SubmissionResult, scrub

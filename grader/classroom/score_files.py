@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from grader.atomic import atomic_write
 from grader.feedback.report import student_output
 from grader.results import Status, SubmissionResult
 from grader.rubric.schema import Rubric
 from grader.spreadsheet import Cell, csv_text
 
-__all__ = ["GRADESCOPE_VISIBILITY", "atomic_write", "gradebook_csv", "gradescope", "student_output"]
+__all__ = ["GRADESCOPE_VISIBILITY", "gradebook_csv", "gradescope", "student_output"]
 
 GRADESCOPE_VISIBILITY = {"public": "visible", "hidden": "after_published"}
 

@@ -15,9 +15,10 @@ from typing import Any, Iterable
 
 import yaml
 
+from grader.atomic import atomic_write
 from grader.checks.manual import with_ta_score
 from grader.classroom.outdir import finish
-from grader.classroom.score_files import atomic_write, gradebook_csv
+from grader.classroom.score_files import gradebook_csv
 from grader.errors import GraderError
 from grader.feedback.report import write_index
 from grader.results import QuestionResult, Status, SubmissionResult

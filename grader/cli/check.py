@@ -87,7 +87,7 @@ def report_path(args: argparse.Namespace) -> Path:
 def write_check_report(result: SubmissionResult, path: Path, *, as_json: bool) -> None:
     """The student's report.html of this check: the loss curves, the failing inputs and every explanation the
     terminal has no room for."""
-    from grader.classroom.score_files import atomic_write
+    from grader.atomic import atomic_write
     from grader.feedback.report import render_report
 
     try:

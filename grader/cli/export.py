@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from grader.atomic import atomic_write
 from grader.classroom.classbook import read_entries, read_results
 from grader.classroom.lms_export import MOODLE_KEYS, Matched, canvas_csv, match_results, moodle_csv
-from grader.classroom.score_files import atomic_write
 from grader.errors import GraderError
 from grader.sources.roster import Identity, Roster
 

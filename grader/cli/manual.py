@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from grader.classroom.score_files import atomic_write
+from grader.atomic import atomic_write
 from grader.classroom.ta_scores import (
     CSV_COLUMNS,
     TAScore,
