@@ -82,10 +82,12 @@ def _rows(out: Path) -> int:
         return 0
 
 
-def test_ctrl_c_leaves_class_files_for_what_finished(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])  # one at a time, and two slots (threads) with one still running
+def test_ctrl_c_leaves_class_files_for_what_finished(tmp_path: Path, jobs: str) -> None:
     klass = _students(tmp_path / "class", **{n: "zed_honest" for n in ("ann", "ben", "cat", "dan", "eve", "fay")})
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "grader.cli.main", "grade", str(RUBRIC), str(klass), "--out", str(out), "--sandbox=auto"]
+    command = [sys.executable, "-m", "grader.cli.main", "grade", str(RUBRIC), str(klass), "--out", str(out), "--sandbox=auto",
+               "--jobs", jobs]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 180
