@@ -5,7 +5,7 @@ import functools
 import hashlib
 import threading
 from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from grader.results import Outcome
@@ -96,7 +96,8 @@ class CheckContext:
             raise GraderError(
                 f"{self.rubric.path.name}: {self.question.id}: reference module has no '{name}'"
             ) from None
-        return serialized(value) if callable(value) and not isinstance(value, type) else value
+        # Functions only: a value the rubric compares (an nn.Module, a class, a tensor) is given as it is.
+        return serialized(value) if isinstance(value, (FunctionType, MethodType, functools.partial)) else value
 
 
 class Check(Protocol):
