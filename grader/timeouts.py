@@ -2,7 +2,7 @@
 
 `deadline(seconds, Error)` raises `Error` in the calling thread once `seconds` have passed inside the block.  In
 the main thread it is SIGALRM, as it always was; in any other thread (a slot of a batch graded in threads, a Dask
-worker's thread) a timer thread raises it there with `PyThreadState_SetAsyncExc`.  Both interrupt pure-Python
+worker's thread) a watching thread raises it there with `PyThreadState_SetAsyncExc`.  Both interrupt pure-Python
 work (SymPy, Jinja) between two bytecodes and neither interrupts one long C call, so the limit means the same
 wherever the work runs.  The error is raised as its class, without arguments: give it a class of its own, and a
 BaseException where the work may catch `Exception` (SymPy does).
@@ -14,6 +14,7 @@ of the batch holding the interpreter meanwhile (time spent waiting for it is not
 from __future__ import annotations
 
 import ctypes
+import math
 import signal
 import threading
 import time
@@ -36,7 +37,7 @@ def deadline(seconds: float, error: type[BaseException]) -> Iterator[None]:
     if seconds <= 0:
         yield
         return
-    with _alarm(seconds, error) if _alarm_usable() else _timer(seconds, error):
+    with _alarm(seconds, error) if _alarm_usable() else _watched(error, cpu=math.inf, wall=seconds):
         yield
 
 
@@ -60,33 +61,8 @@ def _alarm(seconds: float, error: type[BaseException]) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer_remaining - spent, 1e-3), outer_interval)
 
 
-@contextmanager
-def _timer(seconds: float, error: type[BaseException]) -> Iterator[None]:
-    target = threading.get_ident()
-    guard = threading.Lock()
-    state = {"armed": True, "fired": False}
-
-    def fire() -> None:
-        with guard:
-            if state["armed"]:
-                state["fired"] = True
-                _raise_in(target, error)
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        with guard:
-            state["armed"] = False
-        timer.cancel()
-        if state["fired"]:
-            _raise_in(target, None)  # one set but not raised yet (the block ended first) is withdrawn
-
-
 BACKSTOP = 4.0  # the wall-clock backstop of a CPU-time limit, as a multiple of it (as Limits.backstop)
-POLL = 0.02  # how often a CPU-time limit reads the thread's clock
+POLL = 0.02  # how often a watching thread reads the clocks
 
 
 class ThreadClock:
@@ -111,6 +87,15 @@ def cpu_deadline(seconds: float, error: type[BaseException], backstop: float = B
     if seconds <= 0:
         yield
         return
+    with _watched(error, cpu=seconds, wall=seconds * backstop):
+        yield
+
+
+@contextmanager
+def _watched(error: type[BaseException], cpu: float, wall: float) -> Iterator[None]:
+    """`error` raised in this thread by a watching thread once the block has used `cpu` seconds of this thread's
+    CPU time or run `wall` seconds, whichever comes first; one set but not raised yet when the block ends (a race
+    with its end) is withdrawn."""
     target = threading.get_ident()
     clock = ThreadClock()
     finished = threading.Event()
@@ -119,14 +104,14 @@ def cpu_deadline(seconds: float, error: type[BaseException], backstop: float = B
 
     def watch() -> None:
         while not finished.wait(POLL):
-            if clock.cpu() >= seconds or clock.elapsed() >= seconds * backstop:
+            if clock.cpu() >= cpu or clock.elapsed() >= wall:
                 with guard:
                     if state["armed"]:
                         state["fired"] = True
                         _raise_in(target, error)
                 return
 
-    watcher = threading.Thread(target=watch, name="grader-cpu-deadline", daemon=True)
+    watcher = threading.Thread(target=watch, name="grader-deadline", daemon=True)
     watcher.start()
     try:
         yield
@@ -135,7 +120,7 @@ def cpu_deadline(seconds: float, error: type[BaseException], backstop: float = B
             state["armed"] = False
         finished.set()
         if state["fired"]:
-            _raise_in(target, None)  # one set but not raised yet (the block ended first) is withdrawn
+            _raise_in(target, None)
 
 
 def _raise_in(thread_id: int, error: type[BaseException] | None) -> None:
