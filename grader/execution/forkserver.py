@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader
-from grader.execution.zygote import READY_TIMEOUT, WarmProcess, ZygoteError, fork_worker, may_import_late
+from grader.execution.zygote import READY_TIMEOUT, BwrapForking, WarmProcess, ZygoteError, fork_worker, may_import_late
 from grader.rubric.schema import Limits
 
 log = logging.getLogger(__name__)
@@ -149,27 +149,12 @@ class Connection:
 
 
 @dataclass(frozen=True)
-class ForkServerLauncher:
-    """Workers forked by the batch's fork server; plain data, so that it pickles into the process pool."""
+class ForkServerLauncher(BwrapForking):
+    """Workers forked by the batch's fork server, at `address`."""
 
-    base: BwrapLauncher
-    address: str
-    threads: int = 1
+    address: str = field(kw_only=True)
 
     name: ClassVar[str] = "forkserver"
-    forks: ClassVar[bool] = True
-    hides: ClassVar[bool] = True
-    sets_threads: ClassVar[bool] = True
-
-    def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
-        """A fresh bubblewrap worker, where the server could not fork one."""
-        return self.base.launch(worker_argv, scratch, limits)
-
-    def hiding(self, paths: Iterable[Path]) -> ForkServerLauncher:
-        return replace(self, base=self.base.hiding(paths))
-
-    def with_threads(self, threads: int) -> ForkServerLauncher:
-        return replace(self, threads=threads)
 
     def spawn(
         self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int
@@ -215,11 +200,11 @@ def start(base: BwrapLauncher) -> ForkServerLauncher:
     background: the first worker waits for them)."""
     for address, server in list(_SERVERS.items()):
         if server.alive and server.owner == os.getpid():
-            return ForkServerLauncher(base, address)
+            return ForkServerLauncher(base, address=address)
         _SERVERS.pop(address).close()
     server = ForkServer()
     _SERVERS[server.address] = server
-    return ForkServerLauncher(base, server.address)
+    return ForkServerLauncher(base, address=server.address)
 
 
 def settle() -> None:

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, Iterable, Mapping, Protocol
+from typing import ClassVar, Iterable, Mapping, Protocol, Self
 
 from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, WorkerCgroup, compile_grader
 from grader.execution.workdir import tree_size
@@ -58,25 +58,34 @@ def cpu_share(jobs: int) -> int:
 
 
 @dataclass(frozen=True)
-class WarmLauncher:
-    """Bubblewrap with a warm zygote; plain data, so that it pickles into the process pool."""
+class BwrapForking:
+    """What the launchers of forked workers (a zygote's, the fork server's) share: bubblewrap's arguments, which
+    each forked worker's sandbox is built from and a worker that cannot be forked is launched with, and each
+    worker's torch threads.  Plain data, so that it pickles into a process pool."""
 
     base: BwrapLauncher
     threads: int = 1
 
-    name: ClassVar[str] = "bwrap"  # the same sandbox as a fresh worker's, recorded alike
     forks: ClassVar[bool] = True
     hides: ClassVar[bool] = True
     sets_threads: ClassVar[bool] = True
 
     def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
+        """A fresh bubblewrap worker, where none can be forked."""
         return self.base.launch(worker_argv, scratch, limits)
 
-    def hiding(self, paths: Iterable[Path]) -> WarmLauncher:
+    def hiding(self, paths: Iterable[Path]) -> Self:
         return replace(self, base=self.base.hiding(paths))
 
-    def with_threads(self, threads: int) -> WarmLauncher:
+    def with_threads(self, threads: int) -> Self:
         return replace(self, threads=threads)
+
+
+@dataclass(frozen=True)
+class WarmLauncher(BwrapForking):
+    """Bubblewrap with a warm zygote."""
+
+    name: ClassVar[str] = "bwrap"  # the same sandbox as a fresh worker's, recorded alike
 
     def spawn(
         self, scratch: Path, limits: Limits, log_path: Path | None, rfd: int, wfd: int

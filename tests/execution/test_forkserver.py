@@ -170,7 +170,7 @@ def test_choose_launcher_prefers_the_fork_server_unless_asked(monkeypatch):
     monkeypatch.delenv("GRADER_WARM", raising=False)
     monkeypatch.setattr("grader.execution.sandbox.bwrap_problem", lambda bwrap="bwrap": None)
     monkeypatch.setattr(forkserver, "forkserver_problem", lambda: None)
-    monkeypatch.setattr(forkserver, "start", lambda base: forkserver.ForkServerLauncher(base, "/nowhere"))
+    monkeypatch.setattr(forkserver, "start", lambda base: forkserver.ForkServerLauncher(base, address="/nowhere"))
     monkeypatch.setenv("GRADER_FORKSERVER", "1")
     assert isinstance(choose_launcher("required"), forkserver.ForkServerLauncher)
     monkeypatch.setenv("GRADER_FORKSERVER", "0")
@@ -182,7 +182,7 @@ def test_choose_launcher_prefers_the_fork_server_unless_asked(monkeypatch):
 
 
 def test_the_launcher_declares_what_it_can_do():
-    launcher = forkserver.ForkServerLauncher(BwrapLauncher(), "/nowhere")
+    launcher = forkserver.ForkServerLauncher(BwrapLauncher(), address="/nowhere")
     assert launcher.forks and launcher.hides and launcher.sets_threads
     assert launcher.with_threads(3).threads == 3 and launcher.hiding([ROOT]).base.hidden == (str(ROOT),)
     assert not (PlainLauncher.forks or PlainLauncher.hides or BwrapLauncher.forks) and BwrapLauncher.hides
