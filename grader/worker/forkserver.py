@@ -63,12 +63,14 @@ from grader.worker.zygote import (
     drop_privileges,
     libc,
     mount,
+    only_worker_fds,
     prctl,
     preload,
     preload_late,
     reaped,
     report_error,
     reseed,
+    serve_forked,
     supervise,
 )
 
@@ -434,11 +436,7 @@ def _worker(plan: Plan, request: dict[str, Any], rfd: int, wfd: int, logfd: int)
             os.setsid()
         if plan.die_with_parent:
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(logfd, 1)
-        os.dup2(logfd, 2)
-        close_all_but({0, 1, 2, rfd, wfd})
+        only_worker_fds(rfd, wfd, logfd)
         os.chdir(plan.chdir)
         # What BwrapLauncher's trampoline does before the worker: the submission's folder into its home.
         shutil.copytree(STAGE, ".", dirs_exist_ok=True)
@@ -452,10 +450,7 @@ def _worker(plan: Plan, request: dict[str, Any], rfd: int, wfd: int, logfd: int)
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
         os._exit(70)
-    from grader.worker.main import serve_student
-
-    serve_student(rfd, wfd, int(request.get("threads") or 1))
-    os._exit(0)
+    serve_forked(request, rfd, wfd)
 
 
 def set_limits(pairs: list[list[int]]) -> None:

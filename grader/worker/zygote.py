@@ -31,7 +31,7 @@ import socket
 import struct
 import sys
 import traceback
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
@@ -293,11 +293,7 @@ def _worker(request: dict[str, Any], rfd: int, wfd: int, logfd: int) -> None:
     try:
         os.setsid()
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(logfd, 1)
-        os.dup2(logfd, 2)
-        close_all_but({0, 1, 2, rfd, wfd})
+        only_worker_fds(rfd, wfd, logfd)
         drop_privileges()
         prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the student's own process is, as usual
         os.chdir(HOME)
@@ -305,6 +301,21 @@ def _worker(request: dict[str, Any], rfd: int, wfd: int, logfd: int) -> None:
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
         os._exit(70)
+    serve_forked(request, rfd, wfd)
+
+
+def only_worker_fds(rfd: int, wfd: int, logfd: int) -> None:
+    """A forked worker's descriptors: /dev/null in, the submission's log out, its two pipe ends; nothing else
+    it inherited stays open."""
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(logfd, 1)
+    os.dup2(logfd, 2)
+    close_all_but({0, 1, 2, rfd, wfd})
+
+
+def serve_forked(request: dict[str, Any], rfd: int, wfd: int) -> NoReturn:
+    """A forked worker, set up, serves the grader's requests and exits."""
     from grader.worker.main import serve_student
 
     serve_student(rfd, wfd, int(request.get("threads") or 1))
