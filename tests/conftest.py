@@ -4,6 +4,7 @@ import ast
 import functools
 import os
 import textwrap
+import time
 from pathlib import Path
 from subprocess import Popen
 from typing import Callable
@@ -211,3 +212,13 @@ def by_id(result: SubmissionResult, qid: str):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def grade_mini(mini_rubric: Rubric) -> Callable[[Path], SubmissionResult]:
     return lambda path: grade_submission(mini_rubric, path)
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 15.0) -> bool:
+    """Whether `condition()` came true within `seconds` (what another process does takes its time to show)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())

@@ -4,7 +4,6 @@ the same time.  The isolation tests shared with bubblewrap are in test_sandbox.p
 from __future__ import annotations
 
 import pickle
-import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -21,20 +20,12 @@ from grader.grading.submission import grade_submission
 from grader.rubric.schema import Limits, load_rubric
 from grader.sources.load import load_submission
 from grader.worker.forkserver import parse
-from tests.conftest import DATA, ROOT, call, host_command_lines, needs_forkserver, scores, worker_process
+from tests.conftest import DATA, ROOT, call, host_command_lines, needs_forkserver, scores, wait_until, worker_process
 
 WARM = DATA / "warm"
 ESCAPE = DATA / "forkserver" / "escape.py"
 LIMITS = Limits(cell_timeout=30, call_timeout=30)
 
-
-def _wait_until(condition, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _forked(path: Path, launcher: forkserver.ForkServerLauncher, limits: Limits = LIMITS) -> WorkerSession:
@@ -51,12 +42,12 @@ def test_a_submission_sees_nothing_of_one_graded_at_the_same_time():
     with _forked(WARM / "leaves_traces.py", launcher) as first:
         written = call(first, "leave", token)
         assert sorted(Path(p).parent.as_posix() for p in written) == ["/dev/shm", "/home/student", "/tmp"]
-        assert _wait_until(lambda: sum(token in line for line in host_command_lines()) == 2)
+        assert wait_until(lambda: sum(token in line for line in host_command_lines()) == 2)
         with _forked(WARM / "looks_for_traces.py", launcher) as second:  # while the first one's daemons run
             seen = call(second, "look", token)
         assert seen["files"] == [] and seen["processes"] == [] and seen["home"] == ["looks_for_traces.py"]
         assert seen["allclose"] is False and seen["env"] is None and seen["threads"] == 2
-    assert _wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
+    assert wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
     with _forked(WARM / "looks_for_traces.py", launcher) as third:  # and nothing is left for the next one
         seen = call(third, "look", token)
     assert seen["files"] == [] and seen["processes"] == [] and seen["env"] is None

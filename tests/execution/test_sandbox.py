@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from grader.execution.session import WorkerSession
 from grader.execution.zygote import WarmProcess
 from grader.rubric.schema import Limits
 from grader.sources.load import load_submission
-from tests.conftest import DATA, ROOT, SANDBOXES, call, host_command_lines, sandboxed, worker_process
+from tests.conftest import DATA, ROOT, SANDBOXES, call, host_command_lines, sandboxed, wait_until, worker_process
 
 
 def _call(session: WorkerSession, name: str, *args: object) -> object:
@@ -113,8 +112,8 @@ def test_children_and_daemons_die_with_the_grading(kind):
     with _session(sandboxed(kind)) as session:
         assert _call(session, "start_daemons", token) == "started"
         # While grading runs the daemons exist (so the search below can find them at all).
-        assert _wait_until(lambda: sum(token in line for line in host_command_lines()) == 3)
-    assert _wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
+        assert wait_until(lambda: sum(token in line for line in host_command_lines()) == 3, seconds=10)
+    assert wait_until(lambda: not any(token in line for line in host_command_lines()), seconds=10), "a daemon survived"
 
 
 @pytest.mark.parametrize("kind", SANDBOXES)
@@ -196,14 +195,6 @@ def test_grade_refuses_without_bwrap_by_default_on_linux(no_bwrap, tmp_path, cap
     assert err == ["grader: error: no OS sandbox: bwrap is not installed; install bubblewrap or pass --sandbox=auto to grade without it"]
     assert not (tmp_path / "out" / "gradebook.csv").exists()
 
-
-def _wait_until(predicate, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return bool(predicate())
 
 
 def test_the_grader_is_byte_compiled_once_for_its_workers(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ could touch, keeps the whole sandbox, and is graded exactly as in a fresh worker
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from tests.conftest import (
     host_command_lines,
     needs_bwrap,
     scores,
+    wait_until,
     worker_process,
 )
 
 WARM = DATA / "warm"
 LIMITS = Limits(cell_timeout=30, call_timeout=30)
-
-def _wait_until(condition, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @needs_bwrap
@@ -50,8 +42,8 @@ def test_a_submission_leaves_nothing_for_the_next_in_its_slot(cnn_rubric):
         written = call(session, "leave", token)
         # It could write only to its own places: its home, /tmp and /dev/shm.
         assert sorted(Path(p).parent.as_posix() for p in written) == ["/dev/shm", "/home/student", "/tmp"]
-        assert _wait_until(lambda: sum(token in line for line in host_command_lines()) == 2)
-    assert _wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
+        assert wait_until(lambda: sum(token in line for line in host_command_lines()) == 2)
+    assert wait_until(lambda: not any(token in line for line in host_command_lines())), "a daemon survived"
     with WorkerSession(load_submission(WARM / "looks_for_traces.py"), LIMITS, launcher) as session:
         assert session.run_cells() == []
         seen = call(session, "look", token)
