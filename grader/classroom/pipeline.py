@@ -198,7 +198,7 @@ def grade_class(options: ClassOptions, progress: Progress | None = None) -> Clas
         work = _only(work, list(options.only), entries)
     _say_which_file(entries, {job.name for job in work}, say)
     keys = {job.name: verdict_key(rubric, Path(job.path), job.helpers) for job in work}
-    with folder.gradebook() as book, _interrupts() as interrupted:
+    with folder.gradebook() as book, _interrupts() as interrupts:
         book.record_entries({job.name: entries[job.name] for job in work})  # who each folder is
         _say_who_comes_back(book, entries, {job.name for job in work}, say)
         done: dict[str, SubmissionResult] = {}
@@ -221,10 +221,11 @@ def grade_class(options: ClassOptions, progress: Progress | None = None) -> Clas
                 for result in graded:
                     result = _with_ta_work(result, entries[result.student], book, lateness)
                     student = finish(result, rubric)  # rendered (or its failure recorded) before anything is committed
-                    book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
-                    student.write(out / result.student)
-                    done[result.student] = student.result
-                    if interrupted():  # a Ctrl-C whose KeyboardInterrupt Python dropped (see _interrupts)
+                    with interrupts.held():  # a Ctrl-C waits until the gradebook, the files and the count agree
+                        book.record(student.result, keys[result.student])  # committed first: the gradebook is the truth
+                        student.write(out / result.student)
+                        done[result.student] = student.result
+                    if interrupts.came():  # one held above, or one whose KeyboardInterrupt Python dropped
                         raise KeyboardInterrupt
                     say(SubmissionGraded(student.result))
             finally:
@@ -248,23 +249,44 @@ def _similar_code(out: Path) -> tuple[tuple[Pair, ...], str | None]:
         return (), str(exc)
 
 
+class _Interrupts:
+    """The Ctrl-Cs a batch has seen.  Each raises KeyboardInterrupt at once, except inside `held()`, where it is
+    only remembered (the loop asks `came()` after): a submission is never counted, committed and written by
+    halves."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.holding = False
+
+    def came(self) -> bool:
+        return self.seen > 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.seen += 1
+        if not self.holding:
+            raise KeyboardInterrupt
+
+
 @contextmanager
-def _interrupts() -> Iterator[Callable[[], bool]]:
+def _interrupts() -> Iterator[_Interrupts]:
     """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: Python drops an exception raised in
     some callbacks (a fork's at-fork handlers, which every worker start runs; a __del__), so the batch loop also
     asks after each submission whether one came."""
-    seen: list[int] = []
+    interrupts = _Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield interrupts
         return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        seen.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = signal.signal(signal.SIGINT, interrupts.handle)
     try:
-        yield lambda: bool(seen)
+        yield interrupts
     finally:
         signal.signal(signal.SIGINT, previous)
 
