@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader
-from grader.execution.zygote import READY_TIMEOUT, BwrapForking, WarmProcess, ZygoteError, fork_worker, may_import_late
+from grader.execution.zygote import (
+    READY_TIMEOUT,
+    BwrapForking,
+    WarmProcess,
+    ZygoteError,
+    fork_worker,
+    last_line,
+    may_import_late,
+)
 from grader.rubric.schema import Limits
 
 log = logging.getLogger(__name__)
@@ -92,11 +100,6 @@ class ForkServer:
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
-
-    def stderr(self) -> str:
-        self.errors.seek(0)
-        lines = self.errors.read().decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "no message"
 
     def close(self) -> None:
         if self.owner != os.getpid():
@@ -176,7 +179,7 @@ class ForkServerLauncher(BwrapForking):
                 _CONNECTIONS.pop(key, None)
             server = _SERVERS.get(self.address)
             if server is not None and not server.alive:
-                raise ZygoteError(f"the fork server is gone: {server.stderr()}") from None
+                raise ZygoteError(f"the fork server is gone: {last_line(server.errors)}") from None
             raise
 
 
