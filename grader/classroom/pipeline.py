@@ -279,9 +279,10 @@ class _Interrupts:
 def _interrupts() -> Iterator[_Interrupts]:
     """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: Python drops an exception raised in
     some callbacks (a fork's at-fork handlers, which every worker start runs; a __del__), so the batch loop also
-    asks after each submission whether one came."""
+    asks after each submission whether one came.  A run started with SIGINT ignored (a script's
+    background job) keeps it ignored, as Python itself does."""
     interrupts = _Interrupts()
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield interrupts
         return
     previous = signal.signal(signal.SIGINT, interrupts.handle)

@@ -82,6 +82,11 @@ def _rows(out: Path) -> int:
         return 0
 
 
+def _sigint_default() -> None:
+    """SIGINT as a terminal's foreground command has it, even where this test run ignores it (a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])  # one at a time, and two slots (threads) with one still running
 def test_ctrl_c_leaves_class_files_for_what_finished(tmp_path: Path, jobs: str) -> None:
     klass = _students(tmp_path / "class", **{n: "zed_honest" for n in ("ann", "ben", "cat", "dan", "eve", "fay")})
@@ -89,7 +94,7 @@ def test_ctrl_c_leaves_class_files_for_what_finished(tmp_path: Path, jobs: str) 
     command = [sys.executable, "-m", "grader.cli.main", "grade", str(RUBRIC), str(klass), "--out", str(out), "--sandbox=auto",
                "--jobs", jobs]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_sigint_default)
     deadline = time.monotonic() + 180
     while _rows(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -124,6 +129,34 @@ def test_a_ctrl_c_that_python_drops_still_stops_the_batch(tmp_path: Path) -> Non
 
     klass = _students(tmp_path / "class", **{n: "zed_honest" for n in ("ann", "ben", "cat", "dan")})
     out = tmp_path / "out"
-    assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), executor=DropsTheInterrupt()) == EXIT_INTERRUPTED
-    assert _rows(out) == 2 and len(_csv(out)) == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even in a background job
+    try:
+        assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), executor=DropsTheInterrupt()) == EXIT_INTERRUPTED
+        assert _rows(out) == 2 and len(_csv(out)) == 2
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_batch_started_with_sigint_ignored_keeps_ignoring_it(tmp_path: Path) -> None:
+    # A script's background job (`grader grade ... &` without job control) or nohup: a Ctrl-C meant for the
+    # foreground does not stop it, as it does not stop Python itself.
+    from grader.grading.executors import SerialExecutor
+
+    class SendsAnInterrupt(SerialExecutor):
+        def grade(self, rubric, jobs, settings):  # type: ignore[no-untyped-def]
+            for i, result in enumerate(super().grade(rubric, jobs, settings)):
+                if i == 0:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.5)
+                yield result
+
+    klass = _students(tmp_path / "class", **{n: "zed_honest" for n in ("ann", "ben", "cat")})
+    out = tmp_path / "out"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert grade(RUBRIC, [klass], out, launcher=choose_launcher("auto"), executor=SendsAnInterrupt()) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert _csv(out) == {"ann": "10", "ben": "10", "cat": "10"}
