@@ -22,6 +22,7 @@ from grader.execution.transport import (
     ReplyTooLarge,
     Transport,
     WorkerDied,
+    WorkerStartFailed,
     WorkerStoppedReading,
     WorkerTimeout,
     megabytes,
@@ -173,6 +174,10 @@ class WorkerSession:
         except (ReplyTooLarge, MalformedReply) as exc:
             self._kill()
             raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
+        except WorkerDied as exc:  # nothing of the student's ran yet (no cell, and -P: no module of theirs)
+            self._kill()
+            said = last_log_line(self.log_path)
+            raise WorkerStartFailed(f"the grader's worker did not start ({exc}){': ' + said if said else ''}") from None
         self.device = hello.device
         for index in list(self.replay):
             self._exec(index, replaying=True)
@@ -438,3 +443,16 @@ class WorkerSession:
             if result.ok and isinstance(result.value, list):
                 seen.update(str(flag)[:300] for flag in result.value[:20])
         return tuple(sorted(seen))
+
+
+def last_log_line(path: Path | None) -> str:
+    """The last line of a worker's log (its stderr), for a start that failed; empty where there is none."""
+    if path is None:
+        return ""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4096))
+            lines = fh.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:500] if lines else ""

@@ -49,6 +49,11 @@ class WorkerTimeout(RuntimeError):
     pass
 
 
+class WorkerStartFailed(RuntimeError):
+    """A fresh worker died before answering its first request, before any student code ran in it: the grader's
+    environment failed (an import, the sandbox), which is a TA's matter, never the student's doing."""
+
+
 class WorkerStoppedReading(WorkerTimeout):
     """A request could not be written within its deadline: student code stopped the worker reading its pipe."""
 

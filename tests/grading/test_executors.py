@@ -10,11 +10,11 @@ import pytest
 
 from grader.execution import forkserver
 from grader.execution.launchers import choose_launcher
-from grader.execution.sandbox import BwrapLauncher, Launcher
+from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, PlainLauncher
 from grader.execution.zygote import WarmLauncher
 from grader.grading.batch import Job, Settings
 from grader.grading.executors import PoolExecutor, SerialExecutor, ThreadExecutor, local_executor, run_jobs
-from grader.rubric.schema import load_rubric
+from grader.rubric.schema import Limits, load_rubric
 from tests.conftest import DATA, ROOT, needs_bwrap, needs_forkserver
 
 RUBRIC = DATA / "mini" / "rubric.yaml"
@@ -90,3 +90,25 @@ def test_slots_in_threads_grade_as_one_at_a_time(tmp_path: Path, make_launcher: 
             (q.qid, q.score, q.status, q.message, q.details) for q in serial[r.student].questions
         ]
         assert r.sandbox == serial[r.student].sandbox != "none"
+
+
+class _NoGraderLauncher(PlainLauncher):
+    """A worker environment without the grader (a cluster node's broken install, say): its worker cannot start."""
+
+    def launch(self, worker_argv: list[str], scratch: Path, limits: Limits) -> Launch:
+        argv = ["grader_not_installed.worker" if a == "grader.worker" else a for a in worker_argv]
+        return super().launch(argv, scratch, limits)
+
+
+def test_a_worker_that_cannot_start_is_the_graders_failure_not_the_students(tmp_path: Path) -> None:
+    rubric = load_rubric(RUBRIC)
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(CLASS / "zed_honest.py", folder / "ann.py")
+    job = Job(str(folder / "ann.py"), "ann", str(tmp_path / "ann.log"))
+    [result] = SerialExecutor().grade(rubric, [job], Settings(_NoGraderLauncher()))
+    assert result.needs_ta and result.score == 0
+    assert result.grader_error is not None
+    assert "the grader's worker did not start" in result.grader_error
+    assert "No module named 'grader_not_installed'" in result.grader_error
+    assert not any("ended the worker process" in q.message for q in result.questions)
