@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader
+from grader.execution.sandbox import BwrapLauncher, Launch, WorkerCgroup, compile_grader, last_line
 from grader.execution.zygote import (
     READY_TIMEOUT,
     BwrapForking,
     WarmProcess,
     ZygoteError,
     fork_worker,
-    last_line,
     may_import_late,
 )
 from grader.rubric.schema import Limits
@@ -179,7 +178,7 @@ class ForkServerLauncher(BwrapForking):
                 _CONNECTIONS.pop(key, None)
             server = _SERVERS.get(self.address)
             if server is not None and not server.alive:
-                raise ZygoteError(f"the fork server is gone: {last_line(server.errors)}") from None
+                raise ZygoteError(f"the fork server is gone: {last_line(server.errors) or 'no message'}") from None
             raise
 
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol, cast
 
 from grader.execution.workdir import tree_size
 
@@ -79,6 +79,15 @@ class HidingLauncher(Launcher, Protocol):
 
 class ThreadedLauncher(Launcher, Protocol):
     def with_threads(self, threads: int) -> Launcher: ...
+
+
+def last_line(errors: BinaryIO) -> str:
+    """The last line a launched process (a worker, a zygote, the fork server) wrote to its stderr file, read from
+    its last 4 KiB: what its failure says; empty where it wrote nothing."""
+    errors.seek(0, os.SEEK_END)
+    errors.seek(max(0, errors.tell() - 4096))
+    lines = errors.read().decode(errors="replace").strip().splitlines()
+    return lines[-1][:500] if lines else ""
 
 
 def worker_env(scratch: Path) -> dict[str, str]:

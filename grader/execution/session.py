@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from grader.execution.replies import MalformedReply, Reply
-from grader.execution.sandbox import Launcher, PlainLauncher
+from grader.execution.sandbox import Launcher, PlainLauncher, last_line
 from grader.execution.transport import (
     STOPPED_READING,
     ReplyTooLarge,
@@ -176,7 +176,7 @@ class WorkerSession:
             raise WorkerDied(f"the worker's first reply was unusable: {exc}") from None
         except WorkerDied as exc:  # nothing of the student's ran yet (no cell, and -P: no module of theirs)
             self._kill()
-            said = last_log_line(self.log_path)
+            said = self._log_tail()
             raise WorkerStartFailed(f"the grader's worker did not start ({exc}){': ' + said if said else ''}") from None
         self.device = hello.device
         for index in list(self.replay):
@@ -188,6 +188,16 @@ class WorkerSession:
                 self._kill()
                 self.restarts += 1
             self._start()
+
+    def _log_tail(self) -> str:
+        """The last line of this submission's worker log (its stderr), for a start that failed."""
+        if self.log_path is None:
+            return ""
+        try:
+            with self.log_path.open("rb") as fh:
+                return last_line(fh)
+        except OSError:
+            return ""
 
     def _kill(self) -> None:
         """End the worker (kept as `transport`, dead, so that the next start counts as a restart) and remove
@@ -443,16 +453,3 @@ class WorkerSession:
             if result.ok and isinstance(result.value, list):
                 seen.update(str(flag)[:300] for flag in result.value[:20])
         return tuple(sorted(seen))
-
-
-def last_log_line(path: Path | None) -> str:
-    """The last line of a worker's log (its stderr), for a start that failed; empty where there is none."""
-    if path is None:
-        return ""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 4096))
-            lines = fh.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1][:500] if lines else ""

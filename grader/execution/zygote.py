@@ -30,9 +30,9 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Iterable, Mapping, Protocol, Self
+from typing import ClassVar, Iterable, Mapping, Protocol, Self
 
-from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, WorkerCgroup, compile_grader
+from grader.execution.sandbox import BwrapLauncher, Launch, Launcher, WorkerCgroup, compile_grader, last_line
 from grader.execution.workdir import tree_size
 from grader.rubric.schema import Limits
 from grader.worker.protocol import MiB
@@ -135,13 +135,6 @@ def may_import_late(folder: Path) -> bool:
     return False
 
 
-def last_line(errors: BinaryIO) -> str:
-    """The last line a warm process (a zygote, the fork server) wrote to its stderr file: what a failure says."""
-    errors.seek(0)
-    lines = errors.read().decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else "no message"
-
-
 class ForkingLauncher(Launcher, Protocol):
     """A launcher whose `forks` is true: a worker forked by a warm process (a zygote, the fork server)."""
 
@@ -241,7 +234,7 @@ class Zygote:
         hello = self._receive(READY_TIMEOUT)
         if hello != b"Z":
             self.close()
-            raise ZygoteError(f"the zygote did not start: {hello[1:].decode(errors='replace') or last_line(self.errors)}")
+            raise ZygoteError(f"the zygote did not start: {hello[1:].decode(errors='replace') or last_line(self.errors) or 'no message'}")
 
     @property
     def dead(self) -> bool:
